@@ -1,0 +1,93 @@
+// volga info MODEL: architecture, hyper-parameters, tensor types, size, template.
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "format/gguf.h"
+#include "model/model.h"
+#include "util/error.h"
+
+namespace volga::cli {
+
+namespace {
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.2f %s", b, units[u]);
+  return buf;
+}
+}  // namespace
+
+Command add_info(CLI::App& app) {
+  auto path = std::make_shared<std::string>();
+  auto all = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("info", "Show a model's architecture, hyper-parameters, tensor types, size and chat template");
+  cmd->add_option("model", *path, "GGUF model file")->required()->check(CLI::ExistingFile);
+  cmd->add_flag("--metadata", *all, "Also list every metadata key and every tensor");
+  return [path, all]() -> int {
+    auto f = GgufFile::open(*path);
+    std::printf("file:          %s\n", path->c_str());
+    std::printf("format:        GGUF v%u, %zu tensors, %zu metadata keys, alignment %llu\n", f->version(),
+                f->tensors().size(), f->metadata().size(), static_cast<unsigned long long>(f->alignment()));
+    std::printf("size:          %s\n", human_bytes(static_cast<double>(f->file_size())).c_str());
+    std::string arch = f->get_string_opt("general.architecture").value_or("(none)");
+    std::printf("architecture:  %s\n", arch.c_str());
+    if (auto name = f->get_string_opt("general.name")) std::printf("name:          %s\n", name->c_str());
+    try {
+      ModelSpec s = read_model_spec(*f);
+      std::printf("vocabulary:    %lld\n", static_cast<long long>(s.n_vocab));
+      std::printf("layers:        %lld\n", static_cast<long long>(s.n_layer));
+      std::printf("embedding:     %lld\n", static_cast<long long>(s.n_embd));
+      std::printf("feed-forward:  %lld\n", static_cast<long long>(s.n_ff));
+      std::printf("heads:         %lld (kv %lld), head size k %lld / v %lld\n", static_cast<long long>(s.n_head),
+                  static_cast<long long>(s.n_head_kv), static_cast<long long>(s.head_dim_k),
+                  static_cast<long long>(s.head_dim_v));
+      std::printf("context:       %lld (trained)\n", static_cast<long long>(s.n_ctx_train));
+      std::printf("rope:          %s, %lld dims, base %g%s\n", s.rope_style == RopeStyle::Neox ? "neox" : "normal",
+                  static_cast<long long>(s.n_rot), s.rope_freq_base,
+                  f->find_tensor("rope_freqs.weight") ? ", llama3 frequency factors" : "");
+      std::printf("rms epsilon:   %g\n", s.rms_eps);
+    } catch (const Error& e) {
+      std::printf("(cannot run: %s)\n", e.what());
+    }
+    std::map<std::string, std::pair<int, uint64_t>> per_type;
+    uint64_t params = 0;
+    for (const auto& t : f->tensors()) {
+      auto& e = per_type[dtype_name(t.type)];
+      ++e.first;
+      e.second += t.n_bytes;
+      params += static_cast<uint64_t>(t.n_elements());
+    }
+    std::printf("parameters:    %.2f M\n", static_cast<double>(params) / 1e6);
+    std::printf("tensor types: ");
+    for (const auto& [name, e] : per_type)
+      std::printf(" %s x%d (%s)", name.c_str(), e.first, human_bytes(static_cast<double>(e.second)).c_str());
+    std::printf("\n");
+    if (auto tm = f->get_string_opt("tokenizer.ggml.model")) {
+      std::printf("tokenizer:     %s", tm->c_str());
+      if (auto pre = f->get_string_opt("tokenizer.ggml.pre")) std::printf(" (pre-tokenizer %s)", pre->c_str());
+      if (const GgufValue* v = f->find("tokenizer.ggml.tokens")) std::printf(", %zu tokens", v->array.size());
+      std::printf("\n");
+    }
+    if (auto tmpl = f->get_string_opt("tokenizer.chat_template"))
+      std::printf("chat template:\n%s\n", tmpl->c_str());
+    else
+      std::printf("chat template: (none)\n");
+    if (*all) {
+      std::printf("\nmetadata:\n");
+      for (const auto& [k, v] : f->metadata()) std::printf("  %-48s %s\n", k.c_str(), v.to_display_string().c_str());
+      std::printf("\ntensors:\n");
+      for (const auto& t : f->tensors())
+        std::printf("  %-40s %-6s %s\n", t.name.c_str(), dtype_name(t.type), t.shape_string().c_str());
+    }
+    return 0;
+  };
+}
+
+}  // namespace volga::cli

@@ -1,0 +1,99 @@
+// volga run MODEL -p TEXT: completes TEXT as plain text (no chat template).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "format/gguf.h"
+#include "model/model.h"
+#include "runtime/generate.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace volga::cli {
+
+namespace {
+struct RunOptions {
+  std::string model;
+  std::string prompt;
+  int n_predict = 128;
+  int threads = 0;
+  int ctx_size = 0;
+  bool json = false;
+  bool ignore_eos = false;
+  SamplingParams sampling;
+  int64_t seed = -1;
+};
+}  // namespace
+
+Command add_run(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand("run", "Complete a prompt as plain text (no chat template) and print the generated text");
+  cmd->add_option("model", o->model, "GGUF model file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-p,--prompt", o->prompt, "Text to complete")->required();
+  cmd->add_option("-n,--n-predict", o->n_predict, "Maximum number of tokens to generate")->default_val(128)->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--temperature,--temp", o->sampling.temperature, "Sampling temperature; 0 = greedy")->default_val(0.8f);
+  cmd->add_option("--top-k", o->sampling.top_k, "Keep the K most likely tokens (0 = off)")->default_val(40);
+  cmd->add_option("--top-p", o->sampling.top_p, "Nucleus sampling threshold (1 = off)")->default_val(0.95f);
+  cmd->add_option("--min-p", o->sampling.min_p, "Drop tokens below min-p times the top probability (0 = off)")->default_val(0.05f);
+  cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Penalty for recently seen tokens (1 = off)")->default_val(1.0f);
+  cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "How many recent tokens the repeat penalty considers")->default_val(64);
+  cmd->add_option("-s,--seed", o->seed, "Random seed for reproducible sampling (default: random)");
+  cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
+  cmd->add_option("-c,--ctx-size", o->ctx_size, "Context size in tokens (default: prompt + n-predict, capped at the model's)");
+  cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-generation tokens");
+  cmd->add_flag("--json", o->json, "Print one JSON object with prompt_ids, ids and text instead of the text");
+  return [o]() -> int {
+    o->sampling.seed = o->seed >= 0 ? static_cast<uint64_t>(o->seed)
+                                    : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    o->sampling.validate();
+    auto file = GgufFile::open(o->model);
+    auto tok = Tokenizer::from_gguf(*file);
+    ThreadPool pool(resolve_threads(o->threads));
+    auto model = load_model(*file, pool);
+    std::vector<int32_t> prompt = tok->encode(o->prompt, true, false);
+    if (prompt.empty()) throw Error("the prompt is empty: give some text with -p");
+    const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+    const int64_t ctx = o->ctx_size > 0 ? o->ctx_size
+                                        : std::min<int64_t>(n_prompt + o->n_predict, model->spec().n_ctx_train);
+    if (n_prompt > ctx)
+      throw Error("the prompt has " + std::to_string(n_prompt) + " tokens, more than the context of " +
+                  std::to_string(ctx) + " tokens; shorten the prompt or raise --ctx-size");
+    KvCache cache(model->spec(), 1, static_cast<int>(ctx));
+    GenerateOptions gopt;
+    gopt.max_tokens = o->n_predict;
+    gopt.sampling = o->sampling;
+    if (!o->ignore_eos)
+      for (int32_t id = 0; id < tok->n_vocab(); ++id)
+        if (tok->is_end_of_generation(id)) gopt.stop_ids.push_back(id);
+    StreamDecoder dec(*tok);
+    const bool stream = !o->json;
+    GenerateResult res = generate(*model, cache, prompt, gopt, [&](int32_t id) {
+      if (stream && !tok->is_end_of_generation(id)) {
+        std::string piece = dec.push(id);
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+      }
+      return true;
+    });
+    std::vector<int32_t> out_ids = res.ids;
+    if (res.stopped && !out_ids.empty()) out_ids.pop_back();  // the stop token is not text
+    if (o->json) {
+      nlohmann::json j;
+      j["prompt_ids"] = prompt;
+      j["ids"] = res.ids;
+      j["text"] = tok->decode(out_ids);
+      j["stopped"] = res.stopped;
+      std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    } else {
+      std::string rest = dec.flush();
+      std::fwrite(rest.data(), 1, rest.size(), stdout);
+      if (isatty(STDOUT_FILENO)) std::fputc('\n', stdout);
+    }
+    return 0;
+  };
+}
+
+}  // namespace volga::cli

@@ -1,0 +1,47 @@
+// volga — LLM inference engine. Entry point: parses the subcommand and runs it,
+// turning volga::Error into a one-line message and exit code 1.
+#include <cstdio>
+#include <map>
+#include <thread>
+
+#include "cli/commands.h"
+#include "util/error.h"
+
+namespace volga::cli {
+int resolve_threads(int requested) {
+  if (requested > 0) return requested;
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+}  // namespace volga::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"Volga: run open-weight LLMs (GGUF) fast on ordinary CPUs.\n"
+               "Run 'volga COMMAND --help' for the options of a command."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "volga 0.1.0");
+  std::map<CLI::App*, volga::cli::Command> commands;
+  auto reg = [&](volga::cli::Command (*add)(CLI::App&)) {
+    size_t before = app.get_subcommands({}).size();
+    volga::cli::Command c = add(app);
+    commands[app.get_subcommands({})[before]] = std::move(c);
+  };
+  reg(volga::cli::add_run);
+  reg(volga::cli::add_info);
+  reg(volga::cli::add_logits);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : commands)
+      if (sub->parsed()) return run();
+  } catch (const volga::Error& e) {
+    std::fprintf(stderr, "volga: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "volga: error: out of memory (try a smaller --ctx-size or model)\n");
+    return 1;
+  }
+  return 0;
+}

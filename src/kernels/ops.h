@@ -1,0 +1,35 @@
+// Numerical operations of the forward pass. Each entry point checks nothing in
+// release builds (callers validate shapes at load time) and runs the kernel of
+// the selected ISA; today only the scalar reference in kernels/ref exists.
+// Thread-safety: functions are pure; those taking a ThreadPool must be called
+// from the thread that owns the pool.
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/weight.h"
+#include "util/thread_pool.h"
+
+namespace volga::kernels {
+
+// y[t][r] = sum_k w[r][k] * x[t][k] for t < n_tokens, r < w.rows.
+// x is [n_tokens][w.cols], y is [n_tokens][w.rows], both row-major float.
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+
+// out[k] = w[r][k] (dequantized row), e.g. an embedding lookup.
+void get_row(const WeightMatrix& w, int64_t r, float* out);
+
+// y = x / sqrt(mean(x^2) + eps) * weight, over n elements (y may alias x).
+void rms_norm(const float* x, const float* weight, float eps, int64_t n, float* y);
+
+// Rotary position embedding, in place, on the first 2*n_pairs elements of one head.
+// neox: pairs (i, i + n_pairs); otherwise adjacent pairs (2i, 2i+1).
+void rope(float* head, const float* cos, const float* sin, int n_pairs, bool neox);
+
+// In-place numerically stable softmax over n elements.
+void softmax(float* x, int64_t n);
+
+// out[i] = silu(gate[i]) * up[i]
+void swiglu(const float* gate, const float* up, int64_t n, float* out);
+
+}  // namespace volga::kernels

@@ -1,0 +1,38 @@
+// Model — the small interface every architecture implements, and the loader
+// that picks an implementation from `general.architecture`.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/batch.h"
+#include "model/kv_cache.h"
+#include "model/spec.h"
+#include "util/thread_pool.h"
+
+namespace volga {
+
+class GgufFile;
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const ModelSpec& spec() const = 0;
+
+  // Runs one forward pass over `batch`, appending each token's keys/values to
+  // its sequence in `cache`, and returns logits for tokens with want_logits.
+  // Throws volga::Error on an invalid batch (bad token id, position gap,
+  // sequence id out of range, context full). Not thread-safe: engine thread only.
+  virtual Logits forward(const Batch& batch, KvCache& cache) = 0;
+};
+
+// Architectures Volga can load.
+const std::vector<std::string>& supported_architectures();
+
+// Binds the weights of `file` (which must outlive the model) and returns the
+// model. Throws volga::Error for an unknown architecture or a missing or
+// misshapen tensor, naming it.
+std::unique_ptr<Model> load_model(const GgufFile& file, ThreadPool& pool);
+
+}  // namespace volga

@@ -1,0 +1,90 @@
+#include "sampling/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_set>
+
+#include "util/error.h"
+
+namespace volga {
+
+void SamplingParams::validate() const {
+  if (!std::isfinite(temperature) || temperature < 0 || temperature > 100)
+    throw Error("temperature must be between 0 and 100");
+  if (!(top_p > 0) || top_p > 1) throw Error("top_p must be in (0, 1]");
+  if (!(min_p >= 0) || min_p > 1) throw Error("min_p must be in [0, 1]");
+  if (!(repeat_penalty > 0) || !std::isfinite(repeat_penalty)) throw Error("repeat penalty must be positive");
+  if (repeat_last_n < 0) throw Error("repeat_last_n must be >= 0");
+}
+
+Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) { params_.validate(); }
+
+void Sampler::accept(int32_t token) {
+  if (params_.repeat_last_n <= 0) return;
+  recent_.push_back(token);
+  while (static_cast<int32_t>(recent_.size()) > params_.repeat_last_n) recent_.pop_front();
+}
+
+int32_t Sampler::sample(const float* logits, int64_t n_vocab) {
+  cand_.resize(static_cast<size_t>(n_vocab));
+  for (int64_t i = 0; i < n_vocab; ++i) cand_[static_cast<size_t>(i)] = {static_cast<int32_t>(i), logits[i], 0};
+  if (params_.repeat_penalty != 1.0f && !recent_.empty()) {
+    std::unordered_set<int32_t> seen(recent_.begin(), recent_.end());
+    for (int32_t id : seen) {
+      if (id < 0 || id >= n_vocab) continue;
+      float& l = cand_[static_cast<size_t>(id)].logit;
+      l = l > 0 ? l / params_.repeat_penalty : l * params_.repeat_penalty;
+    }
+  }
+  if (params_.temperature <= 0) {
+    size_t best = 0;
+    for (size_t i = 1; i < cand_.size(); ++i)
+      if (cand_[i].logit > cand_[best].logit) best = i;
+    return cand_[best].id;
+  }
+  auto by_logit = [](const Candidate& a, const Candidate& b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+  };
+  size_t n = cand_.size();
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < n) {
+    n = static_cast<size_t>(params_.top_k);
+    std::partial_sort(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(n), cand_.end(), by_logit);
+  } else {
+    std::sort(cand_.begin(), cand_.end(), by_logit);
+  }
+  cand_.resize(n);
+  auto softmax = [&](float temp) {
+    double sum = 0;
+    for (auto& c : cand_) sum += c.p = static_cast<float>(std::exp((c.logit - cand_[0].logit) / temp));
+    for (auto& c : cand_) c.p = static_cast<float>(c.p / sum);
+  };
+  softmax(1.0f);
+  if (params_.top_p < 1.0f) {
+    double cum = 0;
+    size_t keep = cand_.size();
+    for (size_t i = 0; i < cand_.size(); ++i) {
+      cum += cand_[i].p;
+      if (cum >= params_.top_p) {
+        keep = i + 1;
+        break;
+      }
+    }
+    cand_.resize(keep);
+  }
+  if (params_.min_p > 0) {
+    float threshold = cand_[0].p * params_.min_p;
+    size_t keep = 1;
+    while (keep < cand_.size() && cand_[keep].p >= threshold) ++keep;
+    cand_.resize(keep);
+  }
+  softmax(params_.temperature);
+  double r = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  double cum = 0;
+  for (const auto& c : cand_) {
+    cum += c.p;
+    if (r < cum) return c.id;
+  }
+  return cand_.back().id;
+}
+
+}  // namespace volga

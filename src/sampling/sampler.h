@@ -1,0 +1,50 @@
+// Sampler — turns one row of logits into the next token.
+// Chain (as llama.cpp orders it): repetition penalty -> top-k -> top-p ->
+// min-p -> temperature -> draw. temperature <= 0 means greedy (argmax, first
+// index on ties). The RNG is std::mt19937_64 seeded by `seed`, so the same
+// seed and logits always give the same tokens.
+// Thread-safety: one Sampler per sequence; not shared between threads.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <random>
+#include <vector>
+
+namespace volga {
+
+struct SamplingParams {
+  float temperature = 0.8f;
+  int32_t top_k = 40;          // <= 0: off
+  float top_p = 0.95f;         // >= 1: off
+  float min_p = 0.05f;         // <= 0: off
+  float repeat_penalty = 1.0f; // 1: off
+  int32_t repeat_last_n = 64;  // tokens considered by the repetition penalty
+  uint64_t seed = 0;
+
+  // Throws volga::Error with a user-facing message when a value is out of range.
+  void validate() const;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params);
+
+  // Picks a token from logits[0..n_vocab). Does not record it: call accept().
+  int32_t sample(const float* logits, int64_t n_vocab);
+  // Records a token (prompt or generated) for the repetition penalty.
+  void accept(int32_t token);
+
+ private:
+  struct Candidate {
+    int32_t id;
+    float logit;
+    float p;
+  };
+  SamplingParams params_;
+  std::mt19937_64 rng_;
+  std::deque<int32_t> recent_;
+  std::vector<Candidate> cand_;
+};
+
+}  // namespace volga

@@ -1,0 +1,60 @@
+// Quantized block layouts, bit-exact with ggml/GGUF. Each struct is one block
+// as stored in the file; sizes are checked at compile time.
+#pragma once
+
+#include <cstdint>
+
+namespace volga {
+
+constexpr int kQK = 32;    // elements per block of the legacy types
+constexpr int kQKK = 256;  // elements per super-block of the k-quants
+
+struct BlockQ8_0 {
+  uint16_t d;  // fp16 scale
+  int8_t qs[kQK];
+};
+static_assert(sizeof(BlockQ8_0) == 34);
+
+struct BlockQ4_0 {
+  uint16_t d;  // fp16 scale; x = d * (q - 8)
+  uint8_t qs[kQK / 2];  // element j in the low nibble of qs[j], j+16 in the high nibble
+};
+static_assert(sizeof(BlockQ4_0) == 18);
+
+struct BlockQ4_K {
+  uint16_t d;     // fp16 super-block scale of the 6-bit sub-block scales
+  uint16_t dmin;  // fp16 super-block scale of the 6-bit sub-block mins
+  uint8_t scales[12];  // 8 scales + 8 mins, 6 bits each, packed
+  uint8_t qs[kQKK / 2];
+};
+static_assert(sizeof(BlockQ4_K) == 144);
+
+struct BlockQ5_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];
+  uint8_t qh[kQKK / 8];  // fifth bit of each quant
+  uint8_t qs[kQKK / 2];
+};
+static_assert(sizeof(BlockQ5_K) == 176);
+
+struct BlockQ6_K {
+  uint8_t ql[kQKK / 2];      // low 4 bits
+  uint8_t qh[kQKK / 4];      // high 2 bits
+  int8_t scales[kQKK / 16];  // 8-bit sub-block scales
+  uint16_t d;                // fp16 super-block scale
+};
+static_assert(sizeof(BlockQ6_K) == 210);
+
+// Unpacks sub-block j's 6-bit scale and min from a Q4_K/Q5_K scales array.
+inline void unpack_scale_min_k4(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
+  if (j < 4) {
+    *scale = q[j] & 63;
+    *min = q[j + 4] & 63;
+  } else {
+    *scale = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    *min = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+}  // namespace volga

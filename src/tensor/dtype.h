@@ -1,0 +1,47 @@
+// Tensor element types with their GGUF/ggml type ids and block layouts.
+// A row of `n` elements of a block type occupies n / block_size * block_bytes
+// bytes; n must be a multiple of block_size.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace volga {
+
+// Values are the ggml_type ids stored in GGUF files.
+enum class DType : uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q8_0 = 8,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  BF16 = 30,
+};
+
+struct DTypeTraits {
+  DType type;
+  const char* name;  // lower-case, as users type it: "q4_k"
+  int64_t block_size;  // elements per block
+  int64_t block_bytes;  // bytes per block
+};
+
+// Traits of a supported type; nullopt for an id Volga does not implement.
+std::optional<DTypeTraits> dtype_traits(uint32_t ggml_type_id);
+const DTypeTraits& traits(DType t);
+const char* dtype_name(DType t);
+// The name ggml gives to an id, even unsupported ones ("q2_k", "iq4_xs"...), or "type N".
+std::string ggml_type_name(uint32_t ggml_type_id);
+// Parses "f32", "q4_k", "Q8_0"... Throws volga::Error on an unknown name.
+DType parse_dtype(const std::string& name);
+
+// Bytes of a row of n elements; n must be a multiple of the block size.
+inline int64_t row_bytes(DType t, int64_t n) {
+  const DTypeTraits& tr = traits(t);
+  return n / tr.block_size * tr.block_bytes;
+}
+
+}  // namespace volga

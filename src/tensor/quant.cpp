@@ -1,0 +1,337 @@
+#include "tensor/quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "tensor/blocks.h"
+#include "tensor/half.h"
+#include "util/error.h"
+
+namespace volga {
+
+namespace {
+int nearest_int(float x) { return static_cast<int>(std::lrintf(x)); }
+}  // namespace
+
+// ---------------------------------------------------------------- float types
+
+void dequantize_f16_ref(const void* src, float* dst, int64_t n) {
+  const auto* s = static_cast<const uint16_t*>(src);
+  for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(s[i]);
+}
+void dequantize_bf16_ref(const void* src, float* dst, int64_t n) {
+  const auto* s = static_cast<const uint16_t*>(src);
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(s[i]);
+}
+void quantize_f16_ref(const float* src, void* dst, int64_t n) {
+  auto* d = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_fp16(src[i]);
+}
+void quantize_bf16_ref(const float* src, void* dst, int64_t n) {
+  auto* d = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_bf16(src[i]);
+}
+
+// ----------------------------------------------------------------------- Q8_0
+
+void dequantize_q8_0_ref(const void* src, float* dst, int64_t n) {
+  const auto* b = static_cast<const BlockQ8_0*>(src);
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    float d = fp16_to_fp32(b[i].d);
+    for (int j = 0; j < kQK; ++j) dst[i * kQK + j] = d * b[i].qs[j];
+  }
+}
+
+void quantize_q8_0_ref(const float* src, void* dst, int64_t n) {
+  auto* b = static_cast<BlockQ8_0*>(dst);
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    const float* x = src + i * kQK;
+    float amax = 0;
+    for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
+    float d = amax / 127.0f;
+    float id = d != 0 ? 1.0f / d : 0.0f;
+    b[i].d = fp32_to_fp16(d);
+    for (int j = 0; j < kQK; ++j) b[i].qs[j] = static_cast<int8_t>(nearest_int(x[j] * id));
+  }
+}
+
+// ----------------------------------------------------------------------- Q4_0
+
+void dequantize_q4_0_ref(const void* src, float* dst, int64_t n) {
+  const auto* b = static_cast<const BlockQ4_0*>(src);
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    float d = fp16_to_fp32(b[i].d);
+    for (int j = 0; j < kQK / 2; ++j) {
+      dst[i * kQK + j] = d * ((b[i].qs[j] & 0xF) - 8);
+      dst[i * kQK + j + kQK / 2] = d * ((b[i].qs[j] >> 4) - 8);
+    }
+  }
+}
+
+void quantize_q4_0_ref(const float* src, void* dst, int64_t n) {
+  auto* b = static_cast<BlockQ4_0*>(dst);
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    const float* x = src + i * kQK;
+    float amax = 0, max = 0;  // max keeps the sign of the largest-magnitude value
+    for (int j = 0; j < kQK; ++j)
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    float d = max / -8.0f;
+    float id = d != 0 ? 1.0f / d : 0.0f;
+    b[i].d = fp32_to_fp16(d);
+    for (int j = 0; j < kQK / 2; ++j) {
+      int q0 = std::min(15, static_cast<int>(x[j] * id + 8.5f));
+      int q1 = std::min(15, static_cast<int>(x[j + kQK / 2] * id + 8.5f));
+      q0 = std::max(0, q0);
+      q1 = std::max(0, q1);
+      b[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+    }
+  }
+}
+
+// ------------------------------------------------------------- Q4_K and Q5_K
+
+namespace {
+
+// Packs 8 six-bit scales and 8 six-bit mins into the 12-byte k4 layout.
+void pack_scale_min_k4(const uint8_t* ls, const uint8_t* lm, uint8_t* q) {
+  std::memset(q, 0, 12);
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      q[j] = ls[j];
+      q[j + 4] = lm[j];
+    } else {
+      q[j + 4] = static_cast<uint8_t>((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
+      q[j - 4] |= static_cast<uint8_t>((ls[j] >> 4) << 6);
+      q[j] |= static_cast<uint8_t>((lm[j] >> 4) << 6);
+    }
+  }
+}
+
+// Asymmetric quantization of a 256-element super-block into 8 sub-blocks of 32
+// with `nmax`+1 levels: x ~= d*ls[j]*q - dmin*lm[j]. Fills levels L[256].
+void quantize_k4_superblock(const float* x, int nmax, uint16_t* d_out, uint16_t* dmin_out,
+                            uint8_t* scales_out, uint8_t* L) {
+  float scale[8], minv[8];
+  for (int j = 0; j < 8; ++j) {
+    float lo = x[j * 32], hi = x[j * 32];
+    for (int l = 1; l < 32; ++l) {
+      lo = std::min(lo, x[j * 32 + l]);
+      hi = std::max(hi, x[j * 32 + l]);
+    }
+    lo = std::min(lo, 0.0f);  // the format stores a non-negative min to subtract
+    scale[j] = (hi - lo) / nmax;
+    minv[j] = -lo;
+  }
+  float max_scale = *std::max_element(scale, scale + 8);
+  float max_min = *std::max_element(minv, minv + 8);
+  float d = max_scale / 63.0f, dmin = max_min / 63.0f;
+  *d_out = fp32_to_fp16(d);
+  *dmin_out = fp32_to_fp16(dmin);
+  float dq = fp16_to_fp32(*d_out), dminq = fp16_to_fp32(*dmin_out);
+  uint8_t ls[8], lm[8];
+  for (int j = 0; j < 8; ++j) {
+    // Round the scale up so the top level still reaches the sub-block maximum.
+    ls[j] = static_cast<uint8_t>(dq > 0 ? std::min(63, static_cast<int>(std::ceil(scale[j] / dq - 1e-4f))) : 0);
+    lm[j] = static_cast<uint8_t>(dminq > 0 ? std::min(63, nearest_int(minv[j] / dminq)) : 0);
+  }
+  pack_scale_min_k4(ls, lm, scales_out);
+  for (int j = 0; j < 8; ++j) {
+    float sd = dq * ls[j], sm = dminq * lm[j];
+    for (int l = 0; l < 32; ++l) {
+      int q = sd > 0 ? nearest_int((x[j * 32 + l] + sm) / sd) : 0;
+      L[j * 32 + l] = static_cast<uint8_t>(std::clamp(q, 0, nmax));
+    }
+  }
+}
+
+}  // namespace
+
+void dequantize_q4_k_ref(const void* src, float* dst, int64_t n) {
+  const auto* b = static_cast<const BlockQ4_K*>(src);
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    float d = fp16_to_fp32(b[i].d), dmin = fp16_to_fp32(b[i].dmin);
+    const uint8_t* q = b[i].qs;
+    float* y = dst + i * kQKK;
+    for (int j = 0, is = 0; j < kQKK; j += 64, is += 2, q += 32) {
+      uint8_t sc, m;
+      unpack_scale_min_k4(is, b[i].scales, &sc, &m);
+      float d1 = d * sc, m1 = dmin * m;
+      unpack_scale_min_k4(is + 1, b[i].scales, &sc, &m);
+      float d2 = d * sc, m2 = dmin * m;
+      for (int l = 0; l < 32; ++l) y[j + l] = d1 * (q[l] & 0xF) - m1;
+      for (int l = 0; l < 32; ++l) y[j + 32 + l] = d2 * (q[l] >> 4) - m2;
+    }
+  }
+}
+
+void quantize_q4_k_ref(const float* src, void* dst, int64_t n) {
+  auto* b = static_cast<BlockQ4_K*>(dst);
+  uint8_t L[kQKK];
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    quantize_k4_superblock(src + i * kQKK, 15, &b[i].d, &b[i].dmin, b[i].scales, L);
+    uint8_t* q = b[i].qs;
+    for (int j = 0; j < kQKK; j += 64, q += 32)
+      for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+  }
+}
+
+void dequantize_q5_k_ref(const void* src, float* dst, int64_t n) {
+  const auto* b = static_cast<const BlockQ5_K*>(src);
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    float d = fp16_to_fp32(b[i].d), dmin = fp16_to_fp32(b[i].dmin);
+    const uint8_t* ql = b[i].qs;
+    const uint8_t* qh = b[i].qh;
+    float* y = dst + i * kQKK;
+    uint8_t u1 = 1, u2 = 2;
+    for (int j = 0, is = 0; j < kQKK; j += 64, is += 2, ql += 32) {
+      uint8_t sc, m;
+      unpack_scale_min_k4(is, b[i].scales, &sc, &m);
+      float d1 = d * sc, m1 = dmin * m;
+      unpack_scale_min_k4(is + 1, b[i].scales, &sc, &m);
+      float d2 = d * sc, m2 = dmin * m;
+      for (int l = 0; l < 32; ++l) y[j + l] = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+      for (int l = 0; l < 32; ++l) y[j + 32 + l] = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+      u1 = static_cast<uint8_t>(u1 << 2);
+      u2 = static_cast<uint8_t>(u2 << 2);
+    }
+  }
+}
+
+void quantize_q5_k_ref(const float* src, void* dst, int64_t n) {
+  auto* b = static_cast<BlockQ5_K*>(dst);
+  uint8_t L[kQKK];
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    quantize_k4_superblock(src + i * kQKK, 31, &b[i].d, &b[i].dmin, b[i].scales, L);
+    std::memset(b[i].qh, 0, sizeof(b[i].qh));
+    uint8_t* ql = b[i].qs;
+    uint8_t m1 = 1, m2 = 2;
+    for (int j = 0; j < kQKK; j += 64, ql += 32) {
+      for (int l = 0; l < 32; ++l) {
+        int l1 = L[j + l], l2 = L[j + l + 32];
+        if (l1 > 15) {
+          l1 -= 16;
+          b[i].qh[l] |= m1;
+        }
+        if (l2 > 15) {
+          l2 -= 16;
+          b[i].qh[l] |= m2;
+        }
+        ql[l] = static_cast<uint8_t>(l1 | (l2 << 4));
+      }
+      m1 = static_cast<uint8_t>(m1 << 2);
+      m2 = static_cast<uint8_t>(m2 << 2);
+    }
+  }
+}
+
+// ----------------------------------------------------------------------- Q6_K
+
+void dequantize_q6_k_ref(const void* src, float* dst, int64_t n) {
+  const auto* b = static_cast<const BlockQ6_K*>(src);
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    float d = fp16_to_fp32(b[i].d);
+    const uint8_t* ql = b[i].ql;
+    const uint8_t* qh = b[i].qh;
+    const int8_t* sc = b[i].scales;
+    float* y = dst + i * kQKK;
+    for (int n0 = 0; n0 < kQKK; n0 += 128, y += 128, ql += 64, qh += 32, sc += 8) {
+      for (int l = 0; l < 32; ++l) {
+        int is = l / 16;
+        int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        y[l] = d * sc[is] * q1;
+        y[l + 32] = d * sc[is + 2] * q2;
+        y[l + 64] = d * sc[is + 4] * q3;
+        y[l + 96] = d * sc[is + 6] * q4;
+      }
+    }
+  }
+}
+
+void quantize_q6_k_ref(const float* src, void* dst, int64_t n) {
+  auto* b = static_cast<BlockQ6_K*>(dst);
+  uint8_t L[kQKK];
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const float* x = src + i * kQKK;
+    float scale[16];
+    float max_scale = 0, max_abs_scale = 0;
+    for (int j = 0; j < 16; ++j) {
+      float amax = 0, mx = 0;
+      for (int l = 0; l < 16; ++l)
+        if (std::fabs(x[j * 16 + l]) > amax) {
+          amax = std::fabs(x[j * 16 + l]);
+          mx = x[j * 16 + l];
+        }
+      scale[j] = mx / -32.0f;  // the extreme value maps to level -32
+      if (std::fabs(scale[j]) > max_abs_scale) {
+        max_abs_scale = std::fabs(scale[j]);
+        max_scale = scale[j];
+      }
+    }
+    float iscale = max_scale != 0 ? -128.0f / max_scale : 0.0f;
+    b[i].d = fp32_to_fp16(iscale != 0 ? 1.0f / iscale : 0.0f);
+    float d = fp16_to_fp32(b[i].d);
+    for (int j = 0; j < 16; ++j) {
+      b[i].scales[j] = static_cast<int8_t>(std::clamp(nearest_int(iscale * scale[j]), -128, 127));
+      float sd = d * b[i].scales[j];
+      for (int l = 0; l < 16; ++l) {
+        int q = sd != 0 ? nearest_int(x[j * 16 + l] / sd) : 0;
+        L[j * 16 + l] = static_cast<uint8_t>(std::clamp(q, -32, 31) + 32);
+      }
+    }
+    uint8_t* ql = b[i].ql;
+    uint8_t* qh = b[i].qh;
+    for (int j = 0; j < kQKK; j += 128, ql += 64, qh += 32) {
+      for (int l = 0; l < 32; ++l) {
+        uint8_t q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF;
+        uint8_t q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+        ql[l] = static_cast<uint8_t>(q1 | (q3 << 4));
+        ql[l + 32] = static_cast<uint8_t>(q2 | (q4 << 4));
+        qh[l] = static_cast<uint8_t>((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) |
+                                     ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6));
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------- dispatch
+
+void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
+  switch (type) {
+    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+    case DType::F16: dequantize_f16_ref(src, dst, n); return;
+    case DType::BF16: dequantize_bf16_ref(src, dst, n); return;
+    case DType::Q8_0: dequantize_q8_0_ref(src, dst, n); return;
+    case DType::Q4_0: dequantize_q4_0_ref(src, dst, n); return;
+    case DType::Q4_K: dequantize_q4_k_ref(src, dst, n); return;
+    case DType::Q5_K: dequantize_q5_k_ref(src, dst, n); return;
+    case DType::Q6_K: dequantize_q6_k_ref(src, dst, n); return;
+  }
+  throw Error("dequantize: unsupported type");
+}
+
+void quantize_row(DType type, const float* src, void* dst, int64_t n) {
+  if (n % traits(type).block_size != 0)
+    throw Error(std::string("quantize: row length ") + std::to_string(n) +
+                " is not a multiple of the " + dtype_name(type) + " block size " +
+                std::to_string(traits(type).block_size));
+  switch (type) {
+    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+    case DType::F16: quantize_f16_ref(src, dst, n); return;
+    case DType::BF16: quantize_bf16_ref(src, dst, n); return;
+    case DType::Q8_0: quantize_q8_0_ref(src, dst, n); return;
+    case DType::Q4_0: quantize_q4_0_ref(src, dst, n); return;
+    case DType::Q4_K: quantize_q4_k_ref(src, dst, n); return;
+    case DType::Q5_K: quantize_q5_k_ref(src, dst, n); return;
+    case DType::Q6_K: quantize_q6_k_ref(src, dst, n); return;
+  }
+  throw Error("quantize: unsupported type");
+}
+
+}  // namespace volga

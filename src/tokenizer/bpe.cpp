@@ -1,0 +1,212 @@
+// Byte-level BPE (GPT-2 style): text is split by the family's pre-tokenizer
+// regex (PCRE2, Unicode properties, JIT), each piece's bytes are mapped to the
+// GPT-2 printable alphabet, then merged by rank.
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <array>
+#include <climits>
+
+#include "format/gguf.h"
+#include "tokenizer/tokenizer_impl.h"
+#include "util/error.h"
+
+namespace volga {
+
+namespace {
+
+constexpr const char* kGpt2Regex =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr const char* kLlama3Regex =
+    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr const char* kQwen2Regex =
+    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// GPT-2's reversible byte -> printable code point mapping.
+std::array<uint32_t, 256> byte_to_codepoint() {
+  std::array<uint32_t, 256> m{};
+  uint32_t next = 256;
+  for (int b = 0; b < 256; ++b) {
+    bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    m[static_cast<size_t>(b)] = printable ? static_cast<uint32_t>(b) : next++;
+  }
+  return m;
+}
+
+class Regex {
+ public:
+  explicit Regex(const char* pattern) {
+    int err;
+    PCRE2_SIZE off;
+    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern), PCRE2_ZERO_TERMINATED,
+                          PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &off, nullptr);
+    if (!code_) throw Error("internal: pre-tokenizer regex does not compile");
+    pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);
+  }
+  ~Regex() { pcre2_code_free(code_); }
+  Regex(const Regex&) = delete;
+  Regex& operator=(const Regex&) = delete;
+
+  // Splits text into matches; text not covered by any match becomes its own piece.
+  std::vector<std::string_view> split(std::string_view text) const {
+    std::vector<std::string_view> out;
+    pcre2_match_data* md = pcre2_match_data_create_from_pattern(code_, nullptr);
+    size_t pos = 0, covered = 0;
+    while (pos < text.size()) {
+      int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, md, nullptr);
+      if (rc < 0) break;
+      PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+      size_t b = ov[0], e = ov[1];
+      if (b > covered) out.push_back(text.substr(covered, b - covered));
+      if (e == b) {  // empty match: step one byte to make progress
+        pos = b + 1;
+        continue;
+      }
+      out.push_back(text.substr(b, e - b));
+      pos = covered = e;
+    }
+    if (covered < text.size()) out.push_back(text.substr(covered));
+    pcre2_match_data_free(md);
+    return out;
+  }
+
+ private:
+  pcre2_code* code_ = nullptr;
+};
+
+class BpeTokenizer final : public Tokenizer {
+ public:
+  std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const override {
+    std::vector<int32_t> ids;
+    if (add_special && add_bos_) ids.push_back(bos_);
+    for (const Fragment& frag : split_special(text, parse_special)) {
+      if (frag.id >= 0) {
+        ids.push_back(frag.id);
+        continue;
+      }
+      for (std::string_view word : regex_->split(frag.text)) encode_word(word, ids);
+    }
+    return ids;
+  }
+
+  std::string token_bytes(int32_t id, bool render_special) const override {
+    if (id < 0 || id >= n_vocab()) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
+    const std::string& p = tokens_[static_cast<size_t>(id)];
+    TokenType t = types_[static_cast<size_t>(id)];
+    if (t == TokenType::Control) return render_special ? p : "";
+    if (t == TokenType::UserDefined) return p;
+    std::string out;
+    for (size_t i = 0; i < p.size();) {
+      uint32_t cp;
+      size_t len = decode_cp(p, i, &cp);
+      auto it = cp_to_byte_.find(cp);
+      if (it != cp_to_byte_.end()) out += static_cast<char>(it->second);
+      else out.append(p, i, len);  // not byte-level-mapped: keep as is
+      i += len;
+    }
+    return out;
+  }
+
+ protected:
+  void init(const GgufFile& f) override {
+    const auto& merges = f.get_array("tokenizer.ggml.merges", GgufType::STRING);
+    ranks_.reserve(merges.size());
+    for (size_t r = 0; r < merges.size(); ++r) ranks_.emplace(merges[r].s, static_cast<int32_t>(r));
+    auto map = byte_to_codepoint();
+    for (int b = 0; b < 256; ++b) {
+      append_utf8(byte_str_[static_cast<size_t>(b)], map[static_cast<size_t>(b)]);
+      cp_to_byte_[map[static_cast<size_t>(b)]] = static_cast<uint8_t>(b);
+    }
+    const char* pattern = kGpt2Regex;
+    if (pre_ == "llama-bpe" || pre_ == "llama3" || pre_ == "smaug-bpe") pattern = kLlama3Regex;
+    if (pre_ == "qwen2" || pre_ == "deepseek-r1-qwen") pattern = kQwen2Regex;
+    ignore_merges_ = pre_ == "llama-bpe" || pre_ == "llama3";
+    regex_ = std::make_unique<Regex>(pattern);
+  }
+
+ private:
+  static size_t decode_cp(const std::string& s, size_t i, uint32_t* cp) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    if (i + len > s.size()) len = 1;
+    uint32_t v = len == 1 ? c : c & (0x7F >> len);
+    for (size_t k = 1; k < len; ++k) v = (v << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    *cp = v;
+    return len;
+  }
+
+  void encode_word(std::string_view word, std::vector<int32_t>& ids) const {
+    std::string mapped;
+    std::vector<std::string> sym;
+    for (unsigned char c : word) {
+      sym.push_back(byte_str_[c]);
+      mapped += byte_str_[c];
+    }
+    if (ignore_merges_) {
+      if (auto id = lookup(mapped)) {
+        ids.push_back(*id);
+        return;
+      }
+    }
+    // Symbols start as whole UTF-8 characters of the mapped text, not bytes.
+    std::vector<std::string> s;
+    for (size_t i = 0; i < mapped.size();) {
+      uint32_t cp;
+      size_t len = decode_cp(mapped, i, &cp);
+      s.push_back(mapped.substr(i, len));
+      i += len;
+    }
+    for (;;) {
+      int32_t best = INT32_MAX;
+      size_t at = 0;
+      for (size_t i = 0; i + 1 < s.size(); ++i) {
+        auto it = ranks_.find(s[i] + " " + s[i + 1]);
+        if (it != ranks_.end() && it->second < best) {
+          best = it->second;
+          at = i;
+        }
+      }
+      if (best == INT32_MAX) break;
+      s[at] += s[at + 1];
+      s.erase(s.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+    }
+    for (const std::string& piece : s) {
+      if (auto id = lookup(piece)) {
+        ids.push_back(*id);
+        continue;
+      }
+      // A symbol outside the vocabulary: fall back to its single-byte tokens.
+      for (size_t i = 0; i < piece.size();) {
+        uint32_t cp;
+        size_t len = decode_cp(piece, i, &cp);
+        if (auto id = lookup(piece.substr(i, len))) ids.push_back(*id);
+        i += len;
+      }
+    }
+  }
+
+  std::unordered_map<std::string, int32_t> ranks_;
+  std::array<std::string, 256> byte_str_;
+  std::unordered_map<uint32_t, uint8_t> cp_to_byte_;
+  std::unique_ptr<Regex> regex_;
+  bool ignore_merges_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> make_bpe_tokenizer() { return std::make_unique<BpeTokenizer>(); }
+
+}  // namespace volga

@@ -1,0 +1,133 @@
+// SentencePiece-style tokenizer (GGUF tokenizer.ggml.model = "llama"): spaces
+// become U+2581 "▁", an optional leading ▁ is added, characters are merged
+// greedily by the score of the merged piece, and characters outside the
+// vocabulary fall back to <0xXX> byte tokens.
+#include <cstdio>
+
+#include "format/gguf.h"
+#include "tokenizer/tokenizer_impl.h"
+#include "util/error.h"
+
+namespace volga {
+
+namespace {
+
+const std::string kSpace = "\xE2\x96\x81";  // U+2581
+
+size_t utf8_char_len(unsigned char c) {
+  if (c < 0x80) return 1;
+  if ((c & 0xE0) == 0xC0) return 2;
+  if ((c & 0xF0) == 0xE0) return 3;
+  if ((c & 0xF8) == 0xF0) return 4;
+  return 1;
+}
+
+class SpmTokenizer final : public Tokenizer {
+ public:
+  std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const override {
+    std::vector<int32_t> ids;
+    if (add_special && add_bos_) ids.push_back(bos_);
+    bool first = true;
+    for (const Fragment& frag : split_special(text, parse_special)) {
+      if (frag.id >= 0) {
+        ids.push_back(frag.id);
+        first = false;
+        continue;
+      }
+      std::string s = (first && add_space_prefix_) ? kSpace : "";
+      first = false;
+      for (char c : frag.text) {
+        if (c == ' ') s += kSpace;
+        else s += c;
+      }
+      encode_piece(s, ids);
+    }
+    return ids;
+  }
+
+  std::string token_bytes(int32_t id, bool render_special) const override {
+    if (id < 0 || id >= n_vocab()) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
+    const std::string& p = tokens_[static_cast<size_t>(id)];
+    TokenType t = types_[static_cast<size_t>(id)];
+    if (t == TokenType::Control) return render_special ? p : "";
+    if (t == TokenType::Byte && p.size() == 6 && p.rfind("<0x", 0) == 0) {
+      unsigned v = 0;
+      std::sscanf(p.c_str() + 3, "%2x", &v);
+      return std::string(1, static_cast<char>(v));
+    }
+    std::string out;
+    for (size_t i = 0; i < p.size();) {
+      if (p.compare(i, kSpace.size(), kSpace) == 0) {
+        out += ' ';
+        i += kSpace.size();
+      } else {
+        out += p[i++];
+      }
+    }
+    return out;
+  }
+
+ protected:
+  void init(const GgufFile& f) override {
+    if (f.has("tokenizer.ggml.scores")) {
+      for (const GgufValue& v : f.get_array("tokenizer.ggml.scores", GgufType::FLOAT32))
+        scores_.push_back(static_cast<float>(v.f));
+      if (scores_.size() != tokens_.size())
+        throw Error("GGUF '" + f.path() + "': tokenizer.ggml.scores count does not match token count");
+    } else {
+      scores_.assign(tokens_.size(), 0.0f);
+    }
+    add_space_prefix_ = f.get_bool_opt("tokenizer.ggml.add_space_prefix").value_or(true);
+    for (int b = 0; b < 256; ++b) {
+      char name[8];
+      std::snprintf(name, sizeof(name), "<0x%02X>", b);
+      auto id = lookup(name);
+      byte_ids_[b] = id ? *id : -1;
+    }
+  }
+
+ private:
+  void encode_piece(const std::string& s, std::vector<int32_t>& ids) const {
+    std::vector<std::string> sym;
+    for (size_t i = 0; i < s.size();) {
+      size_t len = std::min(utf8_char_len(static_cast<unsigned char>(s[i])), s.size() - i);
+      sym.push_back(s.substr(i, len));
+      i += len;
+    }
+    // Repeatedly merge the adjacent pair whose merged piece scores highest (leftmost on ties).
+    for (;;) {
+      float best = 0;
+      size_t at = SIZE_MAX;
+      for (size_t i = 0; i + 1 < sym.size(); ++i) {
+        auto id = lookup(sym[i] + sym[i + 1]);
+        if (!id) continue;
+        float sc = scores_[static_cast<size_t>(*id)];
+        if (at == SIZE_MAX || sc > best) {
+          best = sc;
+          at = i;
+        }
+      }
+      if (at == SIZE_MAX) break;
+      sym[at] += sym[at + 1];
+      sym.erase(sym.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+    }
+    for (const std::string& p : sym) {
+      if (auto id = lookup(p)) {
+        ids.push_back(*id);
+        continue;
+      }
+      for (unsigned char c : p)
+        if (byte_ids_[c] >= 0) ids.push_back(byte_ids_[c]);
+    }
+  }
+
+  std::vector<float> scores_;
+  int32_t byte_ids_[256] = {};
+  bool add_space_prefix_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> make_spm_tokenizer() { return std::make_unique<SpmTokenizer>(); }
+
+}  // namespace volga

@@ -1,0 +1,85 @@
+// Tokenizer — text <-> token ids, built from GGUF tokenizer metadata.
+// Models: "gpt2" (byte-level BPE with a per-family pre-tokenizer regex) and
+// "llama" (SentencePiece-style: scores, byte fallback, ▁ for spaces).
+// Thread-safety: immutable after construction; encode/decode are const and
+// may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace volga {
+
+class GgufFile;
+
+// GGUF token types (tokenizer.ggml.token_type).
+enum class TokenType : int32_t { Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // Throws volga::Error when the metadata is missing or inconsistent.
+  static std::unique_ptr<Tokenizer> from_gguf(const GgufFile& file);
+
+  // add_special: prepend BOS when the vocabulary asks for it.
+  // parse_special: recognise control/user-defined token texts in `text`.
+  virtual std::vector<int32_t> encode(std::string_view text, bool add_special = true,
+                                      bool parse_special = false) const = 0;
+
+  // Raw bytes of one token (control tokens render their text only when asked).
+  virtual std::string token_bytes(int32_t id, bool render_special = false) const = 0;
+  std::string decode(const std::vector<int32_t>& ids, bool render_special = false) const;
+
+  int32_t n_vocab() const { return static_cast<int32_t>(tokens_.size()); }
+  const std::string& piece(int32_t id) const { return tokens_.at(static_cast<size_t>(id)); }
+  TokenType type(int32_t id) const { return types_.at(static_cast<size_t>(id)); }
+  int32_t bos_id() const { return bos_; }
+  int32_t eos_id() const { return eos_; }
+  bool add_bos() const { return add_bos_; }
+  // End of generation: EOS, EOT, or any id the metadata lists as such.
+  bool is_end_of_generation(int32_t id) const;
+  const std::string& model_name() const { return model_; }
+  const std::string& pre_name() const { return pre_; }
+
+ protected:
+  Tokenizer() = default;
+  // Model-specific set-up once the common fields are filled.
+  virtual void init(const GgufFile& file) = 0;
+  // Splits text into runs of plain text and special-token ids (longest match).
+  struct Fragment {
+    std::string_view text;
+    int32_t id = -1;  // >= 0: a special token
+  };
+  std::vector<Fragment> split_special(std::string_view text, bool parse_special) const;
+  std::optional<int32_t> lookup(std::string_view piece) const;
+
+  std::string model_, pre_;
+  std::vector<std::string> tokens_;
+  std::vector<TokenType> types_;
+  std::unordered_map<std::string, int32_t> index_;
+  std::vector<int32_t> specials_;  // control + user-defined ids, longest text first
+  std::vector<int32_t> eog_;
+  int32_t bos_ = -1, eos_ = -1;
+  bool add_bos_ = false;
+};
+
+// Turns a stream of token ids into text without ever emitting a partial
+// UTF-8 sequence: bytes of a character split across tokens are held back.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tok) : tok_(tok) {}
+  std::string push(int32_t id);
+  std::string flush();  // whatever is pending (an incomplete sequence becomes U+FFFD)
+
+ private:
+  const Tokenizer& tok_;
+  std::string pending_;
+};
+
+}  // namespace volga

@@ -1,0 +1,153 @@
+"""Minimal GGUF reader and dequantizers in NumPy, written from the GGUF
+specification and ggml's block layouts, independently of Volga's C++ code.
+Used only as a test oracle (run with /usr/bin/python3 and Debian's python3-numpy)."""
+import struct
+
+import numpy as np
+
+# ggml type id -> (name, block size, block bytes)
+TYPES = {0: ("f32", 1, 4), 1: ("f16", 1, 2), 2: ("q4_0", 32, 18), 8: ("q8_0", 32, 34),
+         12: ("q4_k", 256, 144), 13: ("q5_k", 256, 176), 14: ("q6_k", 256, 210), 30: ("bf16", 1, 2)}
+
+_SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+class GGUF:
+    def __init__(self, path):
+        self.buf = open(path, "rb").read()
+        self.pos = 0
+        magic, version = struct.unpack_from("<II", self.buf, 0)
+        assert magic == 0x46554747, "not a GGUF file"
+        assert version in (2, 3)
+        self.pos = 8
+        n_tensors, n_kv = self._u("<QQ")
+        self.meta = {}
+        for _ in range(n_kv):
+            key = self._str()
+            (vtype,) = self._u("<I")
+            self.meta[key] = self._value(vtype)
+        align = self.meta.get("general.alignment", 32)
+        infos = []
+        for _ in range(n_tensors):
+            name = self._str()
+            (nd,) = self._u("<I")
+            dims = list(self._u("<" + "Q" * nd))
+            (ttype,) = self._u("<I")
+            (off,) = self._u("<Q")
+            infos.append((name, dims, ttype, off))
+        data_start = (self.pos + align - 1) // align * align
+        self.tensors = {}
+        for name, dims, ttype, off in infos:
+            tname, bs, bb = TYPES[ttype]
+            n = int(np.prod(dims))
+            nbytes = n // bs * bb
+            raw = np.frombuffer(self.buf, dtype=np.uint8, count=nbytes, offset=data_start + off)
+            self.tensors[name] = (tname, dims, raw)
+
+    def _u(self, fmt):
+        v = struct.unpack_from(fmt, self.buf, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return v
+
+    def _str(self):
+        (n,) = self._u("<Q")
+        s = self.buf[self.pos:self.pos + n].decode("utf-8", errors="surrogateescape")
+        self.pos += n
+        return s
+
+    def _value(self, t):
+        if t == 8:
+            return self._str()
+        if t == 9:
+            (et,) = self._u("<I")
+            (n,) = self._u("<Q")
+            return [self._value(et) for _ in range(n)]
+        (v,) = self._u(_SCALAR[t])
+        return v
+
+    def array(self, name):
+        """The tensor as float64, shape reversed from GGUF order (rows last dim = ne[0])."""
+        tname, dims, raw = self.tensors[name]
+        flat = dequantize(tname, raw, int(np.prod(dims)))
+        return flat.reshape(list(reversed(dims))).astype(np.float64)
+
+
+def _f16(raw_u8_pairs):
+    return raw_u8_pairs.copy().view(np.float16).astype(np.float32)
+
+
+def _scale_min_k4(scales):
+    """scales: [nb, 12] uint8 -> (sc [nb, 8], m [nb, 8]) six-bit values."""
+    s = scales.astype(np.int32)
+    sc = np.empty((s.shape[0], 8), np.int32)
+    m = np.empty((s.shape[0], 8), np.int32)
+    sc[:, :4] = s[:, 0:4] & 63
+    m[:, :4] = s[:, 4:8] & 63
+    sc[:, 4:] = (s[:, 8:12] & 0xF) | ((s[:, 0:4] >> 6) << 4)
+    m[:, 4:] = (s[:, 8:12] >> 4) | ((s[:, 4:8] >> 6) << 4)
+    return sc, m
+
+
+def dequantize(tname, raw, n):
+    if tname == "f32":
+        return raw.view(np.float32)[:n].copy()
+    if tname == "f16":
+        return raw.view(np.float16).astype(np.float32)
+    if tname == "bf16":
+        return (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    if tname == "q8_0":
+        b = raw.reshape(-1, 34)
+        d = _f16(b[:, 0:2]).reshape(-1, 1)
+        q = b[:, 2:].view(np.int8).astype(np.float32)
+        return (d * q).reshape(-1)
+    if tname == "q4_0":
+        b = raw.reshape(-1, 18)
+        d = _f16(b[:, 0:2]).reshape(-1, 1)
+        qs = b[:, 2:]
+        lo = (qs & 0xF).astype(np.float32) - 8
+        hi = (qs >> 4).astype(np.float32) - 8
+        return (d * np.concatenate([lo, hi], axis=1)).reshape(-1)
+    if tname in ("q4_k", "q5_k"):
+        bb = 144 if tname == "q4_k" else 176
+        b = raw.reshape(-1, bb)
+        d = _f16(b[:, 0:2]).reshape(-1, 1)
+        dmin = _f16(b[:, 2:4]).reshape(-1, 1)
+        sc, m = _scale_min_k4(b[:, 4:16])
+        if tname == "q4_k":
+            qs = b[:, 16:144]
+            qh = None
+        else:
+            qh = b[:, 16:48]
+            qs = b[:, 48:176]
+        out = np.empty((b.shape[0], 256), np.float32)
+        for j in range(4):  # 64 values per step: low nibbles then high nibbles of 32 bytes
+            q = qs[:, 32 * j:32 * j + 32].astype(np.int32)
+            lo, hi = q & 0xF, q >> 4
+            if qh is not None:
+                lo = lo + ((qh.astype(np.int32) >> (2 * j)) & 1) * 16
+                hi = hi + ((qh.astype(np.int32) >> (2 * j + 1)) & 1) * 16
+            s1, s2 = sc[:, 2 * j:2 * j + 1], sc[:, 2 * j + 1:2 * j + 2]
+            m1, m2 = m[:, 2 * j:2 * j + 1], m[:, 2 * j + 1:2 * j + 2]
+            out[:, 64 * j:64 * j + 32] = d * s1 * lo - dmin * m1
+            out[:, 64 * j + 32:64 * j + 64] = d * s2 * hi - dmin * m2
+        return out.reshape(-1)
+    if tname == "q6_k":
+        b = raw.reshape(-1, 210)
+        ql = b[:, 0:128].astype(np.int32)
+        qh = b[:, 128:192].astype(np.int32)
+        sc = b[:, 192:208].view(np.int8).astype(np.float32)
+        d = _f16(b[:, 208:210]).reshape(-1, 1)
+        out = np.empty((b.shape[0], 256), np.float32)
+        for half in range(2):  # two groups of 128 values
+            L = ql[:, 64 * half:64 * half + 64]
+            H = qh[:, 32 * half:32 * half + 32]
+            q1 = (L[:, 0:32] & 0xF) | (((H >> 0) & 3) << 4)
+            q2 = (L[:, 32:64] & 0xF) | (((H >> 2) & 3) << 4)
+            q3 = (L[:, 0:32] >> 4) | (((H >> 4) & 3) << 4)
+            q4 = (L[:, 32:64] >> 4) | (((H >> 6) & 3) << 4)
+            for k, q in enumerate((q1, q2, q3, q4)):
+                # value l (0..31) of quarter k uses scale index 8*half + 2*k + l // 16
+                s = np.repeat(sc[:, 8 * half + 2 * k:8 * half + 2 * k + 2], 16, axis=1)
+                out[:, 128 * half + 32 * k:128 * half + 32 * k + 32] = d * s * (q - 32)
+        return out.reshape(-1)
+    raise ValueError("unsupported type " + tname)

@@ -1,0 +1,36 @@
+// volga-synth: writes synthetic GGUF models for tests and benchmarks.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "synth_model.h"
+#include "util/error.h"
+
+int main(int argc, char** argv) {
+  volga::synth::SynthOptions o;
+  CLI::App app{"volga-synth: write a synthetic GGUF model (real architecture and shapes, seeded random weights)"};
+  app.add_option("-o,--output", o.output, "Output .gguf path")->required();
+  app.add_option("--arch", o.arch, "Architecture: llama, qwen2, qwen3")->default_val("qwen3");
+  app.add_option("--shape", o.shape, volga::synth::shape_presets_help())->default_val("tiny");
+  app.add_option("--type", o.type, "Weight type: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_k_m")->default_val("f32");
+  app.add_option("--tokenizer-json", o.tokenizer_json, "Take the vocabulary from this Hugging Face tokenizer.json (tokenizer_config.json beside it is read too)");
+  app.add_option("--vocab-size", o.vocab_size, "Size of the built-in byte-level vocabulary (default 512)");
+  app.add_option("--n-embd", o.n_embd, "Override the embedding size");
+  app.add_option("--n-layer", o.n_layer, "Override the layer count");
+  app.add_option("--n-head", o.n_head, "Override the attention head count");
+  app.add_option("--n-head-kv", o.n_head_kv, "Override the key/value head count");
+  app.add_option("--head-dim", o.head_dim, "Override the head size");
+  app.add_option("--n-ff", o.n_ff, "Override the feed-forward size");
+  app.add_option("--ctx", o.n_ctx, "Override the trained context length");
+  app.add_option("--tied", o.tied, "1: output shares the token embedding; 0: separate output.weight");
+  app.add_flag("--llama3-rope", o.llama3_rope, "Add llama3 rope scaling frequency factors (rope_freqs.weight)");
+  app.add_option("--seed", o.seed, "Random seed")->default_val(42);
+  app.add_flag("-q,--quiet", o.quiet, "Print nothing on success");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    volga::synth::write_synthetic_model(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "volga-synth: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,360 @@
+#include "synth_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "format/gguf.h"
+#include "tensor/quant.h"
+#include "util/error.h"
+
+namespace volga::synth {
+
+namespace {
+
+struct Shape {
+  int64_t n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx;
+  bool tied;
+  float rope_base, eps;
+};
+
+Shape preset(const std::string& arch, const std::string& name) {
+  const bool qwen3 = arch == "qwen3";
+  if (name == "tiny")  // k-quant friendly (rows of 256); qwen3 exercises key_length != n_embd/n_head
+    return {256, 2, 4, 2, qwen3 ? 128 : 64, 512, 4096, arch != "llama", arch == "llama" ? 10000.f : 1e6f,
+            arch == "llama" ? 1e-5f : 1e-6f};
+  if (name == "qwen2-0.5b") return {896, 24, 14, 2, 64, 4864, 32768, true, 1e6f, 1e-6f};
+  if (name == "qwen3-0.6b") return {1024, 28, 16, 8, 128, 3072, 40960, true, 1e6f, 1e-6f};
+  if (name == "llama3-1b") return {2048, 16, 32, 8, 64, 8192, 131072, true, 500000.f, 1e-5f};
+  if (name == "yandexgpt5-lite") return {4096, 32, 32, 8, 128, 14336, 32768, false, 500000.f, 1e-6f};
+  throw Error("unknown shape preset '" + name + "'");
+}
+
+// ---------------------------------------------------------------- tokenizer
+
+struct Vocab {
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;  // GGUF token types
+  std::vector<std::string> merges;
+  std::string pre = "gpt2";
+  int32_t bos = -1, eos = -1;
+  bool add_bos = false;
+  std::string chat_template;
+};
+
+std::string codepoint_utf8(uint32_t cp) {
+  std::string s;
+  if (cp < 0x80) s += static_cast<char>(cp);
+  else if (cp < 0x800) { s += static_cast<char>(0xC0 | (cp >> 6)); s += static_cast<char>(0x80 | (cp & 0x3F)); }
+  else { s += static_cast<char>(0xE0 | (cp >> 12)); s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F)); s += static_cast<char>(0x80 | (cp & 0x3F)); }
+  return s;
+}
+
+// GPT-2 byte -> printable character, as strings.
+std::vector<std::string> byte_symbols() {
+  std::vector<std::string> out(256);
+  uint32_t next = 256;
+  for (int b = 0; b < 256; ++b) {
+    bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    out[static_cast<size_t>(b)] = codepoint_utf8(printable ? static_cast<uint32_t>(b) : next++);
+  }
+  return out;
+}
+
+const char* kSampleText =
+    "The quick brown fox jumps over the lazy dog. The weather is good today, and the people of the "
+    "city walk along the river. Hello world, this is a small test of the tokenizer and the model. "
+    "Съешь же ещё этих мягких французских булок, да выпей чаю. Москва стоит на берегу реки, и "
+    "люди гуляют по набережной. Привет, мир! Это небольшой тест. "
+    "今天天气很好，我们去公园散步。你好，世界！这是一个小测试。中国人民和俄罗斯人民是好朋友。 "
+    "Portez ce vieux whisky au juge blond qui fume. Bonjour le monde, ceci est un petit test du "
+    "modèle et du tokenizer. Il fait beau aujourd'hui. 0123456789 3.14159 {\"key\": [1, 2, 3]}";
+
+// Byte-level BPE trained on kSampleText: 256 byte tokens, merges, specials.
+Vocab byte_vocab(int64_t size) {
+  if (size < 260) throw Error("--vocab-size must be at least 260 for the built-in vocabulary");
+  Vocab v;
+  auto sym = byte_symbols();
+  for (int b = 0; b < 256; ++b) {
+    v.tokens.push_back(sym[static_cast<size_t>(b)]);
+    v.types.push_back(1);
+  }
+  const std::vector<std::string> specials = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+  const int64_t n_merges = size - 256 - static_cast<int64_t>(specials.size());
+  // Words: split before spaces; each word is a list of byte symbols.
+  std::map<std::vector<std::string>, int> words;
+  std::string text = kSampleText, cur;
+  auto flush = [&] {
+    if (cur.empty()) return;
+    std::vector<std::string> w;
+    for (unsigned char c : cur) w.push_back(sym[c]);
+    ++words[w];
+    cur.clear();
+  };
+  for (char c : text) {
+    if (c == ' ') flush();
+    cur += c;
+  }
+  flush();
+  std::map<std::string, bool> have;
+  for (const auto& t : v.tokens) have[t] = true;
+  while (static_cast<int64_t>(v.merges.size()) < n_merges) {
+    std::map<std::pair<std::string, std::string>, int> counts;
+    for (const auto& [w, n] : words)
+      for (size_t i = 0; i + 1 < w.size(); ++i) counts[{w[i], w[i + 1]}] += n;
+    if (counts.empty()) break;
+    auto best = std::max_element(counts.begin(), counts.end(),
+                                 [](const auto& a, const auto& b) { return a.second < b.second; });
+    if (best->second < 2) break;
+    auto [a, b] = best->first;
+    v.merges.push_back(a + " " + b);
+    if (!have[a + b]) {
+      v.tokens.push_back(a + b);
+      v.types.push_back(1);
+      have[a + b] = true;
+    }
+    std::map<std::vector<std::string>, int> next;
+    for (const auto& [w, n] : words) {
+      std::vector<std::string> m;
+      for (size_t i = 0; i < w.size(); ++i) {
+        if (i + 1 < w.size() && w[i] == a && w[i + 1] == b) {
+          m.push_back(a + b);
+          ++i;
+        } else {
+          m.push_back(w[i]);
+        }
+      }
+      next[m] += n;
+    }
+    words = std::move(next);
+  }
+  for (const auto& s : specials) {
+    v.tokens.push_back(s);
+    v.types.push_back(3);
+  }
+  v.eos = static_cast<int32_t>(v.tokens.size()) - 1;  // <|im_end|>
+  while (static_cast<int64_t>(v.tokens.size()) < size) {
+    v.tokens.push_back("<|pad_" + std::to_string(v.tokens.size()) + "|>");
+    v.types.push_back(5);
+  }
+  v.pre = "qwen2";
+  v.chat_template =
+      "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+      "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  return v;
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot open '" + path + "'");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("'" + path + "' is not valid JSON: " + e.what());
+  }
+}
+
+Vocab json_vocab(const std::string& path, int64_t pad_to) {
+  nlohmann::json tj = read_json(path);
+  const auto& model = tj.at("model");
+  if (model.value("type", "") != "BPE") throw Error("'" + path + "': only BPE tokenizer.json files are supported");
+  Vocab v;
+  size_t n = 0;
+  for (const auto& [tok, id] : model.at("vocab").items()) n = std::max(n, id.get<size_t>() + 1);
+  for (const auto& a : tj.value("added_tokens", nlohmann::json::array())) n = std::max(n, a.at("id").get<size_t>() + 1);
+  n = std::max(n, static_cast<size_t>(std::max<int64_t>(0, pad_to)));
+  v.tokens.assign(n, "");
+  v.types.assign(n, 5);
+  for (const auto& [tok, id] : model.at("vocab").items()) {
+    v.tokens[id.get<size_t>()] = tok;
+    v.types[id.get<size_t>()] = 1;
+  }
+  for (const auto& a : tj.value("added_tokens", nlohmann::json::array())) {
+    size_t id = a.at("id").get<size_t>();
+    v.tokens[id] = a.at("content").get<std::string>();
+    v.types[id] = a.value("special", false) ? 3 : 4;
+  }
+  for (size_t i = 0; i < n; ++i)
+    if (v.tokens[i].empty()) v.tokens[i] = "[PAD" + std::to_string(i) + "]";
+  for (const auto& m : model.at("merges")) {
+    if (m.is_string()) v.merges.push_back(m.get<std::string>());
+    else v.merges.push_back(m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
+  }
+  std::string pre = tj.value("pre_tokenizer", nlohmann::json::object()).dump();
+  if (pre.find("\\\\p{N}{1,3}") != std::string::npos) v.pre = "llama-bpe";
+  else if (pre.find("\\\\p{L}+|\\\\p{N}|") != std::string::npos) v.pre = "qwen2";
+  else v.pre = "gpt2";
+  // tokenizer_config.json beside it: bos/eos, add_bos_token, chat template.
+  std::string dir = path.substr(0, path.find_last_of('/') + 1);
+  std::ifstream probe(dir + "tokenizer_config.json");
+  if (probe) {
+    nlohmann::json cfg = read_json(dir + "tokenizer_config.json");
+    auto find_id = [&](const nlohmann::json& t) -> int32_t {
+      std::string s = t.is_string() ? t.get<std::string>() : t.is_object() ? t.value("content", "") : "";
+      for (size_t i = 0; i < n; ++i)
+        if (!s.empty() && v.tokens[i] == s) return static_cast<int32_t>(i);
+      return -1;
+    };
+    if (cfg.contains("bos_token")) v.bos = find_id(cfg["bos_token"]);
+    if (cfg.contains("eos_token")) v.eos = find_id(cfg["eos_token"]);
+    v.add_bos = cfg.value("add_bos_token", false) && v.bos >= 0;
+    if (cfg.contains("chat_template") && cfg["chat_template"].is_string())
+      v.chat_template = cfg["chat_template"].get<std::string>();
+  }
+  return v;
+}
+
+// ------------------------------------------------------------------ weights
+
+class WeightMaker {
+ public:
+  WeightMaker(GgufWriter& w, uint64_t seed, bool quiet) : w_(w), rng_(seed), quiet_(quiet) {}
+
+  void matrix(const std::string& name, DType type, int64_t cols, int64_t rows, float stddev) {
+    std::vector<float> data(static_cast<size_t>(cols * rows));
+    std::normal_distribution<float> nd(0.0f, stddev);
+    for (float& x : data) x = nd(rng_);
+    if (cols % traits(type).block_size != 0) {
+      if (!quiet_)
+        std::fprintf(stderr, "volga-synth: %s: row length %lld is not a multiple of the %s block size, using q8_0\n",
+                     name.c_str(), static_cast<long long>(cols), dtype_name(type));
+      type = DType::Q8_0;
+    }
+    store(name, type, {cols, rows}, data);
+  }
+
+  void vector(const std::string& name, int64_t n, float mean, float stddev) {
+    std::vector<float> data(static_cast<size_t>(n));
+    std::normal_distribution<float> nd(mean, stddev);
+    for (float& x : data) x = nd(rng_);
+    store(name, DType::F32, {n}, data);
+  }
+
+  void raw_f32(const std::string& name, const std::vector<float>& data) {
+    store(name, DType::F32, {static_cast<int64_t>(data.size())}, data);
+  }
+
+ private:
+  void store(const std::string& name, DType type, std::vector<int64_t> dims, const std::vector<float>& data) {
+    int64_t rows = static_cast<int64_t>(data.size()) / dims[0];
+    std::vector<uint8_t> bytes(static_cast<size_t>(row_bytes(type, dims[0]) * rows));
+    for (int64_t r = 0; r < rows; ++r)
+      quantize_row(type, data.data() + r * dims[0], bytes.data() + r * row_bytes(type, dims[0]), dims[0]);
+    w_.add_tensor(name, type, dims, std::move(bytes));
+  }
+
+  GgufWriter& w_;
+  std::mt19937_64 rng_;
+  bool quiet_;
+};
+
+// llama3 rope scaling frequency factors, as the Hugging Face implementation
+// defines them (factor 8, low/high frequency factors 1 and 4, original 8192).
+std::vector<float> llama3_freq_factors(int64_t n_rot, float base) {
+  const double factor = 8.0, low = 1.0, high = 4.0, orig = 8192.0;
+  const double low_wavelen = orig / low, high_wavelen = orig / high;
+  std::vector<float> out;
+  for (int64_t i = 0; i < n_rot; i += 2) {
+    double freq = 1.0 / std::pow(base, static_cast<double>(i) / static_cast<double>(n_rot));
+    double wavelen = 2 * M_PI / freq;
+    if (wavelen < high_wavelen) out.push_back(1.0f);
+    else if (wavelen > low_wavelen) out.push_back(static_cast<float>(factor));
+    else {
+      double smooth = (orig / wavelen - low) / (high - low);
+      out.push_back(static_cast<float>(1.0 / ((1 - smooth) / factor + smooth)));
+    }
+  }
+  return out;
+}
+
+bool use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+}  // namespace
+
+const char* shape_presets_help() {
+  return "Shape preset: tiny (test-sized, k-quant friendly), qwen2-0.5b, qwen3-0.6b, llama3-1b, yandexgpt5-lite";
+}
+
+void write_synthetic_model(const SynthOptions& o) {
+  if (o.arch != "llama" && o.arch != "qwen2" && o.arch != "qwen3")
+    throw Error("--arch must be llama, qwen2 or qwen3");
+  Shape s = preset(o.arch, o.shape);
+  auto over = [](int64_t& field, int64_t v) { if (v > 0) field = v; };
+  over(s.n_embd, o.n_embd); over(s.n_layer, o.n_layer); over(s.n_head, o.n_head);
+  over(s.n_head_kv, o.n_head_kv); over(s.head_dim, o.head_dim); over(s.n_ff, o.n_ff); over(s.n_ctx, o.n_ctx);
+  if (o.tied >= 0) s.tied = o.tied != 0;
+  const bool mix = o.type == "q4_k_m";
+  const DType base = mix ? DType::Q4_K : parse_dtype(o.type);
+
+  Vocab v = o.tokenizer_json.empty() ? byte_vocab(o.vocab_size > 0 ? o.vocab_size : 512)
+                                     : json_vocab(o.tokenizer_json, o.vocab_size);
+  const int64_t n_vocab = static_cast<int64_t>(v.tokens.size());
+
+  GgufWriter w;
+  const std::string a = o.arch;
+  w.set_string("general.architecture", a);
+  w.set_string("general.name", "volga-synthetic-" + a + "-" + o.shape + "-" + o.type);
+  w.set_u32(a + ".context_length", static_cast<uint32_t>(s.n_ctx));
+  w.set_u32(a + ".embedding_length", static_cast<uint32_t>(s.n_embd));
+  w.set_u32(a + ".block_count", static_cast<uint32_t>(s.n_layer));
+  w.set_u32(a + ".feed_forward_length", static_cast<uint32_t>(s.n_ff));
+  w.set_u32(a + ".attention.head_count", static_cast<uint32_t>(s.n_head));
+  w.set_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
+  w.set_f32(a + ".attention.layer_norm_rms_epsilon", s.eps);
+  w.set_f32(a + ".rope.freq_base", s.rope_base);
+  if (a == "qwen3" || s.head_dim * s.n_head != s.n_embd) {
+    w.set_u32(a + ".attention.key_length", static_cast<uint32_t>(s.head_dim));
+    w.set_u32(a + ".attention.value_length", static_cast<uint32_t>(s.head_dim));
+  }
+  if (a == "llama") w.set_u32(a + ".rope.dimension_count", static_cast<uint32_t>(s.head_dim));
+  w.set_u32(a + ".vocab_size", static_cast<uint32_t>(n_vocab));
+  w.set_string("tokenizer.ggml.model", "gpt2");
+  w.set_string("tokenizer.ggml.pre", v.pre);
+  w.set_string_array("tokenizer.ggml.tokens", v.tokens);
+  w.set_i32_array("tokenizer.ggml.token_type", v.types);
+  w.set_string_array("tokenizer.ggml.merges", v.merges);
+  if (v.bos >= 0) w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos));
+  if (v.eos >= 0) w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos));
+  w.set_bool("tokenizer.ggml.add_bos_token", v.add_bos);
+  if (!v.chat_template.empty()) w.set_string("tokenizer.chat_template", v.chat_template);
+
+  WeightMaker m(w, o.seed, o.quiet);
+  const int64_t E = s.n_embd, qd = s.n_head * s.head_dim, kd = s.n_head_kv * s.head_dim;
+  const float in_std = 1.0f / std::sqrt(static_cast<float>(E));
+  m.matrix("token_embd.weight", base, E, n_vocab, in_std * 4);
+  m.vector("output_norm.weight", E, 1.0f, 0.1f);
+  if (!s.tied) m.matrix("output.weight", mix ? DType::Q6_K : base, E, n_vocab, in_std);
+  if (o.llama3_rope) m.raw_f32("rope_freqs.weight", llama3_freq_factors(s.head_dim, s.rope_base));
+  for (int64_t i = 0; i < s.n_layer; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    const DType more = mix && use_more_bits(i, s.n_layer) ? DType::Q6_K : base;
+    m.vector(p + "attn_norm.weight", E, 1.0f, 0.1f);
+    m.matrix(p + "attn_q.weight", base, E, qd, in_std);
+    m.matrix(p + "attn_k.weight", base, E, kd, in_std);
+    m.matrix(p + "attn_v.weight", more, E, kd, in_std);
+    m.matrix(p + "attn_output.weight", base, qd, E, 1.0f / std::sqrt(static_cast<float>(qd)));
+    if (a == "qwen2") {
+      m.vector(p + "attn_q.bias", qd, 0.0f, 0.1f);
+      m.vector(p + "attn_k.bias", kd, 0.0f, 0.1f);
+      m.vector(p + "attn_v.bias", kd, 0.0f, 0.1f);
+    }
+    if (a == "qwen3") {
+      m.vector(p + "attn_q_norm.weight", s.head_dim, 1.0f, 0.1f);
+      m.vector(p + "attn_k_norm.weight", s.head_dim, 1.0f, 0.1f);
+    }
+    m.vector(p + "ffn_norm.weight", E, 1.0f, 0.1f);
+    m.matrix(p + "ffn_gate.weight", base, E, s.n_ff, in_std);
+    m.matrix(p + "ffn_up.weight", base, E, s.n_ff, in_std);
+    m.matrix(p + "ffn_down.weight", more, s.n_ff, E, 1.0f / std::sqrt(static_cast<float>(s.n_ff)));
+  }
+  w.write(o.output);
+  if (!o.quiet)
+    std::fprintf(stderr, "volga-synth: wrote %s (%s, %s, vocabulary %lld)\n", o.output.c_str(), a.c_str(),
+                 o.type.c_str(), static_cast<long long>(n_vocab));
+}
+
+}  // namespace volga::synth
