@@ -11,6 +11,7 @@
 #include "runtime/generate.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace volga::cli {
 
@@ -84,9 +85,9 @@ Command add_run(CLI::App& app) {
       nlohmann::json j;
       j["prompt_ids"] = prompt;
       j["ids"] = res.ids;
-      j["text"] = tok->decode(out_ids);
+      j["text"] = sanitize_utf8(tok->decode(out_ids));
       j["stopped"] = res.stopped;
-      std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      std::printf("%s\n", j.dump().c_str());
     } else {
       std::string rest = dec.flush();
       std::fwrite(rest.data(), 1, rest.size(), stdout);

@@ -5,21 +5,10 @@
 #include "format/gguf.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace volga {
 
-namespace {
-
-// Length of the UTF-8 sequence that starts with byte c (0 for a continuation or invalid byte).
-int utf8_len(unsigned char c) {
-  if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) return c >= 0xC2 ? 2 : 0;
-  if ((c & 0xF0) == 0xE0) return 3;
-  if ((c & 0xF8) == 0xF0) return c <= 0xF4 ? 4 : 0;
-  return 0;
-}
-
-}  // namespace
 
 std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
   std::string model = f.get_string_opt("tokenizer.ggml.model").value_or("");
@@ -116,22 +105,23 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_speci
 
 std::string StreamDecoder::push(int32_t id) {
   pending_ += tok_.token_bytes(id);
-  // Emit everything up to the start of a trailing, still incomplete sequence.
+  // Hold back a trailing sequence that later tokens may still complete (at
+  // most 3 bytes); everything before it is emitted, invalid bytes as U+FFFD.
   size_t cut = pending_.size();
   for (size_t back = 1; back <= 3 && back <= pending_.size(); ++back) {
-    unsigned char c = static_cast<unsigned char>(pending_[pending_.size() - back]);
-    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
-    int need = utf8_len(c);
-    if (need > static_cast<int>(back)) cut = pending_.size() - back;
-    break;
+    size_t i = pending_.size() - back;
+    if (utf8_incomplete_prefix(pending_, i)) {
+      cut = i;
+      break;
+    }
   }
-  std::string out = pending_.substr(0, cut);
+  std::string out = sanitize_utf8(std::string_view(pending_).substr(0, cut));
   pending_.erase(0, cut);
   return out;
 }
 
 std::string StreamDecoder::flush() {
-  std::string out = pending_.empty() ? "" : "\xEF\xBF\xBD";
+  std::string out = sanitize_utf8(pending_);
   pending_.clear();
   return out;
 }

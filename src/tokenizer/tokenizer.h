@@ -76,6 +76,7 @@ class StreamDecoder {
   explicit StreamDecoder(const Tokenizer& tok) : tok_(tok) {}
   std::string push(int32_t id);
   std::string flush();  // whatever is pending (an incomplete sequence becomes U+FFFD)
+  // Output is always valid UTF-8: bytes that cannot form a character become U+FFFD.
 
  private:
   const Tokenizer& tok_;

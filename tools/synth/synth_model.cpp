@@ -201,7 +201,9 @@ Vocab json_vocab(const std::string& path, int64_t pad_to) {
     };
     if (cfg.contains("bos_token")) v.bos = find_id(cfg["bos_token"]);
     if (cfg.contains("eos_token")) v.eos = find_id(cfg["eos_token"]);
-    v.add_bos = cfg.value("add_bos_token", false) && v.bos >= 0;
+    // Hugging Face's Llama tokenizers add BOS unless told otherwise; so does
+    // llama.cpp's converter for Llama 3. Qwen has no BOS token at all.
+    v.add_bos = cfg.value("add_bos_token", true) && v.bos >= 0;
     if (cfg.contains("chat_template") && cfg["chat_template"].is_string())
       v.chat_template = cfg["chat_template"].get<std::string>();
   }

@@ -1,0 +1,61 @@
+#include "util/utf8.h"
+
+namespace volga {
+
+namespace {
+// Valid range of the second byte for each lead byte (Unicode Table 3-7).
+bool second_ok(unsigned char lead, unsigned char b) {
+  if (lead == 0xE0) return b >= 0xA0 && b <= 0xBF;
+  if (lead == 0xED) return b >= 0x80 && b <= 0x9F;
+  if (lead == 0xF0) return b >= 0x90 && b <= 0xBF;
+  if (lead == 0xF4) return b >= 0x80 && b <= 0x8F;
+  return b >= 0x80 && b <= 0xBF;
+}
+size_t expected_len(unsigned char c) {
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return 2;
+  if (c >= 0xE0 && c <= 0xEF) return 3;
+  if (c >= 0xF0 && c <= 0xF4) return 4;
+  return 0;
+}
+}  // namespace
+
+size_t utf8_valid_sequence(std::string_view s, size_t i) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  size_t len = expected_len(c);
+  if (len <= 1) return len;
+  if (i + len > s.size()) return 0;
+  if (!second_ok(c, static_cast<unsigned char>(s[i + 1]))) return 0;
+  for (size_t k = 2; k < len; ++k)
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
+  return len;
+}
+
+bool utf8_incomplete_prefix(std::string_view s, size_t i) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  size_t len = expected_len(c);
+  size_t have = s.size() - i;
+  if (len <= 1 || have >= len) return false;
+  if (have >= 2 && !second_ok(c, static_cast<unsigned char>(s[i + 1]))) return false;
+  for (size_t k = 2; k < have; ++k)
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+  return true;
+}
+
+std::string sanitize_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t len = utf8_valid_sequence(s, i);
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
+}  // namespace volga

@@ -1,0 +1,21 @@
+// UTF-8 helpers shared by the tokenizer, the CLI and (later) the server.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace volga {
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 when the bytes
+// there are not one (bad lead byte, bad continuation, overlong form,
+// surrogate, beyond U+10FFFF, or cut short by the end of `s`).
+size_t utf8_valid_sequence(std::string_view s, size_t i);
+
+// True when s[i..] is a proper prefix of some valid sequence (more bytes may complete it).
+bool utf8_incomplete_prefix(std::string_view s, size_t i);
+
+// Copies s, replacing each byte that does not start a valid sequence with U+FFFD.
+std::string sanitize_utf8(std::string_view s);
+
+}  // namespace volga
