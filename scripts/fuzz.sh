@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the GGUF libFuzzer target with clang (AddressSanitizer + UBSan) and
+# runs it for a bounded time on the malformed-file seed corpus.
+#   scripts/fuzz.sh [SECONDS]      default 60; CI uses the default
+# To fuzz longer, keep the corpus between runs:
+#   scripts/fuzz.sh 3600           (corpus grows in build-fuzz/corpus)
+# A crash leaves crash-* files in build-fuzz/; reproduce with
+#   build-fuzz/bin/gguf_fuzz build-fuzz/crash-<hash>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DVOLGA_FUZZ=ON -DVOLGA_TESTS=OFF >/dev/null
+cmake --build build-fuzz --target gguf_fuzz make_corpus volga-synth
+mkdir -p build-fuzz/corpus build-fuzz/seeds
+build-fuzz/bin/make_corpus build-fuzz/seeds
+build-fuzz/bin/volga-synth -q -o build-fuzz/seeds/tiny_model.gguf --n-embd 32 --n-ff 64 --head-dim 8 \
+  --n-layer 1 --vocab-size 300
+cd build-fuzz
+echo "fuzzing the GGUF reader for ${seconds}s"
+ASAN_OPTIONS=detect_leaks=1 bin/gguf_fuzz -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=262144 \
+  -timeout=20 -print_final_stats=1 corpus seeds 2>&1 | tail -n 25

