@@ -21,6 +21,28 @@ struct BlockQ4_0 {
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
+struct BlockQ4_1 {
+  uint16_t d;  // fp16 scale; x = d * q + m
+  uint16_t m;  // fp16 minimum
+  uint8_t qs[kQK / 2];
+};
+static_assert(sizeof(BlockQ4_1) == 20);
+
+struct BlockQ5_0 {
+  uint16_t d;  // x = d * (q - 16), q has 5 bits
+  uint8_t qh[4];  // bit j of this little-endian u32 is the fifth bit of element j
+  uint8_t qs[kQK / 2];
+};
+static_assert(sizeof(BlockQ5_0) == 22);
+
+struct BlockQ5_1 {
+  uint16_t d;  // x = d * q + m
+  uint16_t m;
+  uint8_t qh[4];
+  uint8_t qs[kQK / 2];
+};
+static_assert(sizeof(BlockQ5_1) == 24);
+
 struct BlockQ4_K {
   uint16_t d;     // fp16 super-block scale of the 6-bit sub-block scales
   uint16_t dmin;  // fp16 super-block scale of the 6-bit sub-block mins

@@ -11,6 +11,8 @@ namespace {
 constexpr DTypeTraits kTraits[] = {
     {DType::F32, "f32", 1, 4},      {DType::F16, "f16", 1, 2},
     {DType::BF16, "bf16", 1, 2},    {DType::Q4_0, "q4_0", 32, 18},
+    {DType::Q4_1, "q4_1", 32, 20},  {DType::Q5_0, "q5_0", 32, 22},
+    {DType::Q5_1, "q5_1", 32, 24},
     {DType::Q8_0, "q8_0", 32, 34},  {DType::Q4_K, "q4_k", 256, 144},
     {DType::Q5_K, "q5_k", 256, 176}, {DType::Q6_K, "q6_k", 256, 210},
 };
@@ -51,7 +53,7 @@ DType parse_dtype(const std::string& name) {
   for (const auto& t : kTraits)
     if (lower == t.name) return t.type;
   throw Error("unknown tensor type '" + name +
-              "' (supported: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k)");
+              "' (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)");
 }
 
 }  // namespace volga

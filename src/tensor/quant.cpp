@@ -92,6 +92,126 @@ void quantize_q4_0_ref(const float* src, void* dst, int64_t n) {
   }
 }
 
+// ------------------------------------------------------- Q4_1, Q5_0, Q5_1
+
+namespace {
+uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+void min_max(const float* x, int n, float* lo, float* hi) {
+  *lo = x[0];
+  *hi = x[0];
+  for (int j = 1; j < n; ++j) {
+    *lo = std::min(*lo, x[j]);
+    *hi = std::max(*hi, x[j]);
+  }
+}
+}  // namespace
+
+void dequantize_q4_1_ref(const void* src, float* dst, int64_t n) {
+  const auto* b = static_cast<const BlockQ4_1*>(src);
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    float d = fp16_to_fp32(b[i].d), m = fp16_to_fp32(b[i].m);
+    for (int j = 0; j < kQK / 2; ++j) {
+      dst[i * kQK + j] = d * (b[i].qs[j] & 0xF) + m;
+      dst[i * kQK + j + kQK / 2] = d * (b[i].qs[j] >> 4) + m;
+    }
+  }
+}
+
+void quantize_q4_1_ref(const float* src, void* dst, int64_t n) {
+  auto* b = static_cast<BlockQ4_1*>(dst);
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    const float* x = src + i * kQK;
+    float lo, hi;
+    min_max(x, kQK, &lo, &hi);
+    float d = (hi - lo) / 15.0f;
+    float id = d != 0 ? 1.0f / d : 0.0f;
+    b[i].d = fp32_to_fp16(d);
+    b[i].m = fp32_to_fp16(lo);
+    for (int j = 0; j < kQK / 2; ++j) {
+      int q0 = std::clamp(static_cast<int>((x[j] - lo) * id + 0.5f), 0, 15);
+      int q1 = std::clamp(static_cast<int>((x[j + kQK / 2] - lo) * id + 0.5f), 0, 15);
+      b[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+    }
+  }
+}
+
+void dequantize_q5_0_ref(const void* src, float* dst, int64_t n) {
+  const auto* b = static_cast<const BlockQ5_0*>(src);
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    float d = fp16_to_fp32(b[i].d);
+    uint32_t qh = load_u32(b[i].qh);
+    for (int j = 0; j < kQK / 2; ++j) {
+      int h0 = ((qh >> j) & 1) << 4, h1 = ((qh >> (j + 16)) & 1) << 4;
+      dst[i * kQK + j] = d * (((b[i].qs[j] & 0xF) | h0) - 16);
+      dst[i * kQK + j + kQK / 2] = d * (((b[i].qs[j] >> 4) | h1) - 16);
+    }
+  }
+}
+
+void quantize_q5_0_ref(const float* src, void* dst, int64_t n) {
+  auto* b = static_cast<BlockQ5_0*>(dst);
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    const float* x = src + i * kQK;
+    float amax = 0, max = 0;
+    for (int j = 0; j < kQK; ++j)
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    float d = max / -16.0f;
+    float id = d != 0 ? 1.0f / d : 0.0f;
+    b[i].d = fp32_to_fp16(d);
+    uint32_t qh = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      int q0 = std::clamp(static_cast<int>(x[j] * id + 16.5f), 0, 31);
+      int q1 = std::clamp(static_cast<int>(x[j + kQK / 2] * id + 16.5f), 0, 31);
+      b[i].qs[j] = static_cast<uint8_t>((q0 & 0xF) | ((q1 & 0xF) << 4));
+      qh |= static_cast<uint32_t>((q0 >> 4) & 1) << j;
+      qh |= static_cast<uint32_t>((q1 >> 4) & 1) << (j + 16);
+    }
+    std::memcpy(b[i].qh, &qh, 4);
+  }
+}
+
+void dequantize_q5_1_ref(const void* src, float* dst, int64_t n) {
+  const auto* b = static_cast<const BlockQ5_1*>(src);
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    float d = fp16_to_fp32(b[i].d), m = fp16_to_fp32(b[i].m);
+    uint32_t qh = load_u32(b[i].qh);
+    for (int j = 0; j < kQK / 2; ++j) {
+      int h0 = ((qh >> j) & 1) << 4, h1 = ((qh >> (j + 16)) & 1) << 4;
+      dst[i * kQK + j] = d * ((b[i].qs[j] & 0xF) | h0) + m;
+      dst[i * kQK + j + kQK / 2] = d * ((b[i].qs[j] >> 4) | h1) + m;
+    }
+  }
+}
+
+void quantize_q5_1_ref(const float* src, void* dst, int64_t n) {
+  auto* b = static_cast<BlockQ5_1*>(dst);
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    const float* x = src + i * kQK;
+    float lo, hi;
+    min_max(x, kQK, &lo, &hi);
+    float d = (hi - lo) / 31.0f;
+    float id = d != 0 ? 1.0f / d : 0.0f;
+    b[i].d = fp32_to_fp16(d);
+    b[i].m = fp32_to_fp16(lo);
+    uint32_t qh = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      int q0 = std::clamp(static_cast<int>((x[j] - lo) * id + 0.5f), 0, 31);
+      int q1 = std::clamp(static_cast<int>((x[j + kQK / 2] - lo) * id + 0.5f), 0, 31);
+      b[i].qs[j] = static_cast<uint8_t>((q0 & 0xF) | ((q1 & 0xF) << 4));
+      qh |= static_cast<uint32_t>((q0 >> 4) & 1) << j;
+      qh |= static_cast<uint32_t>((q1 >> 4) & 1) << (j + 16);
+    }
+    std::memcpy(b[i].qh, &qh, 4);
+  }
+}
+
 // ------------------------------------------------------------- Q4_K and Q5_K
 
 namespace {
@@ -309,6 +429,9 @@ void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
     case DType::BF16: dequantize_bf16_ref(src, dst, n); return;
     case DType::Q8_0: dequantize_q8_0_ref(src, dst, n); return;
     case DType::Q4_0: dequantize_q4_0_ref(src, dst, n); return;
+    case DType::Q4_1: dequantize_q4_1_ref(src, dst, n); return;
+    case DType::Q5_0: dequantize_q5_0_ref(src, dst, n); return;
+    case DType::Q5_1: dequantize_q5_1_ref(src, dst, n); return;
     case DType::Q4_K: dequantize_q4_k_ref(src, dst, n); return;
     case DType::Q5_K: dequantize_q5_k_ref(src, dst, n); return;
     case DType::Q6_K: dequantize_q6_k_ref(src, dst, n); return;
@@ -327,6 +450,9 @@ void quantize_row(DType type, const float* src, void* dst, int64_t n) {
     case DType::BF16: quantize_bf16_ref(src, dst, n); return;
     case DType::Q8_0: quantize_q8_0_ref(src, dst, n); return;
     case DType::Q4_0: quantize_q4_0_ref(src, dst, n); return;
+    case DType::Q4_1: quantize_q4_1_ref(src, dst, n); return;
+    case DType::Q5_0: quantize_q5_0_ref(src, dst, n); return;
+    case DType::Q5_1: quantize_q5_1_ref(src, dst, n); return;
     case DType::Q4_K: quantize_q4_k_ref(src, dst, n); return;
     case DType::Q5_K: quantize_q5_k_ref(src, dst, n); return;
     case DType::Q6_K: quantize_q6_k_ref(src, dst, n); return;

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools", "reference"))
 from forward import Reference  # noqa: E402
 
 ARCHS = ["llama", "qwen2", "qwen3"]
-TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_k_m"]
+TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m"]
 PROMPT = "The weather is good today. Москва стоит на берегу реки. 今天天气很好"
 TMP = tempfile.mkdtemp(prefix="volga-e2e-")
 
@@ -88,6 +88,18 @@ def make_case(arch, ty):
 for _arch in ARCHS:
     for _ty in TYPES:
         setattr(ReferenceAgreement, "test_%s_%s" % (_arch, _ty), make_case(_arch, _ty))
+
+
+class LlamaCppQuantMix(unittest.TestCase):
+    def test_qwen2_rows_of_896_use_llamacpp_fallback_types(self):
+        # Qwen2-0.5B widths: rows of 896 cannot hold k-quant blocks, so a Q4_K_M
+        # file falls back to q5_0 / q8_0 for them, as llama.cpp's quantizer does.
+        path = synth("qwen2-896-q4_k_m", "--arch", "qwen2", "--type", "q4_k_m", "--n-embd", "896", "--n-head", "14",
+                     "--n-head-kv", "2", "--head-dim", "64", "--n-ff", "1024", "--n-layer", "2")
+        info = run(VOLGA, "info", path).stdout
+        for t in ("q5_0 x", "q8_0 x"):
+            self.assertIn(t, info)
+        ReferenceAgreement.check_model(self, path, n_greedy=8)
 
 
 class RealTokenizers(unittest.TestCase):

@@ -72,6 +72,39 @@ TEST(Dequantize, KnownQ4_0Block) {
   EXPECT_EQ(y[31], -16.0f);  // high nibble of qs[15] = 0
 }
 
+TEST(Dequantize, KnownQ4_1Q5_0Q5_1Blocks) {
+  BlockQ4_1 a{};
+  a.d = 0x3800;  // 0.5
+  a.m = 0xBC00;  // -1.0
+  for (int j = 0; j < 16; ++j) a.qs[j] = static_cast<uint8_t>(j | (15 << 4));
+  float y[32];
+  dequantize_q4_1_ref(&a, y, 32);
+  EXPECT_EQ(y[0], -1.0f);
+  EXPECT_EQ(y[3], 0.5f);   // 0.5 * 3 - 1
+  EXPECT_EQ(y[16], 6.5f);  // 0.5 * 15 - 1
+
+  BlockQ5_0 b{};
+  b.d = 0x4000;  // 2.0
+  for (int j = 0; j < 16; ++j) b.qs[j] = 0x00;
+  b.qh[0] = 0x01;  // element 0 gets bit 4 -> q = 16 -> 0
+  b.qh[2] = 0x02;  // bit 17: element 17 -> q = 16 -> 0
+  dequantize_q5_0_ref(&b, y, 32);
+  EXPECT_EQ(y[0], 0.0f);
+  EXPECT_EQ(y[1], -32.0f);  // 2 * (0 - 16)
+  EXPECT_EQ(y[16], -32.0f);
+  EXPECT_EQ(y[17], 0.0f);
+
+  BlockQ5_1 c{};
+  c.d = 0x3C00;  // 1.0
+  c.m = 0x4000;  // 2.0
+  for (int j = 0; j < 16; ++j) c.qs[j] = 0xF1;
+  c.qh[3] = 0x80;  // bit 31: element 31 -> 15 | 16 = 31
+  dequantize_q5_1_ref(&c, y, 32);
+  EXPECT_EQ(y[0], 3.0f);    // 1 + 2
+  EXPECT_EQ(y[16], 17.0f);  // 15 + 2
+  EXPECT_EQ(y[31], 33.0f);  // 31 + 2
+}
+
 TEST(Dequantize, KnownQ4_KBlock) {
   BlockQ4_K b{};
   b.d = 0x3C00;     // 1.0
@@ -179,11 +212,12 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, QuantRoundTrip,
                          ::testing::Values(RoundTrip{DType::F16, 1e-3}, RoundTrip{DType::BF16, 5e-3},
                                            RoundTrip{DType::Q8_0, 0.012}, RoundTrip{DType::Q6_K, 0.04},
                                            RoundTrip{DType::Q5_K, 0.06}, RoundTrip{DType::Q4_K, 0.12},
-                                           RoundTrip{DType::Q4_0, 0.14}),
+                                           RoundTrip{DType::Q4_0, 0.14}, RoundTrip{DType::Q4_1, 0.12},
+                                           RoundTrip{DType::Q5_0, 0.07}, RoundTrip{DType::Q5_1, 0.06}),
                          [](const auto& info) { return std::string(dtype_name(info.param.type)); });
 
 TEST(Quantize, AllZeroBlocksStayZero) {
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     std::vector<float> x(256, 0.0f), y(256, 1.0f);
     std::vector<uint8_t> q(static_cast<size_t>(row_bytes(t, 256)));
     quantize_row(t, x.data(), q.data(), 256);

@@ -6,7 +6,8 @@ import struct
 import numpy as np
 
 # ggml type id -> (name, block size, block bytes)
-TYPES = {0: ("f32", 1, 4), 1: ("f16", 1, 2), 2: ("q4_0", 32, 18), 8: ("q8_0", 32, 34),
+TYPES = {0: ("f32", 1, 4), 1: ("f16", 1, 2), 2: ("q4_0", 32, 18), 3: ("q4_1", 32, 20), 6: ("q5_0", 32, 22),
+         7: ("q5_1", 32, 24), 8: ("q8_0", 32, 34),
          12: ("q4_k", 256, 144), 13: ("q5_k", 256, 176), 14: ("q6_k", 256, 210), 30: ("bf16", 1, 2)}
 
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
@@ -14,7 +15,8 @@ _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?
 
 class GGUF:
     def __init__(self, path):
-        self.buf = open(path, "rb").read()
+        with open(path, "rb") as f:
+            self.buf = f.read()
         self.pos = 0
         magic, version = struct.unpack_from("<II", self.buf, 0)
         assert magic == 0x46554747, "not a GGUF file"
@@ -107,6 +109,23 @@ def dequantize(tname, raw, n):
         lo = (qs & 0xF).astype(np.float32) - 8
         hi = (qs >> 4).astype(np.float32) - 8
         return (d * np.concatenate([lo, hi], axis=1)).reshape(-1)
+    if tname in ("q4_1", "q5_0", "q5_1"):
+        bb = {"q4_1": 20, "q5_0": 22, "q5_1": 24}[tname]
+        b = raw.reshape(-1, bb)
+        d = _f16(b[:, 0:2]).reshape(-1, 1)
+        has_min = tname != "q5_0"
+        m = _f16(b[:, 2:4]).reshape(-1, 1) if has_min else None
+        pos = 4 if has_min else 2
+        q = np.empty((b.shape[0], 32), np.int32)
+        qs = b[:, -16:].astype(np.int32)
+        q[:, :16], q[:, 16:] = qs & 0xF, qs >> 4
+        if tname != "q4_1":
+            qh = b[:, pos:pos + 4].copy().view("<u4").astype(np.int64)  # [nb, 1]
+            bits = (qh >> np.arange(32)[None, :]) & 1  # bit j: element j (0..15 low half, 16..31 high)
+            q = q | (bits.astype(np.int32) << 4)
+        if tname == "q5_0":
+            return (d * (q - 16)).reshape(-1)
+        return (d * q + m).reshape(-1)
     if tname in ("q4_k", "q5_k"):
         bb = 144 if tname == "q4_k" else 176
         b = raw.reshape(-1, bb)
