@@ -7,20 +7,12 @@
 #include <array>
 #include <climits>
 
-#include "format/gguf.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
 
 namespace volga {
 
 namespace {
-
-constexpr const char* kGpt2Regex =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-constexpr const char* kLlama3Regex =
-    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-constexpr const char* kQwen2Regex =
-    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
@@ -48,12 +40,17 @@ std::array<uint32_t, 256> byte_to_codepoint() {
 
 class Regex {
  public:
-  explicit Regex(const char* pattern) {
+  explicit Regex(const std::string& pattern) {
     int err;
     PCRE2_SIZE off;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern), PCRE2_ZERO_TERMINATED,
+    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                           PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &off, nullptr);
-    if (!code_) throw Error("internal: pre-tokenizer regex does not compile");
+    if (!code_) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(err, msg, sizeof(msg));
+      throw Error("pre-tokenizer regex does not compile at offset " + std::to_string(off) + ": " +
+                  reinterpret_cast<const char*>(msg));
+    }
     pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);
   }
   ~Regex() { pcre2_code_free(code_); }
@@ -97,7 +94,15 @@ class BpeTokenizer final : public Tokenizer {
         ids.push_back(frag.id);
         continue;
       }
-      for (std::string_view word : regex_->split(frag.text)) encode_word(word, ids);
+      // Each regex splits the pieces left by the previous one.
+      std::vector<std::string_view> pieces = {frag.text};
+      for (const auto& re : regexes_) {
+        std::vector<std::string_view> next;
+        for (std::string_view p : pieces)
+          for (std::string_view q : re->split(p)) next.push_back(q);
+        pieces = std::move(next);
+      }
+      for (std::string_view word : pieces) encode_word(word, ids);
     }
     return ids;
   }
@@ -121,20 +126,16 @@ class BpeTokenizer final : public Tokenizer {
   }
 
  protected:
-  void init(const GgufFile& f) override {
-    const auto& merges = f.get_array("tokenizer.ggml.merges", GgufType::STRING);
-    ranks_.reserve(merges.size());
-    for (size_t r = 0; r < merges.size(); ++r) ranks_.emplace(merges[r].s, static_cast<int32_t>(r));
+  void init(const VocabData& v) override {
+    ranks_.reserve(v.merges.size());
+    for (size_t r = 0; r < v.merges.size(); ++r) ranks_.emplace(v.merges[r], static_cast<int32_t>(r));
     auto map = byte_to_codepoint();
     for (int b = 0; b < 256; ++b) {
       append_utf8(byte_str_[static_cast<size_t>(b)], map[static_cast<size_t>(b)]);
       cp_to_byte_[map[static_cast<size_t>(b)]] = static_cast<uint8_t>(b);
     }
-    const char* pattern = kGpt2Regex;
-    if (pre_ == "llama-bpe" || pre_ == "llama3" || pre_ == "smaug-bpe") pattern = kLlama3Regex;
-    if (pre_ == "qwen2" || pre_ == "deepseek-r1-qwen") pattern = kQwen2Regex;
-    ignore_merges_ = pre_ == "llama-bpe" || pre_ == "llama3";
-    regex_ = std::make_unique<Regex>(pattern);
+    for (const std::string& re : v.pre_regexes) regexes_.push_back(std::make_unique<Regex>(re));
+    ignore_merges_ = v.ignore_merges;
   }
 
  private:
@@ -201,7 +202,7 @@ class BpeTokenizer final : public Tokenizer {
   std::unordered_map<std::string, int32_t> ranks_;
   std::array<std::string, 256> byte_str_;
   std::unordered_map<uint32_t, uint8_t> cp_to_byte_;
-  std::unique_ptr<Regex> regex_;
+  std::vector<std::unique_ptr<Regex>> regexes_;
   bool ignore_merges_ = false;
 };
 

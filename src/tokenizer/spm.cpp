@@ -4,7 +4,6 @@
 // vocabulary fall back to <0xXX> byte tokens.
 #include <cstdio>
 
-#include "format/gguf.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
 
@@ -68,16 +67,11 @@ class SpmTokenizer final : public Tokenizer {
   }
 
  protected:
-  void init(const GgufFile& f) override {
-    if (f.has("tokenizer.ggml.scores")) {
-      for (const GgufValue& v : f.get_array("tokenizer.ggml.scores", GgufType::FLOAT32))
-        scores_.push_back(static_cast<float>(v.f));
-      if (scores_.size() != tokens_.size())
-        throw Error("GGUF '" + f.path() + "': tokenizer.ggml.scores count does not match token count");
-    } else {
-      scores_.assign(tokens_.size(), 0.0f);
-    }
-    add_space_prefix_ = f.get_bool_opt("tokenizer.ggml.add_space_prefix").value_or(true);
+  void init(const VocabData& v) override {
+    scores_ = v.scores;
+    if (scores_.empty()) scores_.assign(tokens_.size(), 0.0f);
+    if (scores_.size() != tokens_.size()) throw Error("tokenizer: score count does not match token count");
+    add_space_prefix_ = v.add_space_prefix;
     for (int b = 0; b < 256; ++b) {
       char name[8];
       std::snprintf(name, sizeof(name), "<0x%02X>", b);

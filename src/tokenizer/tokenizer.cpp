@@ -10,29 +10,23 @@
 namespace volga {
 
 
-std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
-  std::string model = f.get_string_opt("tokenizer.ggml.model").value_or("");
-  if (model.empty())
-    throw Error("GGUF '" + f.path() + "' has no tokenizer (tokenizer.ggml.model is missing)");
+std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) { return create(read_vocab_gguf(f)); }
+
+std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& path) {
+  return create(read_vocab_tokenizer_json(path));
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::create(VocabData v) {
   std::unique_ptr<Tokenizer> tok;
-  if (model == "gpt2") tok = make_bpe_tokenizer();
-  else if (model == "llama") tok = make_spm_tokenizer();
-  else throw Error("GGUF '" + f.path() + "': tokenizer model '" + model + "' is not supported (supported: gpt2, llama)");
-  tok->model_ = model;
-  tok->pre_ = f.get_string_opt("tokenizer.ggml.pre").value_or("default");
-  for (const GgufValue& v : f.get_array("tokenizer.ggml.tokens", GgufType::STRING)) tok->tokens_.push_back(v.s);
+  if (v.model == "gpt2") tok = make_bpe_tokenizer();
+  else if (v.model == "llama") tok = make_spm_tokenizer();
+  else throw Error("tokenizer model '" + v.model + "' is not supported (supported: gpt2, llama)");
+  if (v.types.size() != v.tokens.size()) throw Error("tokenizer: token types do not match the tokens");
+  tok->model_ = v.model;
+  tok->pre_ = v.pre;
+  tok->tokens_ = v.tokens;
+  tok->types_ = v.types;
   const size_t n = tok->tokens_.size();
-  if (n == 0) throw Error("GGUF '" + f.path() + "': tokenizer.ggml.tokens is empty");
-  tok->types_.assign(n, TokenType::Normal);
-  if (f.has("tokenizer.ggml.token_type")) {
-    const auto& types = f.get_array("tokenizer.ggml.token_type", GgufType::INT32);
-    if (types.size() != n) throw Error("GGUF '" + f.path() + "': token_type count does not match token count");
-    for (size_t i = 0; i < n; ++i) {
-      if (types[i].i < 0 || types[i].i > 6)
-        throw Error("GGUF '" + f.path() + "': token " + std::to_string(i) + " has invalid type " + std::to_string(types[i].i));
-      tok->types_[i] = static_cast<TokenType>(types[i].i);
-    }
-  }
   tok->index_.reserve(n);
   for (size_t i = 0; i < n; ++i) tok->index_.emplace(tok->tokens_[i], static_cast<int32_t>(i));
   for (size_t i = 0; i < n; ++i)
@@ -42,19 +36,11 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
   std::stable_sort(tok->specials_.begin(), tok->specials_.end(), [&](int32_t a, int32_t b) {
     return tok->tokens_[static_cast<size_t>(a)].size() > tok->tokens_[static_cast<size_t>(b)].size();
   });
-  auto id_key = [&](const char* key) -> int32_t {
-    auto v = f.get_int_opt(key);
-    if (!v) return -1;
-    if (*v < 0 || *v >= static_cast<int64_t>(n))
-      throw Error("GGUF '" + f.path() + "': " + key + " = " + std::to_string(*v) + " is outside the vocabulary");
-    return static_cast<int32_t>(*v);
-  };
-  tok->bos_ = id_key("tokenizer.ggml.bos_token_id");
-  tok->eos_ = id_key("tokenizer.ggml.eos_token_id");
-  for (const char* k : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
-    if (int32_t id = id_key(k); id >= 0) tok->eog_.push_back(id);
-  tok->add_bos_ = f.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(model == "llama") && tok->bos_ >= 0;
-  tok->init(f);
+  tok->bos_ = v.bos;
+  tok->eos_ = v.eos;
+  tok->eog_ = v.eog;
+  tok->add_bos_ = v.add_bos && v.bos >= 0;
+  tok->init(v);
   return tok;
 }
 
@@ -69,15 +55,14 @@ std::optional<int32_t> Tokenizer::lookup(std::string_view piece) const {
 }
 
 std::vector<Tokenizer::Fragment> Tokenizer::split_special(std::string_view text, bool parse_special) const {
+  // User-defined (added) tokens are always matched in the text; control tokens
+  // only when the caller allows special tokens (as llama.cpp does).
   std::vector<Fragment> out;
-  if (!parse_special || specials_.empty()) {
-    if (!text.empty()) out.push_back({text, -1});
-    return out;
-  }
   size_t start = 0, i = 0;
   while (i < text.size()) {
     int32_t hit = -1;
     for (int32_t id : specials_) {
+      if (!parse_special && types_[static_cast<size_t>(id)] == TokenType::Control) continue;
       const std::string& s = tokens_[static_cast<size_t>(id)];
       if (text.compare(i, s.size(), s) == 0) {
         hit = id;

@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/vocab.h"
+
 namespace volga {
 
 class GgufFile;
@@ -26,6 +28,9 @@ class Tokenizer {
 
   // Throws volga::Error when the metadata is missing or inconsistent.
   static std::unique_ptr<Tokenizer> from_gguf(const GgufFile& file);
+  // A Hugging Face tokenizer.json (tokenizer_config.json beside it is read too).
+  static std::unique_ptr<Tokenizer> from_tokenizer_json(const std::string& path);
+  static std::unique_ptr<Tokenizer> create(VocabData vocab);
 
   // add_special: prepend BOS when the vocabulary asks for it.
   // parse_special: recognise control/user-defined token texts in `text`.
@@ -50,7 +55,7 @@ class Tokenizer {
  protected:
   Tokenizer() = default;
   // Model-specific set-up once the common fields are filled.
-  virtual void init(const GgufFile& file) = 0;
+  virtual void init(const VocabData& vocab) = 0;
   // Splits text into runs of plain text and special-token ids (longest match).
   struct Fragment {
     std::string_view text;

@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <random>
 
 #include "format/gguf.h"
 #include "tensor/quant.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab.h"
 #include "util/error.h"
 
 namespace volga::synth {
@@ -40,6 +40,7 @@ struct Vocab {
   std::vector<std::string> tokens;
   std::vector<int32_t> types;  // GGUF token types
   std::vector<std::string> merges;
+  std::vector<std::string> pre_regexes;
   std::string pre = "gpt2";
   int32_t bos = -1, eos = -1;
   bool add_bos = false;
@@ -148,65 +149,29 @@ Vocab byte_vocab(int64_t size) {
   return v;
 }
 
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("cannot open '" + path + "'");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("'" + path + "' is not valid JSON: " + e.what());
-  }
-}
-
+// A real vocabulary from a Hugging Face tokenizer.json, padded to pad_to tokens.
 Vocab json_vocab(const std::string& path, int64_t pad_to) {
-  nlohmann::json tj = read_json(path);
-  const auto& model = tj.at("model");
-  if (model.value("type", "") != "BPE") throw Error("'" + path + "': only BPE tokenizer.json files are supported");
+  VocabData d = read_vocab_tokenizer_json(path);
   Vocab v;
-  size_t n = 0;
-  for (const auto& [tok, id] : model.at("vocab").items()) n = std::max(n, id.get<size_t>() + 1);
-  for (const auto& a : tj.value("added_tokens", nlohmann::json::array())) n = std::max(n, a.at("id").get<size_t>() + 1);
-  n = std::max(n, static_cast<size_t>(std::max<int64_t>(0, pad_to)));
-  v.tokens.assign(n, "");
-  v.types.assign(n, 5);
-  for (const auto& [tok, id] : model.at("vocab").items()) {
-    v.tokens[id.get<size_t>()] = tok;
-    v.types[id.get<size_t>()] = 1;
+  v.tokens = d.tokens;
+  for (TokenType t : d.types) v.types.push_back(static_cast<int32_t>(t));
+  while (static_cast<int64_t>(v.tokens.size()) < pad_to) {
+    v.tokens.push_back("[PAD" + std::to_string(v.tokens.size()) + "]");
+    v.types.push_back(static_cast<int32_t>(TokenType::Unused));
   }
-  for (const auto& a : tj.value("added_tokens", nlohmann::json::array())) {
-    size_t id = a.at("id").get<size_t>();
-    v.tokens[id] = a.at("content").get<std::string>();
-    v.types[id] = a.value("special", false) ? 3 : 4;
-  }
-  for (size_t i = 0; i < n; ++i)
-    if (v.tokens[i].empty()) v.tokens[i] = "[PAD" + std::to_string(i) + "]";
-  for (const auto& m : model.at("merges")) {
-    if (m.is_string()) v.merges.push_back(m.get<std::string>());
-    else v.merges.push_back(m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
-  }
-  std::string pre = tj.value("pre_tokenizer", nlohmann::json::object()).dump();
-  if (pre.find("\\\\p{N}{1,3}") != std::string::npos) v.pre = "llama-bpe";
-  else if (pre.find("\\\\p{L}+|\\\\p{N}|") != std::string::npos) v.pre = "qwen2";
-  else v.pre = "gpt2";
-  // tokenizer_config.json beside it: bos/eos, add_bos_token, chat template.
-  std::string dir = path.substr(0, path.find_last_of('/') + 1);
-  std::ifstream probe(dir + "tokenizer_config.json");
-  if (probe) {
-    nlohmann::json cfg = read_json(dir + "tokenizer_config.json");
-    auto find_id = [&](const nlohmann::json& t) -> int32_t {
-      std::string s = t.is_string() ? t.get<std::string>() : t.is_object() ? t.value("content", "") : "";
-      for (size_t i = 0; i < n; ++i)
-        if (!s.empty() && v.tokens[i] == s) return static_cast<int32_t>(i);
-      return -1;
-    };
-    if (cfg.contains("bos_token")) v.bos = find_id(cfg["bos_token"]);
-    if (cfg.contains("eos_token")) v.eos = find_id(cfg["eos_token"]);
-    // Hugging Face's Llama tokenizers add BOS unless told otherwise; so does
-    // llama.cpp's converter for Llama 3. Qwen has no BOS token at all.
-    v.add_bos = cfg.value("add_bos_token", true) && v.bos >= 0;
-    if (cfg.contains("chat_template") && cfg["chat_template"].is_string())
-      v.chat_template = cfg["chat_template"].get<std::string>();
-  }
+  v.merges = d.merges;
+  v.pre_regexes = d.pre_regexes;
+  v.bos = d.bos;
+  v.eos = d.eos;
+  v.add_bos = d.add_bos;
+  v.chat_template = d.chat_template;
+  // The GGUF name of the pre-tokenizer, recognised by what sets each family's regexes apart.
+  const auto& re = d.pre_regexes;
+  auto has = [&](size_t i, const char* needle) { return i < re.size() && re[i].find(needle) != std::string::npos; };
+  if (re.size() == 3 && has(0, "\\p{N}{1,3}") && has(2, "[\\p{P}\\p{S}]")) v.pre = "deepseek-v3";
+  else if (re.size() == 1 && has(0, "\\p{N}{1,3}")) v.pre = "llama-bpe";
+  else if (re.size() == 1 && has(0, "\\p{L}+|\\p{N}|")) v.pre = "qwen2";
+  else throw Error("'" + path + "': pre-tokenizer not recognised as llama-bpe, qwen2 or deepseek-v3");
   return v;
 }
 

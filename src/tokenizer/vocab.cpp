@@ -1,0 +1,196 @@
+#include "tokenizer/vocab.h"
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "format/gguf.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace volga {
+
+namespace {
+
+const char* kGpt2 = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))";
+const char* kLlama3 =
+    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+const char* kQwen2 =
+    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+const char* kDeepseekLlmLetters =
+    // Written with escapes: these letters include canonical singletons (U+1FBE,
+    // U+2126, U+212A...) that Unicode normalisation in an editor would silently change.
+    "\\s?[A-Za-z\\x{B5}\\x{C0}-\\x{D6}\\x{D8}-\\x{F6}\\x{F8}-\\x{1BA}\\x{1BC}-\\x{1BF}\\x{1C4}-\\x{293}\\x{295}-\\x{2AF}\\x{370}-\\x{373}\\x{376}\\x{377}\\x{37B}-\\x{37D}\\x{37F}\\x{386}\\x{388}-\\x{38A}\\x{38C}\\x{38E}-\\x{3A1}\\x{3A3}-\\x{3F5}\\x{3F7}-\\x{481}\\x{48A}-\\x{52F}\\x{531}-\\x{556}\\x{10A0}-\\x{10C5}\\x{13A0}-\\x{13F5}\\x{13F8}-\\x{13FD}\\x{1C90}-\\x{1CBA}\\x{1CBD}-\\x{1CBF}\\x{1D00}-\\x{1D2B}\\x{1D6B}-\\x{1D77}\\x{1D79}-\\x{1D9A}\\x{1E00}-\\x{1F15}\\x{1F18}-\\x{1F1D}\\x{1F20}-\\x{1F45}\\x{1F48}-\\x{1F4D}\\x{1F50}-\\x{1F57}\\x{1F59}\\x{1F5B}\\x{1F5D}\\x{1F5F}-\\x{1F7D}\\x{1F80}-\\x{1FB4}\\x{1FB6}-\\x{1FBC}\\x{1FBE}\\x{1FC2}-\\x{1FC4}\\x{1FC6}-\\x{1FCC}\\x{1FD0}-\\x{1FD3}\\x{1FD6}-\\x{1FDB}\\x{1FE0}-\\x{1FEC}\\x{1FF2}-\\x{1FF4}\\x{1FF6}-\\x{1FFC}\\x{2102}\\x{2107}\\x{210A}-\\x{2113}\\x{2115}\\x{2119}-\\x{211D}\\x{2124}\\x{2126}\\x{2128}\\x{212A}-\\x{212D}\\x{212F}-\\x{2134}\\x{2139}\\x{213C}-\\x{213F}\\x{2145}-\\x{2149}\\x{214E}\\x{2183}\\x{2184}\\x{2C00}-\\x{2C7B}\\x{2C7E}-\\x{2CE4}\\x{2CEB}-\\x{2CEE}\\x{2CF2}\\x{2CF3}\\x{A640}-\\x{A66D}\\x{A680}-\\x{A69B}\\x{A722}-\\x{A76F}\\x{A771}-\\x{A787}\\x{A78B}-\\x{A78E}\\x{AB70}-\\x{ABBF}\\x{FB00}-\\x{FB06}\\x{FB13}-\\x{FB17}\\x{FF21}-\\x{FF3A}\\x{FF41}-\\x{FF5A}\\x{10400}-\\x{1044F}\\x{104B0}-\\x{104D3}\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}\\x{10CC0}-\\x{10CF2}\\x{118A0}-\\x{118DF}\\x{1E900}-\\x{1E943}]+";
+
+std::vector<std::string> as_strings(const GgufFile& f, const char* key) {
+  std::vector<std::string> out;
+  for (const GgufValue& v : f.get_array(key, GgufType::STRING)) out.push_back(v.s);
+  return out;
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot open '" + path + "'");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("'" + path + "' is not valid JSON: " + e.what());
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> pre_tokenizer_regexes(const std::string& pre) {
+  if (pre == "llama-bpe" || pre == "llama3" || pre == "smaug-bpe" || pre == "falcon3" || pre == "pixtral" ||
+      pre == "dbrx")
+    return {kLlama3};
+  if (pre == "qwen2" || pre == "deepseek-r1-qwen" || pre == "qwen35" || pre == "megrez" || pre == "stablelm2")
+    return {kQwen2};
+  if (pre == "deepseek-llm")
+    return {"[\r\n]", kDeepseekLlmLetters, "\\s?[!-/:-~！-／：-～‘-‟　-。]+", "\\s+$", "[一-龥ࠀ-一가-퟿]+", "\\p{N}+"};
+  if (pre == "deepseek-coder")
+    return {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"};
+  if (pre == "deepseek-v3")
+    return {"\\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
+            "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
+            "?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"};
+  if (pre == "falcon") return {"[\\p{P}\\$\\+<=>\\^~\\|`]+", kGpt2, "[0-9][0-9][0-9]"};
+  if (pre == "starcoder" || pre == "refact" || pre == "command-r" || pre == "smollm" || pre == "codeshell")
+    return {"\\p{N}", kGpt2};
+  if (pre == "gpt-2" || pre == "gpt2" || pre == "mpt" || pre == "olmo" || pre == "jais") return {kGpt2};
+  if (pre == "default")  // llama.cpp's default for BPE vocabularies without a pre-tokenizer name
+    return {"[\\p{P}\\$\\+<=>\\^~\\|]+", kGpt2, "\\p{N}+", "[0-9][0-9][0-9]"};
+  throw Error("unknown pre-tokenizer '" + pre +
+              "' (known: gpt-2, llama-bpe, qwen2, deepseek-llm, deepseek-coder, deepseek-v3, falcon, starcoder, "
+              "refact, command-r, mpt, default)");
+}
+
+VocabData read_vocab_gguf(const GgufFile& f) {
+  VocabData v;
+  v.model = f.get_string_opt("tokenizer.ggml.model").value_or("");
+  if (v.model.empty()) throw Error("GGUF '" + f.path() + "' has no tokenizer (tokenizer.ggml.model is missing)");
+  if (v.model != "gpt2" && v.model != "llama")
+    throw Error("GGUF '" + f.path() + "': tokenizer model '" + v.model +
+                "' is not supported (supported: gpt2 byte-level BPE, llama SentencePiece)");
+  v.pre = f.get_string_opt("tokenizer.ggml.pre").value_or("default");
+  v.tokens = as_strings(f, "tokenizer.ggml.tokens");
+  const size_t n = v.tokens.size();
+  if (n == 0) throw Error("GGUF '" + f.path() + "': tokenizer.ggml.tokens is empty");
+  v.types.assign(n, TokenType::Normal);
+  if (f.has("tokenizer.ggml.token_type")) {
+    const auto& types = f.get_array("tokenizer.ggml.token_type", GgufType::INT32);
+    if (types.size() != n) throw Error("GGUF '" + f.path() + "': token_type count does not match token count");
+    for (size_t i = 0; i < n; ++i) {
+      if (types[i].i < 0 || types[i].i > 6)
+        throw Error("GGUF '" + f.path() + "': token " + std::to_string(i) + " has invalid type " +
+                    std::to_string(types[i].i));
+      v.types[i] = static_cast<TokenType>(types[i].i);
+    }
+  }
+  if (v.model == "gpt2") {
+    v.merges = as_strings(f, "tokenizer.ggml.merges");
+    v.pre_regexes = pre_tokenizer_regexes(v.pre);
+    v.ignore_merges = v.pre == "llama-bpe" || v.pre == "llama3";
+  } else if (f.has("tokenizer.ggml.scores")) {
+    for (const GgufValue& s : f.get_array("tokenizer.ggml.scores", GgufType::FLOAT32))
+      v.scores.push_back(static_cast<float>(s.f));
+    if (v.scores.size() != n) throw Error("GGUF '" + f.path() + "': tokenizer.ggml.scores count does not match token count");
+  }
+  auto id_key = [&](const char* key) -> int32_t {
+    auto id = f.get_int_opt(key);
+    if (!id) return -1;
+    if (*id < 0 || *id >= static_cast<int64_t>(n))
+      throw Error("GGUF '" + f.path() + "': " + key + " = " + std::to_string(*id) + " is outside the vocabulary");
+    return static_cast<int32_t>(*id);
+  };
+  v.bos = id_key("tokenizer.ggml.bos_token_id");
+  v.eos = id_key("tokenizer.ggml.eos_token_id");
+  for (const char* k : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
+    if (int32_t id = id_key(k); id >= 0) v.eog.push_back(id);
+  v.add_bos = f.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(v.model == "llama") && v.bos >= 0;
+  v.add_space_prefix = f.get_bool_opt("tokenizer.ggml.add_space_prefix").value_or(true);
+  v.chat_template = f.get_string_opt("tokenizer.chat_template").value_or("");
+  return v;
+}
+
+VocabData read_vocab_tokenizer_json(const std::string& path) {
+  nlohmann::json tj = read_json(path);
+  try {
+    const auto& model = tj.at("model");
+    if (model.value("type", "") != "BPE")
+      throw Error("'" + path + "': only BPE tokenizer.json files are supported (this one is " +
+                  model.value("type", "?") + ")");
+    VocabData v;
+    v.model = "gpt2";
+    size_t n = 0;
+    for (const auto& [tok, id] : model.at("vocab").items()) n = std::max(n, id.get<size_t>() + 1);
+    for (const auto& a : tj.value("added_tokens", nlohmann::json::array())) n = std::max(n, a.at("id").get<size_t>() + 1);
+    v.tokens.assign(n, "");
+    v.types.assign(n, TokenType::Unused);
+    for (const auto& [tok, id] : model.at("vocab").items()) {
+      v.tokens[id.get<size_t>()] = tok;
+      v.types[id.get<size_t>()] = TokenType::Normal;
+    }
+    for (const auto& a : tj.value("added_tokens", nlohmann::json::array())) {
+      size_t id = a.at("id").get<size_t>();
+      v.tokens[id] = a.at("content").get<std::string>();
+      v.types[id] = a.value("special", false) ? TokenType::Control : TokenType::UserDefined;
+    }
+    for (size_t i = 0; i < n; ++i)
+      if (v.tokens[i].empty()) v.tokens[i] = "[PAD" + std::to_string(i) + "]";
+    for (const auto& m : model.at("merges")) {
+      if (m.is_string()) v.merges.push_back(m.get<std::string>());
+      else v.merges.push_back(m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
+    }
+    v.ignore_merges = model.value("ignore_merges", false);
+    // Pre-tokenizer: HF Split steps (regexes, in order) and ByteLevel's own GPT-2 regex.
+    const nlohmann::json pre = tj.value("pre_tokenizer", nlohmann::json());
+    std::vector<nlohmann::json> steps;
+    if (pre.is_object() && pre.value("type", "") == "Sequence") steps = pre.at("pretokenizers").get<std::vector<nlohmann::json>>();
+    else if (pre.is_object()) steps.push_back(pre);
+    for (const auto& s : steps) {
+      std::string type = s.value("type", "");
+      if (type == "Split") {
+        if (s.value("behavior", "") != "Isolated" || s.value("invert", false) || !s.at("pattern").contains("Regex"))
+          throw Error("'" + path + "': unsupported Split pre-tokenizer (only Isolated regex splits are supported)");
+        v.pre_regexes.push_back(s.at("pattern").at("Regex").get<std::string>());
+      } else if (type == "ByteLevel") {
+        if (s.value("use_regex", true)) v.pre_regexes.push_back(R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)");
+      } else if (!type.empty()) {
+        throw Error("'" + path + "': unsupported pre-tokenizer type '" + type + "'");
+      }
+    }
+    v.pre = "tokenizer.json";
+    // tokenizer_config.json beside it: BOS/EOS, add_bos_token, chat template.
+    std::string dir = path.substr(0, path.find_last_of('/') + 1);
+    if (std::ifstream(dir + "tokenizer_config.json")) {
+      nlohmann::json cfg = read_json(dir + "tokenizer_config.json");
+      auto find_id = [&](const nlohmann::json& t) -> int32_t {
+        std::string s = t.is_string() ? t.get<std::string>() : t.is_object() ? t.value("content", "") : "";
+        if (s.empty()) return -1;
+        auto it = std::find(v.tokens.begin(), v.tokens.end(), s);
+        return it == v.tokens.end() ? -1 : static_cast<int32_t>(it - v.tokens.begin());
+      };
+      if (cfg.contains("bos_token")) v.bos = find_id(cfg["bos_token"]);
+      if (cfg.contains("eos_token")) v.eos = find_id(cfg["eos_token"]);
+      // Hugging Face's Llama tokenizers add BOS unless told otherwise (llama.cpp's
+      // converter writes the same for Llama 3); Qwen has no BOS token at all.
+      v.add_bos = cfg.value("add_bos_token", true) && v.bos >= 0;
+      if (cfg.contains("chat_template") && cfg["chat_template"].is_string())
+        v.chat_template = cfg["chat_template"].get<std::string>();
+    }
+    if (v.eos >= 0) v.eog.push_back(v.eos);
+    for (const char* eot : {"<|eot_id|>", "<|im_end|>", "<|endoftext|>", "<|eom_id|>", "<｜end▁of▁sentence｜>"}) {
+      auto it = std::find(v.tokens.begin(), v.tokens.end(), eot);
+      if (it != v.tokens.end()) {
+        int32_t id = static_cast<int32_t>(it - v.tokens.begin());
+        if (std::find(v.eog.begin(), v.eog.end(), id) == v.eog.end()) v.eog.push_back(id);
+      }
+    }
+    return v;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("'" + path + "': unexpected tokenizer.json structure: " + e.what());
+  }
+}
+
+}  // namespace volga

@@ -1,0 +1,39 @@
+// VocabData — everything a tokenizer is built from, read either from GGUF
+// metadata (tokenizer.ggml.*) or from a Hugging Face tokenizer.json (with the
+// tokenizer_config.json beside it).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace volga {
+
+class GgufFile;
+enum class TokenType : int32_t;
+
+struct VocabData {
+  std::string model;  // "gpt2" (byte-level BPE) or "llama" (SentencePiece-style)
+  std::string pre;    // pre-tokenizer name (informational for tokenizer.json)
+  std::vector<std::string> pre_regexes;  // applied in order; each splits the pieces of the previous
+  std::vector<std::string> tokens;
+  std::vector<TokenType> types;
+  std::vector<std::string> merges;  // "left right", by rank
+  std::vector<float> scores;        // SentencePiece piece scores
+  int32_t bos = -1, eos = -1;
+  std::vector<int32_t> eog;  // end-of-generation ids (EOS, EOT, EOM...)
+  bool add_bos = false;
+  bool add_space_prefix = true;  // SentencePiece: prepend ▁
+  bool ignore_merges = false;    // BPE: a whole word in the vocabulary wins (Llama 3)
+  std::string chat_template;
+};
+
+// Throws volga::Error naming the file and key when metadata is missing or inconsistent.
+VocabData read_vocab_gguf(const GgufFile& file);
+VocabData read_vocab_tokenizer_json(const std::string& path);
+
+// The split regexes llama.cpp uses for a GGUF tokenizer.ggml.pre value.
+// Throws volga::Error for an unknown name.
+std::vector<std::string> pre_tokenizer_regexes(const std::string& pre);
+
+}  // namespace volga

