@@ -12,6 +12,8 @@ using Command = std::function<int()>;
 Command add_run(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_logits(CLI::App& app);
+Command add_tokenize(CLI::App& app);
+Command add_detokenize(CLI::App& app);
 
 // Thread count for --threads: 0 or less means all hardware threads.
 int resolve_threads(int requested);

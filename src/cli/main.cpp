@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   };
   reg(volga::cli::add_run);
   reg(volga::cli::add_info);
+  reg(volga::cli::add_tokenize);
+  reg(volga::cli::add_detokenize);
   reg(volga::cli::add_logits);
   try {
     app.parse(argc, argv);

@@ -5,8 +5,8 @@
 #include <pcre2.h>
 
 #include <array>
-#include <climits>
 
+#include "tokenizer/merge_queue.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
 
@@ -89,6 +89,7 @@ class BpeTokenizer final : public Tokenizer {
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const override {
     std::vector<int32_t> ids;
     if (add_special && add_bos_) ids.push_back(bos_);
+    std::unordered_map<std::string_view, std::vector<int32_t>> cache;  // words seen in this text
     for (const Fragment& frag : split_special(text, parse_special)) {
       if (frag.id >= 0) {
         ids.push_back(frag.id);
@@ -102,7 +103,16 @@ class BpeTokenizer final : public Tokenizer {
           for (std::string_view q : re->split(p)) next.push_back(q);
         pieces = std::move(next);
       }
-      for (std::string_view word : pieces) encode_word(word, ids);
+      for (std::string_view word : pieces) {
+        auto hit = cache.find(word);
+        if (hit != cache.end()) {
+          ids.insert(ids.end(), hit->second.begin(), hit->second.end());
+          continue;
+        }
+        size_t before = ids.size();
+        encode_word(word, ids);
+        if (word.size() <= 64) cache.emplace(word, std::vector<int32_t>(ids.begin() + static_cast<std::ptrdiff_t>(before), ids.end()));
+      }
     }
     return ids;
   }
@@ -127,8 +137,16 @@ class BpeTokenizer final : public Tokenizer {
 
  protected:
   void init(const VocabData& v) override {
-    ranks_.reserve(v.merges.size());
-    for (size_t r = 0; r < v.merges.size(); ++r) ranks_.emplace(v.merges[r], static_cast<int32_t>(r));
+    // Merge rules by token-id pair; rules whose parts are not tokens can never apply.
+    merges_.reserve(v.merges.size());
+    for (size_t r = 0; r < v.merges.size(); ++r) {
+      const std::string& m = v.merges[r];
+      size_t sp = m.find(' ', 1);
+      if (sp == std::string::npos) continue;
+      auto a = lookup(std::string_view(m).substr(0, sp)), b = lookup(std::string_view(m).substr(sp + 1));
+      auto ab = lookup(m.substr(0, sp) + m.substr(sp + 1));
+      if (a && b && ab) merges_.emplace(pair_key(*a, *b), Merge{static_cast<int32_t>(r), *ab});
+    }
     auto map = byte_to_codepoint();
     for (int b = 0; b < 256; ++b) {
       append_utf8(byte_str_[static_cast<size_t>(b)], map[static_cast<size_t>(b)]);
@@ -151,55 +169,58 @@ class BpeTokenizer final : public Tokenizer {
 
   void encode_word(std::string_view word, std::vector<int32_t>& ids) const {
     std::string mapped;
-    std::vector<std::string> sym;
-    for (unsigned char c : word) {
-      sym.push_back(byte_str_[c]);
-      mapped += byte_str_[c];
-    }
+    for (unsigned char c : word) mapped += byte_str_[c];
     if (ignore_merges_) {
       if (auto id = lookup(mapped)) {
         ids.push_back(*id);
         return;
       }
     }
-    // Symbols start as whole UTF-8 characters of the mapped text, not bytes.
-    std::vector<std::string> s;
+    // Symbols start as whole UTF-8 characters of the mapped text.
+    std::vector<detail::Symbol> sym;
     for (size_t i = 0; i < mapped.size();) {
       uint32_t cp;
       size_t len = decode_cp(mapped, i, &cp);
-      s.push_back(mapped.substr(i, len));
+      auto id = lookup(std::string_view(mapped).substr(i, len));
+      int32_t n = static_cast<int32_t>(sym.size());
+      sym.push_back({n - 1, n + 1, static_cast<uint32_t>(i), static_cast<uint32_t>(len), id ? *id : -1});
       i += len;
     }
-    for (;;) {
-      int32_t best = INT32_MAX;
-      size_t at = 0;
-      for (size_t i = 0; i + 1 < s.size(); ++i) {
-        auto it = ranks_.find(s[i] + " " + s[i + 1]);
-        if (it != ranks_.end() && it->second < best) {
-          best = it->second;
-          at = i;
-        }
-      }
-      if (best == INT32_MAX) break;
-      s[at] += s[at + 1];
-      s.erase(s.begin() + static_cast<std::ptrdiff_t>(at) + 1);
-    }
-    for (const std::string& piece : s) {
-      if (auto id = lookup(piece)) {
-        ids.push_back(*id);
+    if (sym.empty()) return;
+    sym.back().next = -1;
+    detail::merge_symbols(sym, [&](const detail::Symbol& l, const detail::Symbol& r, double* priority, int32_t* merged) {
+      if (l.id < 0 || r.id < 0) return false;
+      auto it = merges_.find(pair_key(l.id, r.id));
+      if (it == merges_.end()) return false;
+      *priority = -static_cast<double>(it->second.rank);  // lower rank merges first
+      *merged = it->second.merged;
+      return true;
+    });
+    for (int32_t i = 0; i >= 0; i = sym[static_cast<size_t>(i)].next) {
+      const detail::Symbol& s = sym[static_cast<size_t>(i)];
+      if (s.id >= 0) {
+        ids.push_back(s.id);
         continue;
       }
-      // A symbol outside the vocabulary: fall back to its single-byte tokens.
-      for (size_t i = 0; i < piece.size();) {
+      // A character outside the vocabulary: fall back to its single-byte tokens.
+      for (uint32_t k = s.start; k < s.start + s.len;) {
         uint32_t cp;
-        size_t len = decode_cp(piece, i, &cp);
-        if (auto id = lookup(piece.substr(i, len))) ids.push_back(*id);
-        i += len;
+        size_t len = decode_cp(mapped, k, &cp);
+        if (auto id = lookup(std::string_view(mapped).substr(k, len))) ids.push_back(*id);
+        k += static_cast<uint32_t>(len);
       }
     }
   }
 
-  std::unordered_map<std::string, int32_t> ranks_;
+  static uint64_t pair_key(int32_t a, int32_t b) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+  }
+
+  struct Merge {
+    int32_t rank;
+    int32_t merged;
+  };
+  std::unordered_map<uint64_t, Merge> merges_;
   std::array<std::string, 256> byte_str_;
   std::unordered_map<uint32_t, uint8_t> cp_to_byte_;
   std::vector<std::unique_ptr<Regex>> regexes_;

@@ -4,6 +4,7 @@
 // vocabulary fall back to <0xXX> byte tokens.
 #include <cstdio>
 
+#include "tokenizer/merge_queue.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
 
@@ -39,7 +40,19 @@ class SpmTokenizer final : public Tokenizer {
         if (c == ' ') s += kSpace;
         else s += c;
       }
-      encode_piece(s, ids);
+      if (!split_at_words_) {
+        encode_piece(s, ids);
+        continue;
+      }
+      // No token has ▁ after another character, so none spans a point where ▁
+      // follows a non-▁ character: encode word by word (small merge queues).
+      size_t begin = 0;
+      for (size_t i = kSpace.size(); i + kSpace.size() <= s.size(); ++i)
+        if (s.compare(i, kSpace.size(), kSpace) == 0 && s.compare(i - kSpace.size(), kSpace.size(), kSpace) != 0) {
+          encode_piece(s.substr(begin, i - begin), ids);
+          begin = i;
+        }
+      encode_piece(s.substr(begin), ids);
     }
     return ids;
   }
@@ -72,6 +85,15 @@ class SpmTokenizer final : public Tokenizer {
     if (scores_.empty()) scores_.assign(tokens_.size(), 0.0f);
     if (scores_.size() != tokens_.size()) throw Error("tokenizer: score count does not match token count");
     add_space_prefix_ = v.add_space_prefix;
+    split_at_words_ = true;
+    for (const std::string& t : tokens_) {
+      size_t k = 0;
+      while (t.compare(k, kSpace.size(), kSpace) == 0) k += kSpace.size();
+      if (t.find(kSpace, k) != std::string::npos) {
+        split_at_words_ = false;
+        break;
+      }
+    }
     for (int b = 0; b < 256; ++b) {
       char name[8];
       std::snprintf(name, sizeof(name), "<0x%02X>", b);
@@ -82,42 +104,39 @@ class SpmTokenizer final : public Tokenizer {
 
  private:
   void encode_piece(const std::string& s, std::vector<int32_t>& ids) const {
-    std::vector<std::string> sym;
+    std::vector<detail::Symbol> sym;
     for (size_t i = 0; i < s.size();) {
       size_t len = std::min(utf8_char_len(static_cast<unsigned char>(s[i])), s.size() - i);
-      sym.push_back(s.substr(i, len));
+      auto id = lookup(std::string_view(s).substr(i, len));
+      int32_t n = static_cast<int32_t>(sym.size());
+      sym.push_back({n - 1, n + 1, static_cast<uint32_t>(i), static_cast<uint32_t>(len), id ? *id : -1});
       i += len;
     }
-    // Repeatedly merge the adjacent pair whose merged piece scores highest (leftmost on ties).
-    for (;;) {
-      float best = 0;
-      size_t at = SIZE_MAX;
-      for (size_t i = 0; i + 1 < sym.size(); ++i) {
-        auto id = lookup(sym[i] + sym[i + 1]);
-        if (!id) continue;
-        float sc = scores_[static_cast<size_t>(*id)];
-        if (at == SIZE_MAX || sc > best) {
-          best = sc;
-          at = i;
-        }
-      }
-      if (at == SIZE_MAX) break;
-      sym[at] += sym[at + 1];
-      sym.erase(sym.begin() + static_cast<std::ptrdiff_t>(at) + 1);
-    }
-    for (const std::string& p : sym) {
-      if (auto id = lookup(p)) {
-        ids.push_back(*id);
+    if (sym.empty()) return;
+    sym.back().next = -1;
+    // Merge the adjacent pair whose merged piece scores highest (leftmost on ties).
+    detail::merge_symbols(sym, [&](const detail::Symbol& l, const detail::Symbol& r, double* priority, int32_t* merged) {
+      auto id = lookup(std::string_view(s).substr(l.start, l.len + r.len));
+      if (!id) return false;
+      *priority = scores_[static_cast<size_t>(*id)];
+      *merged = *id;
+      return true;
+    });
+    for (int32_t i = 0; i >= 0; i = sym[static_cast<size_t>(i)].next) {
+      const detail::Symbol& sy = sym[static_cast<size_t>(i)];
+      if (sy.id >= 0) {
+        ids.push_back(sy.id);
         continue;
       }
-      for (unsigned char c : p)
-        if (byte_ids_[c] >= 0) ids.push_back(byte_ids_[c]);
+      for (uint32_t k = sy.start; k < sy.start + sy.len; ++k)  // byte fallback
+        if (byte_ids_[static_cast<unsigned char>(s[k])] >= 0) ids.push_back(byte_ids_[static_cast<unsigned char>(s[k])]);
     }
   }
 
   std::vector<float> scores_;
   int32_t byte_ids_[256] = {};
   bool add_space_prefix_ = true;
+  bool split_at_words_ = false;  // see encode()
 };
 
 }  // namespace

@@ -36,6 +36,8 @@ std::unique_ptr<Tokenizer> Tokenizer::create(VocabData v) {
   std::stable_sort(tok->specials_.begin(), tok->specials_.end(), [&](int32_t a, int32_t b) {
     return tok->tokens_[static_cast<size_t>(a)].size() > tok->tokens_[static_cast<size_t>(b)].size();
   });
+  for (int32_t id : tok->specials_)
+    tok->specials_by_byte_[static_cast<unsigned char>(tok->tokens_[static_cast<size_t>(id)][0])].push_back(id);
   tok->bos_ = v.bos;
   tok->eos_ = v.eos;
   tok->eog_ = v.eog;
@@ -49,7 +51,7 @@ bool Tokenizer::is_end_of_generation(int32_t id) const {
 }
 
 std::optional<int32_t> Tokenizer::lookup(std::string_view piece) const {
-  auto it = index_.find(std::string(piece));
+  auto it = index_.find(piece);
   if (it == index_.end()) return std::nullopt;
   return it->second;
 }
@@ -61,7 +63,7 @@ std::vector<Tokenizer::Fragment> Tokenizer::split_special(std::string_view text,
   size_t start = 0, i = 0;
   while (i < text.size()) {
     int32_t hit = -1;
-    for (int32_t id : specials_) {
+    for (int32_t id : specials_by_byte_[static_cast<unsigned char>(text[i])]) {
       if (!parse_special && types_[static_cast<size_t>(id)] == TokenType::Control) continue;
       const std::string& s = tokens_[static_cast<size_t>(id)];
       if (text.compare(i, s.size(), s) == 0) {

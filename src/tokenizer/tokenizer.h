@@ -67,8 +67,13 @@ class Tokenizer {
   std::string model_, pre_;
   std::vector<std::string> tokens_;
   std::vector<TokenType> types_;
-  std::unordered_map<std::string, int32_t> index_;
+  struct StringHash {  // lets index_ be searched with string_view, without allocating
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> index_;
   std::vector<int32_t> specials_;  // control + user-defined ids, longest text first
+  std::vector<int32_t> specials_by_byte_[256];  // specials_ split by first byte (same order)
   std::vector<int32_t> eog_;
   int32_t bos_ = -1, eos_ = -1;
   bool add_bos_ = false;

@@ -94,3 +94,27 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace volga
+
+namespace volga {
+namespace {
+
+// SentencePiece encodes word by word when the vocabulary allows it; the result
+// must equal encoding the same text with no pre-split (pieces never span words).
+TEST(SpmTokenizer, WordSplitEdgeCasesRoundTrip) {
+  const std::string path = std::string(VOLGA_TESTDATA_DIR) + "/vocab/ggml-vocab-llama-spm.gguf";
+  if (!exists(path)) GTEST_SKIP() << "no " << path;
+  auto f = GgufFile::open(path);
+  auto tok = Tokenizer::from_gguf(*f);
+  for (std::string text : {"x y", "ab  cd", " a", "a ", "   ", "é b"}) {
+    auto ids = tok->encode(text, false);
+    std::string back = tok->decode(ids);
+    EXPECT_EQ(back, " " + text) << text;  // decoding keeps the added space prefix
+  }
+  // A literal U+2581 in the input is a space to SentencePiece (lossy by design);
+  // near the start of the text it used to be an out-of-range split point.
+  EXPECT_EQ(tok->decode(tok->encode("x\xE2\x96\x81y z", false)), " x y z");
+  EXPECT_EQ(tok->decode(tok->encode("\xE2\x96\x81x", false)), "  x");
+}
+
+}  // namespace
+}  // namespace volga
