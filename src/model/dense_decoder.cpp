@@ -94,10 +94,11 @@ class DenseDecoder final : public Model {
     output_ = b.find("output.weight") ? b.matrix("output.weight", E, s.n_vocab) : tok_embd_;
     if (b.find("rope_freqs.weight")) rope_freq_factors_ = b.vector("rope_freqs.weight", s.n_rot / 2);
     const bool qwen3 = s.arch == "qwen3";
-    layers_.resize(static_cast<size_t>(s.n_layer));
+    // Layers are bound one by one: metadata sizes are only trusted once the
+    // tensors they describe have been found with matching shapes.
     for (int64_t i = 0; i < s.n_layer; ++i) {
       const std::string p = "blk." + std::to_string(i) + ".";
-      LayerWeights& L = layers_[static_cast<size_t>(i)];
+      LayerWeights& L = layers_.emplace_back();
       L.attn_norm = b.vector(p + "attn_norm.weight", E);
       L.wq = b.matrix(p + "attn_q.weight", E, qd);
       L.wk = b.matrix(p + "attn_k.weight", E, kd);

@@ -38,6 +38,11 @@ ModelSpec read_model_spec(const GgufFile& f) {
   s.n_embd = req("embedding_length");
   s.n_layer = req("block_count");
   s.n_ff = req("feed_forward_length");
+  // Each layer has several tensors: a block count beyond the file's tensors is corrupt
+  // (and must not size any allocation).
+  if (s.n_layer > static_cast<int64_t>(f.tensors().size()))
+    throw Error("GGUF '" + f.path() + "': block_count " + std::to_string(s.n_layer) + " is more than the " +
+                std::to_string(f.tensors().size()) + " tensors in the file can hold");
   s.n_head = req("attention.head_count");
   s.n_head_kv = positive(f, p + "attention.head_count_kv",
                          f.get_int_opt(p + "attention.head_count_kv").value_or(s.n_head));

@@ -166,7 +166,8 @@ std::string load_error(const std::vector<uint8_t>& bytes) {
 
 // Rewrites a synthetic model, dropping or reshaping one tensor or changing a key.
 std::vector<uint8_t> variant(const std::string& drop, const std::string& arch_override = "",
-                             const std::string& reshape = "") {
+                             const std::string& reshape = "", const std::string& u32_key = "",
+                             uint32_t u32_value = 0) {
   std::string path = temp_path("variant");
   synth::SynthOptions o;
   o.arch = "qwen2";
@@ -177,6 +178,7 @@ std::vector<uint8_t> variant(const std::string& drop, const std::string& arch_ov
   GgufWriter w;
   for (const auto& [k, v] : f->metadata()) w.set(k, v);
   if (!arch_override.empty()) w.set_string("general.architecture", arch_override);
+  if (!u32_key.empty()) w.set_u32(u32_key, u32_value);
   for (const auto& t : f->tensors()) {
     if (t.name == drop) continue;
     std::vector<int64_t> dims(t.ne, t.ne + t.n_dims);
@@ -198,6 +200,16 @@ TEST(ModelLoad, UnknownArchitectureIsNamed) {
   std::string msg = load_error(variant("", "mamba"));
   EXPECT_NE(msg.find("unknown architecture 'mamba'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("supported: llama, qwen2, qwen3"), std::string::npos) << msg;
+}
+
+TEST(ModelLoad, HostileHyperParametersAreRefusedBeforeAllocating) {
+  // Found by the fuzzer: a huge block count used to size allocations up front.
+  std::string msg = load_error(variant("", "", "", "qwen2.block_count", 2000000000u));
+  EXPECT_NE(msg.find("block_count 2000000000 is more than"), std::string::npos) << msg;
+  msg = load_error(variant("", "", "", "qwen2.attention.key_length", 1u << 30));
+  EXPECT_NE(msg.find("has shape"), std::string::npos) << msg;
+  msg = load_error(variant("", "", "", "qwen2.block_count", 5u));  // more layers than the file has
+  EXPECT_NE(msg.find("missing tensor 'blk.2.attn_norm.weight'"), std::string::npos) << msg;
 }
 
 TEST(ModelLoad, MisshapenTensorIsNamed) {
