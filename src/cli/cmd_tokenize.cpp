@@ -43,14 +43,16 @@ std::string read_all(FILE* f) {
 
 Command add_tokenize(CLI::App& app) {
   struct Opt {
-    std::string source, text, file;
+    std::string source, text, file, batch;
     bool json = false, pieces = false, no_bos = false, special = false, timing = false;
   };
   auto o = std::make_shared<Opt>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Print the token ids of a text (tokenizer of a GGUF model or a tokenizer.json)");
   cmd->add_option("tokenizer", o->source, "GGUF model or Hugging Face tokenizer.json")->required()->check(CLI::ExistingFile);
   auto* text = cmd->add_option("text", o->text, "Text to tokenize");
-  cmd->add_option("-f,--file", o->file, "Read the text from this file ('-' for standard input)")->excludes(text);
+  auto* file = cmd->add_option("-f,--file", o->file, "Read the text from this file ('-' for standard input)")->excludes(text);
+  cmd->add_option("--batch", o->batch, "Tokenize every string of a JSON array in this file; print a JSON array of id arrays")
+      ->excludes(text)->excludes(file);
   cmd->add_flag("--json", o->json, "Print a JSON array of ids (with --pieces: objects with id and piece)");
   cmd->add_flag("--pieces", o->pieces, "Show each token's text next to its id");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS even if the vocabulary asks for it");
@@ -58,6 +60,21 @@ Command add_tokenize(CLI::App& app) {
   cmd->add_flag("--timing", o->timing, "Report tokens, bytes and time taken on standard error");
   return [o]() -> int {
     LoadedTokenizer t = load_tokenizer(o->source);
+    if (!o->batch.empty()) {
+      FILE* f = std::fopen(o->batch.c_str(), "rb");
+      if (!f) throw Error("cannot open '" + o->batch + "'");
+      std::string raw = read_all(f);
+      std::fclose(f);
+      nlohmann::json texts = nlohmann::json::parse(raw, nullptr, false);
+      if (!texts.is_array()) throw Error("--batch: '" + o->batch + "' is not a JSON array of strings");
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : texts) {
+        if (!item.is_string()) throw Error("--batch: every element must be a string");
+        out.push_back(t.tok->encode(item.get<std::string>(), !o->no_bos, o->special));
+      }
+      std::printf("%s\n", out.dump().c_str());
+      return 0;
+    }
     std::string text = o->text;
     if (!o->file.empty()) {
       FILE* f = o->file == "-" ? stdin : std::fopen(o->file.c_str(), "rb");

@@ -9,6 +9,7 @@
 #include "tokenizer/merge_queue.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace volga {
 
@@ -90,6 +91,11 @@ class BpeTokenizer final : public Tokenizer {
     std::vector<int32_t> ids;
     if (add_special && add_bos_) ids.push_back(bos_);
     std::unordered_map<std::string_view, std::vector<int32_t>> cache;  // words seen in this text
+    std::string normalized;
+    if (normalize_nfc_) {  // Unicode NFC, as the tokenizer.json's normalizer asks
+      normalized = nfc_normalize(text);
+      text = normalized;
+    }
     for (const Fragment& frag : split_special(text, parse_special)) {
       if (frag.id >= 0) {
         ids.push_back(frag.id);

@@ -42,6 +42,7 @@ std::unique_ptr<Tokenizer> Tokenizer::create(VocabData v) {
   tok->eos_ = v.eos;
   tok->eog_ = v.eog;
   tok->add_bos_ = v.add_bos && v.bos >= 0;
+  tok->normalize_nfc_ = v.normalize_nfc;
   tok->init(v);
   return tok;
 }

@@ -77,6 +77,7 @@ class Tokenizer {
   std::vector<int32_t> eog_;
   int32_t bos_ = -1, eos_ = -1;
   bool add_bos_ = false;
+  bool normalize_nfc_ = false;
 };
 
 // Turns a stream of token ids into text without ever emitting a partial

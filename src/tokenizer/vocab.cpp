@@ -143,6 +143,17 @@ VocabData read_vocab_tokenizer_json(const std::string& path) {
       else v.merges.push_back(m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
     }
     v.ignore_merges = model.value("ignore_merges", false);
+    const nlohmann::json norm = tj.value("normalizer", nlohmann::json());
+    if (norm.is_object()) {
+      std::vector<nlohmann::json> parts;
+      if (norm.value("type", "") == "Sequence") parts = norm.at("normalizers").get<std::vector<nlohmann::json>>();
+      else parts.push_back(norm);
+      for (const auto& n : parts) {
+        std::string type = n.value("type", "");
+        if (type == "NFC") v.normalize_nfc = true;
+        else throw Error("'" + path + "': unsupported normalizer '" + type + "' (supported: NFC)");
+      }
+    }
     // Pre-tokenizer: HF Split steps (regexes, in order) and ByteLevel's own GPT-2 regex.
     const nlohmann::json pre = tj.value("pre_tokenizer", nlohmann::json());
     std::vector<nlohmann::json> steps;

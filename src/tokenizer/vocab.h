@@ -25,6 +25,7 @@ struct VocabData {
   bool add_bos = false;
   bool add_space_prefix = true;  // SentencePiece: prepend ▁
   bool ignore_merges = false;    // BPE: a whole word in the vocabulary wins (Llama 3)
+  bool normalize_nfc = false;    // tokenizer.json NFC normalizer (Qwen); GGUF files carry none
   std::string chat_template;
 };
 

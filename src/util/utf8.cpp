@@ -1,5 +1,9 @@
 #include "util/utf8.h"
 
+#include <utf8proc.h>
+
+#include <cstdlib>
+
 namespace volga {
 
 namespace {
@@ -40,6 +44,17 @@ bool utf8_incomplete_prefix(std::string_view s, size_t i) {
   for (size_t k = 2; k < have; ++k)
     if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
   return true;
+}
+
+std::string nfc_normalize(std::string_view s) {
+  utf8proc_uint8_t* out = nullptr;
+  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                                    static_cast<utf8proc_ssize_t>(s.size()), &out,
+                                    static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  if (n < 0) return std::string(s);
+  std::string r(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+  std::free(out);
+  return r;
 }
 
 std::string sanitize_utf8(std::string_view s) {

