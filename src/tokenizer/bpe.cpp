@@ -123,12 +123,7 @@ class BpeTokenizer final : public Tokenizer {
     return ids;
   }
 
-  std::string token_bytes(int32_t id, bool render_special) const override {
-    if (id < 0 || id >= n_vocab()) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
-    const std::string& p = tokens_[static_cast<size_t>(id)];
-    TokenType t = types_[static_cast<size_t>(id)];
-    if (t == TokenType::Control) return render_special ? p : "";
-    if (t == TokenType::UserDefined) return p;
+  std::string piece_bytes(const std::string& p, TokenType) const override {
     std::string out;
     for (size_t i = 0; i < p.size();) {
       uint32_t cp;

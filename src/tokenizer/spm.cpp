@@ -57,11 +57,7 @@ class SpmTokenizer final : public Tokenizer {
     return ids;
   }
 
-  std::string token_bytes(int32_t id, bool render_special) const override {
-    if (id < 0 || id >= n_vocab()) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
-    const std::string& p = tokens_[static_cast<size_t>(id)];
-    TokenType t = types_[static_cast<size_t>(id)];
-    if (t == TokenType::Control) return render_special ? p : "";
+  std::string piece_bytes(const std::string& p, TokenType t) const override {
     if (t == TokenType::Byte && p.size() == 6 && p.rfind("<0x", 0) == 0) {
       unsigned v = 0;
       std::sscanf(p.c_str() + 3, "%2x", &v);

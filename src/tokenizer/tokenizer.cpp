@@ -85,6 +85,15 @@ std::vector<Tokenizer::Fragment> Tokenizer::split_special(std::string_view text,
   return out;
 }
 
+std::string Tokenizer::token_bytes(int32_t id, bool render_special) const {
+  if (id < 0 || id >= n_vocab()) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
+  const std::string& p = tokens_[static_cast<size_t>(id)];
+  TokenType t = types_[static_cast<size_t>(id)];
+  if (t == TokenType::Control) return render_special ? p : "";
+  if (t == TokenType::UserDefined) return p;
+  return piece_bytes(p, t);
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_special) const {
   std::string out;
   for (int32_t id : ids) out += token_bytes(id, render_special);

