@@ -15,6 +15,22 @@
 
 namespace volga::cli {
 
+void add_sampling_options(CLI::App* cmd, SamplingParams& p, int64_t& seed) {
+  cmd->add_option("--temperature,--temp", p.temperature, "Sampling temperature; 0 = greedy")->default_val(0.8f);
+  cmd->add_option("--top-k", p.top_k, "Keep the K most likely tokens (0 = off)")->default_val(40);
+  cmd->add_option("--top-p", p.top_p, "Nucleus sampling threshold (1 = off)")->default_val(0.95f);
+  cmd->add_option("--min-p", p.min_p, "Drop tokens below min-p times the top probability (0 = off)")->default_val(0.05f);
+  cmd->add_option("--repeat-penalty", p.repeat_penalty, "Penalty for recently seen tokens (1 = off)")->default_val(1.0f);
+  cmd->add_option("--repeat-last-n", p.repeat_last_n, "How many recent tokens the repeat penalty considers")->default_val(64);
+  cmd->add_option("-s,--seed", seed, "Random seed for reproducible sampling (default: random)");
+}
+
+void finish_sampling_options(SamplingParams& p, int64_t seed) {
+  p.seed = seed >= 0 ? static_cast<uint64_t>(seed)
+                     : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  p.validate();
+}
+
 namespace {
 struct RunOptions {
   std::string model;
@@ -24,6 +40,7 @@ struct RunOptions {
   int ctx_size = 0;
   bool json = false;
   bool ignore_eos = false;
+  bool special = false;
   SamplingParams sampling;
   int64_t seed = -1;
 };
@@ -35,26 +52,19 @@ Command add_run(CLI::App& app) {
   cmd->add_option("model", o->model, "GGUF model file")->required()->check(CLI::ExistingFile);
   cmd->add_option("-p,--prompt", o->prompt, "Text to complete")->required();
   cmd->add_option("-n,--n-predict", o->n_predict, "Maximum number of tokens to generate")->default_val(128)->check(CLI::Range(0, 1 << 20));
-  cmd->add_option("--temperature,--temp", o->sampling.temperature, "Sampling temperature; 0 = greedy")->default_val(0.8f);
-  cmd->add_option("--top-k", o->sampling.top_k, "Keep the K most likely tokens (0 = off)")->default_val(40);
-  cmd->add_option("--top-p", o->sampling.top_p, "Nucleus sampling threshold (1 = off)")->default_val(0.95f);
-  cmd->add_option("--min-p", o->sampling.min_p, "Drop tokens below min-p times the top probability (0 = off)")->default_val(0.05f);
-  cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Penalty for recently seen tokens (1 = off)")->default_val(1.0f);
-  cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "How many recent tokens the repeat penalty considers")->default_val(64);
-  cmd->add_option("-s,--seed", o->seed, "Random seed for reproducible sampling (default: random)");
+  add_sampling_options(cmd, o->sampling, o->seed);
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context size in tokens (default: prompt + n-predict, capped at the model's)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-generation tokens");
+  cmd->add_flag("--special", o->special, "Recognise control-token texts such as <|im_start|> in the prompt (e.g. a prompt made by 'volga template')");
   cmd->add_flag("--json", o->json, "Print one JSON object with prompt_ids, ids and text instead of the text");
   return [o]() -> int {
-    o->sampling.seed = o->seed >= 0 ? static_cast<uint64_t>(o->seed)
-                                    : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-    o->sampling.validate();
+    finish_sampling_options(o->sampling, o->seed);
     auto file = GgufFile::open(o->model);
     auto tok = Tokenizer::from_gguf(*file);
     ThreadPool pool(resolve_threads(o->threads));
     auto model = load_model(*file, pool);
-    std::vector<int32_t> prompt = tok->encode(o->prompt, true, false);
+    std::vector<int32_t> prompt = tok->encode(o->prompt, true, o->special);
     if (prompt.empty()) throw Error("the prompt is empty: give some text with -p");
     const int64_t n_prompt = static_cast<int64_t>(prompt.size());
     const int64_t ctx = o->ctx_size > 0 ? o->ctx_size

@@ -4,6 +4,11 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "sampling/sampler.h"
 
 namespace volga::cli {
 
@@ -14,6 +19,15 @@ Command add_info(CLI::App& app);
 Command add_logits(CLI::App& app);
 Command add_tokenize(CLI::App& app);
 Command add_detokenize(CLI::App& app);
+Command add_template(CLI::App& app);
+Command add_chat(CLI::App& app);
+
+// --var KEY=JSON assignments as one JSON object (throws volga::Error).
+nlohmann::ordered_json parse_var_assignments(const std::vector<std::string>& vars);
+
+// Sampling flags shared by run, chat and bench; finish_... seeds and validates.
+void add_sampling_options(CLI::App* cmd, SamplingParams& params, int64_t& seed);
+void finish_sampling_options(SamplingParams& params, int64_t seed);
 
 // Thread count for --threads: 0 or less means all hardware threads.
 int resolve_threads(int requested);

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   reg(volga::cli::add_tokenize);
   reg(volga::cli::add_detokenize);
   reg(volga::cli::add_logits);
+  reg(volga::cli::add_template);
+  reg(volga::cli::add_chat);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

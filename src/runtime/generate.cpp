@@ -19,7 +19,12 @@ GenerateResult generate(Model& model, KvCache& cache, const std::vector<int32_t>
   Batch batch;
   Logits logits;
   const size_t chunk = static_cast<size_t>(std::max(1, opts.prefill_chunk));
-  for (size_t i = 0; i < prompt.size(); i += chunk) {
+  size_t start = static_cast<size_t>(cache.length(0));
+  if (start >= prompt.size()) {  // logits of the last prompt token are needed
+    start = prompt.size() - 1;
+    cache.truncate(0, static_cast<int>(start));
+  }
+  for (size_t i = start; i < prompt.size(); i += chunk) {
     batch.clear();
     size_t end = std::min(prompt.size(), i + chunk);
     for (size_t j = i; j < end; ++j)

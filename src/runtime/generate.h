@@ -24,8 +24,10 @@ struct GenerateResult {
   bool stopped = false;      // ended on a stop id rather than max_tokens
 };
 
-// Runs the prompt through `model` in sequence 0 of `cache` (which must be empty
-// for that sequence and large enough), then generates. `on_token` is called for
+// Runs the prompt through `model` in sequence 0 of `cache`, then generates.
+// Positions already in the cache are taken to hold the first tokens of
+// `prompt` (the caller truncates the cache to the common prefix, as a chat
+// does between turns) and are not computed again. `on_token` is called for
 // each new id; returning false ends generation early.
 GenerateResult generate(Model& model, KvCache& cache, const std::vector<int32_t>& prompt,
                         const GenerateOptions& opts,

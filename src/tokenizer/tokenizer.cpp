@@ -24,6 +24,7 @@ std::unique_ptr<Tokenizer> Tokenizer::create(VocabData v) {
   if (v.types.size() != v.tokens.size()) throw Error("tokenizer: token types do not match the tokens");
   tok->model_ = v.model;
   tok->pre_ = v.pre;
+  tok->chat_template_ = v.chat_template;
   tok->tokens_ = v.tokens;
   tok->types_ = v.types;
   const size_t n = tok->tokens_.size();

@@ -52,6 +52,8 @@ class Tokenizer {
   bool is_end_of_generation(int32_t id) const;
   const std::string& model_name() const { return model_; }
   const std::string& pre_name() const { return pre_; }
+  // The chat template shipped with the vocabulary ("" when there is none).
+  const std::string& chat_template() const { return chat_template_; }
 
  protected:
   Tokenizer() = default;
@@ -67,7 +69,7 @@ class Tokenizer {
   std::vector<Fragment> split_special(std::string_view text, bool parse_special) const;
   std::optional<int32_t> lookup(std::string_view piece) const;
 
-  std::string model_, pre_;
+  std::string model_, pre_, chat_template_;
   std::vector<std::string> tokens_;
   std::vector<TokenType> types_;
   struct StringHash {  // lets index_ be searched with string_view, without allocating

