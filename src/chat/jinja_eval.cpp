@@ -34,9 +34,23 @@ class Renderer {
   struct CallGuard {
     Renderer& r;
     std::vector<Frame> saved;
-    CallGuard(Renderer& r_, const std::vector<Frame>& closure, Pos pos) : r(r_), saved(r_.frames_) {
-      if (++r.depth_ > 256) throw TemplateError("macro recursion is too deep (more than 256 levels)", pos.line, pos.col);
-      r.frames_ = closure;
+    // `closure` holds weak references: a macro lives in one of those frames,
+    // so strong ones would form a cycle and leak.
+    CallGuard(Renderer& r_, const std::vector<std::weak_ptr<Dict>>& closure, Pos pos) : r(r_), saved(r_.frames_) {
+      if (++r.depth_ > 256) {
+        --r.depth_;
+        throw TemplateError("macro recursion is too deep (more than 256 levels)", pos.line, pos.col);
+      }
+      std::vector<Frame> frames;
+      for (auto& w : closure) {
+        Frame f = w.lock();
+        if (!f) {
+          --r.depth_;
+          throw TemplateError("macro called outside the scope it was defined in", pos.line, pos.col);
+        }
+        frames.push_back(std::move(f));
+      }
+      r.frames_ = std::move(frames);
       r.frames_.push_back(std::make_shared<Dict>());
     }
     ~CallGuard() {
@@ -457,7 +471,7 @@ void bind_params(Renderer& r, const std::vector<std::pair<std::string, ExprPtr>>
 }  // namespace
 
 Flow MacroStmt::render(Renderer& r, std::string&) const {
-  std::vector<Frame> closure = r.frames();
+  std::vector<std::weak_ptr<Dict>> closure(r.frames().begin(), r.frames().end());
   const MacroStmt* self = this;
   Renderer* rp = &r;
   r.assign(name, Value::function([self, rp, closure](CallArgs& args) {
@@ -471,7 +485,7 @@ Flow MacroStmt::render(Renderer& r, std::string&) const {
 }
 
 Flow CallBlockStmt::render(Renderer& r, std::string& out) const {
-  std::vector<Frame> closure = r.frames();
+  std::vector<std::weak_ptr<Dict>> closure(r.frames().begin(), r.frames().end());
   const CallBlockStmt* self = this;
   Renderer* rp = &r;
   Value caller = Value::function([self, rp, closure](CallArgs& args) {
@@ -513,17 +527,34 @@ Flow LoopControlStmt::render(Renderer&, std::string&) const { return flow; }
 
 // ---- public API ----
 
+// Safety net: a standard-library exception escaping the interpreter is a bug,
+// but a template from an untrusted file must still end in a TemplateError.
+template <class F>
+static auto guarded(F&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw TemplateError(std::string("internal error in the template engine: ") + e.what(), 1, 1);
+  }
+}
+
 Template Template::parse(const std::string& source) {
   Template t;
-  t.body_ = parse_template(source);
+  t.body_ = guarded([&] { return parse_template(source); });
   return t;
 }
 
 std::string Template::render(const Dict& vars) const {
-  Renderer r(vars);
-  std::string out;
-  r.render_body(body_->body, out);
-  return out;
+  return guarded([&] {
+    Renderer r(vars);
+    std::string out;
+    r.render_body(body_->body, out);
+    return out;
+  });
 }
 
 }  // namespace volga::jinja

@@ -250,8 +250,12 @@ class Lexer {
           case '\n': break;
           case 'u': case 'x': {
             size_t len = n == 'u' ? 4 : 2;
-            if (k + len > src_.size()) fail("bad escape in string literal", k);
-            unsigned cp = static_cast<unsigned>(std::stoul(src_.substr(k, len), nullptr, 16));
+            unsigned cp = 0;
+            for (size_t e = 0; e < len; ++e) {
+              char h = k + e < src_.size() ? src_[k + e] : '\0';
+              if (!std::isxdigit(static_cast<unsigned char>(h))) fail("bad escape in string literal", k);
+              cp = cp * 16 + static_cast<unsigned>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (h | 0x20) - 'a' + 10);
+            }
             k += len;
             append_utf8(value, cp);
             break;

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   reg(volga::cli::add_logits);
   reg(volga::cli::add_template);
   reg(volga::cli::add_chat);
+  reg(volga::cli::add_bench);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

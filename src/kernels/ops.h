@@ -1,6 +1,6 @@
 // Numerical operations of the forward pass. Each entry point checks nothing in
 // release builds (callers validate shapes at load time) and runs the kernel of
-// the selected ISA; today only the scalar reference in kernels/ref exists.
+// the ISA chosen at start-up (kernels/dispatch.h).
 // Thread-safety: functions are pure; those taking a ThreadPool must be called
 // from the thread that owns the pool.
 #pragma once
@@ -31,5 +31,11 @@ void softmax(float* x, int64_t n);
 
 // out[i] = silu(gate[i]) * up[i]
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
+
+// sum a[i] * b[i]
+float dot(const float* a, const float* b, int64_t n);
+
+// y[i] += a * x[i]
+void axpy(float a, const float* x, float* y, int64_t n);
 
 }  // namespace volga::kernels

@@ -177,20 +177,13 @@ void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, 
       const int n_pos = bt.pos + 1;
       const float* qh = q + t * s.n_head * Dk + h * Dk;
       scores.resize(static_cast<size_t>(n_pos));
-      for (int p = 0; p < n_pos; ++p) {
-        const float* kp = cache.key(layer, bt.seq, p) + hk * Dk;
-        float dot = 0;
-        for (int64_t d = 0; d < Dk; ++d) dot += qh[d] * kp[d];
-        scores[static_cast<size_t>(p)] = dot * scale;
-      }
+      for (int p = 0; p < n_pos; ++p)
+        scores[static_cast<size_t>(p)] = kernels::dot(qh, cache.key(layer, bt.seq, p) + hk * Dk, Dk) * scale;
       kernels::softmax(scores.data(), n_pos);
       float* o = out + t * s.n_head * Dv + h * Dv;
       for (int64_t d = 0; d < Dv; ++d) o[d] = 0;
-      for (int p = 0; p < n_pos; ++p) {
-        const float* vp = cache.value(layer, bt.seq, p) + hk * Dv;
-        const float w = scores[static_cast<size_t>(p)];
-        for (int64_t d = 0; d < Dv; ++d) o[d] += w * vp[d];
-      }
+      for (int p = 0; p < n_pos; ++p)
+        kernels::axpy(scores[static_cast<size_t>(p)], cache.value(layer, bt.seq, p) + hk * Dv, o, Dv);
     }
   });
 }

@@ -1,0 +1,225 @@
+// volga bench MODEL: prompt-processing (prefill) and generation (decode)
+// tokens per second, in the style of llama-bench, with the fraction of this
+// machine's limits reached: read bandwidth for decode (weights streamed per
+// token), peak arithmetic for prefill. The limits are measured by the bench
+// itself, on the same threads.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <numeric>
+#include <random>
+
+#include "cli/commands.h"
+#include "format/gguf.h"
+#include "kernels/dispatch.h"
+#include "model/model.h"
+#include "util/cpu_features.h"
+#include "util/error.h"
+
+namespace volga::cli {
+
+namespace {
+struct BenchOptions {
+  std::string model;
+  int n_prompt = 512;
+  int n_gen = 128;
+  int threads = 0;
+  int reps = 3;
+  bool json = false;
+  std::string isa;
+};
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+struct Stats {
+  double median = 0, min = 0, max = 0;
+};
+Stats stats(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  Stats s;
+  s.min = v.front();
+  s.max = v.back();
+  s.median = v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  return s;
+}
+
+// Read bandwidth: every thread sums its share of a buffer far larger than
+// the caches; best of several passes.
+double measure_read_bandwidth(ThreadPool& pool) {
+  const size_t n = size_t(256) << 20 >> 3;  // 256 MiB of uint64
+  std::vector<uint64_t> buf(n);
+  pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) buf[static_cast<size_t>(i)] = static_cast<uint64_t>(i);
+  }, 4096);
+  double best = 0;
+  std::vector<uint64_t> sums(static_cast<size_t>(pool.size()) * 8);
+  for (int pass = 0; pass < 5; ++pass) {
+    auto t0 = Clock::now();
+    pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int tid) {
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      const uint64_t* p = buf.data();
+      int64_t i = b;
+      for (; i + 4 <= e; i += 4) {
+        s0 += p[i];
+        s1 += p[i + 1];
+        s2 += p[i + 2];
+        s3 += p[i + 3];
+      }
+      for (; i < e; ++i) s0 += p[i];
+      sums[static_cast<size_t>(tid) * 8] += s0 + s1 + s2 + s3;
+    }, 1 << 16);
+    best = std::max(best, static_cast<double>(n * 8) / seconds_since(t0));
+  }
+  return best;
+}
+
+// Peak arithmetic: the probe loop on every thread for a fixed iteration count.
+double measure_peak(ThreadPool& pool, double (*probe)(int64_t)) {
+  double best = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    std::vector<double> ops(static_cast<size_t>(pool.size()));
+    auto t0 = Clock::now();
+    pool.parallel_for(pool.size(), [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) ops[static_cast<size_t>(i)] = probe(20'000'000);
+    });
+    best = std::max(best, std::accumulate(ops.begin(), ops.end(), 0.0) / seconds_since(t0));
+  }
+  return best;
+}
+
+std::string human(double v, const char* unit) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v / 1e9, unit);
+  return buf;
+}
+}  // namespace
+
+Command add_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Measure prefill and decode tokens/s, and how close they come to this machine's limits");
+  cmd->add_option("model", o->model, "GGUF model file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens processed in one batch (prefill test)")->default_val(512)->check(CLI::Range(0, 1 << 16));
+  cmd->add_option("-n,--n-gen", o->n_gen, "Tokens generated one at a time (decode test)")->default_val(128)->check(CLI::Range(0, 1 << 16));
+  cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
+  cmd->add_option("-r,--reps", o->reps, "Repetitions; the median is reported with min..max")->default_val(3)->check(CLI::Range(1, 100));
+  cmd->add_option("--isa", o->isa, "Kernel set: ref, avx2, avx512 (default: the best this CPU runs; same as VOLGA_ISA)");
+  cmd->add_flag("--json", o->json, "Print one JSON object instead of the table");
+  return [o]() -> int {
+    if (!o->isa.empty()) setenv("VOLGA_ISA", o->isa.c_str(), 1);
+    const kernels::KernelTable& kt = kernels::active_kernels();
+    if (o->n_prompt == 0 && o->n_gen == 0) throw Error("nothing to measure: -p and -n are both 0");
+    auto file = GgufFile::open(o->model);
+    ThreadPool pool(resolve_threads(o->threads));
+    auto model = load_model(*file, pool);
+    const ModelSpec& s = model->spec();
+
+    // What one token costs: weight bytes streamed in decode, multiply-adds in prefill.
+    double weight_bytes = 0, matmul_params = 0;
+    const bool tied = file->find_tensor("output.weight") == nullptr;
+    for (const TensorInfo& t : file->tensors()) {
+      bool embd = t.name == "token_embd.weight";
+      if (embd && !tied) continue;  // only one row is read per token
+      weight_bytes += static_cast<double>(t.n_bytes);
+      if (t.ne[1] > 1 && !(embd && tied) && t.name != "output.weight")
+        matmul_params += static_cast<double>(t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3]);
+    }
+
+    const int ctx = std::max(16, o->n_prompt + o->n_gen + 1);
+    KvCache cache(s, 1, ctx);
+    std::mt19937 rng(1234);
+    std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(s.n_vocab - 1));
+    Batch batch;
+    // Warm-up: page the weights in and size the buffers.
+    batch.add(tok(rng), 0, 0, true);
+    model->forward(batch, cache);
+
+    std::vector<double> pp, tg;
+    for (int rep = 0; rep < o->reps; ++rep) {
+      cache.truncate(0, 0);
+      if (o->n_prompt > 0) {
+        batch.clear();
+        for (int i = 0; i < o->n_prompt; ++i) batch.add(tok(rng), i, 0, i + 1 == o->n_prompt);
+        auto t0 = Clock::now();
+        model->forward(batch, cache);
+        pp.push_back(o->n_prompt / seconds_since(t0));
+      }
+      if (o->n_gen > 0) {
+        int pos = cache.length(0);
+        auto t0 = Clock::now();
+        for (int i = 0; i < o->n_gen; ++i) {
+          batch.clear();
+          batch.add(tok(rng), pos++, 0, true);
+          model->forward(batch, cache);
+        }
+        tg.push_back(o->n_gen / seconds_since(t0));
+      }
+    }
+
+    const double bandwidth = measure_read_bandwidth(pool);
+    const double fma_peak = measure_peak(pool, kt.fma_probe);
+    const double int8_peak = kernels::isa_available(kernels::Isa::Avx512) ? measure_peak(pool, kernels::int8_probe) : 0;
+    const double decode_limit = bandwidth / weight_bytes;
+    // Prefill work per token: 2 flops per matrix weight, plus attention over
+    // on average half the prompt (q.k and p.v).
+    const double attn_flops = 4.0 * static_cast<double>(s.n_layer * s.n_head * s.head_dim_k) * (o->n_prompt / 2.0);
+    const double flops_per_token = 2.0 * matmul_params + attn_flops;
+
+    Stats p = pp.empty() ? Stats{} : stats(pp), g = tg.empty() ? Stats{} : stats(tg);
+    const double pp_flops = p.median * flops_per_token;
+    std::string type = file->get_string_opt("general.file_type_name").value_or("");
+    if (o->json) {
+      nlohmann::json j;
+      j["model"] = o->model;
+      j["arch"] = s.arch;
+      j["model_bytes"] = file->file_size();
+      j["threads"] = pool.size();
+      j["isa"] = kt.name;
+      j["n_prompt"] = o->n_prompt;
+      j["n_gen"] = o->n_gen;
+      j["reps"] = o->reps;
+      j["prefill_tokens_per_s"] = p.median;
+      j["prefill_tokens_per_s_min"] = p.min;
+      j["prefill_tokens_per_s_max"] = p.max;
+      j["decode_tokens_per_s"] = g.median;
+      j["decode_tokens_per_s_min"] = g.min;
+      j["decode_tokens_per_s_max"] = g.max;
+      j["weight_bytes_per_token"] = weight_bytes;
+      j["read_bandwidth_bytes_per_s"] = bandwidth;
+      j["decode_limit_tokens_per_s"] = decode_limit;
+      j["decode_fraction_of_bandwidth"] = g.median / decode_limit;
+      j["prefill_flops_per_s"] = pp_flops;
+      j["peak_fp32_flops_per_s"] = fma_peak;
+      j["prefill_fraction_of_fp32_peak"] = pp_flops / fma_peak;
+      j["peak_int8_ops_per_s"] = int8_peak;
+      if (int8_peak > 0) j["prefill_fraction_of_int8_peak"] = pp_flops / int8_peak;
+      std::printf("%s\n", j.dump(2).c_str());
+      return 0;
+    }
+    std::printf("model: %s (%s, %.0f MiB%s%s), %d threads, kernels %s, CPU: %s\n", o->model.c_str(), s.arch.c_str(),
+                static_cast<double>(file->file_size()) / (1 << 20), type.empty() ? "" : ", ", type.c_str(),
+                pool.size(), kt.name, cpu_features().describe().c_str());
+    std::printf("| test   | tokens/s (median) | min .. max        | of the machine's limit |\n");
+    std::printf("|--------|-------------------|-------------------|------------------------|\n");
+    if (!pp.empty())
+      std::printf("| pp%-4d | %17.1f | %7.1f .. %7.1f | %4.1f%% of fp32 FMA peak%s |\n", o->n_prompt, p.median, p.min, p.max,
+                  100 * pp_flops / fma_peak,
+                  int8_peak > 0 ? (", " + std::to_string(static_cast<int>(std::lround(100 * pp_flops / int8_peak))) + "% of int8").c_str() : "");
+    if (!tg.empty())
+      std::printf("| tg%-4d | %17.1f | %7.1f .. %7.1f | %4.1f%% of bandwidth limit (%.1f tok/s) |\n", o->n_gen, g.median,
+                  g.min, g.max, 100 * g.median / decode_limit, decode_limit);
+    std::printf("machine: read bandwidth %s, fp32 FMA peak %s", human(bandwidth, "GB/s").c_str(),
+                human(fma_peak, "GFLOP/s").c_str());
+    if (int8_peak > 0) std::printf(", int8 VNNI peak %s", human(int8_peak, "GOP/s").c_str());
+    std::printf("; %.0f MB of weights per decoded token, %.2f GFLOP per prefill token\n", weight_bytes / 1e6,
+                flops_per_token / 1e9);
+    return 0;
+  };
+}
+
+}  // namespace volga::cli

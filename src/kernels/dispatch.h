@@ -1,0 +1,58 @@
+// Kernel dispatch: one table of function pointers per instruction set,
+// chosen once at start-up from CPUID (the best the CPU supports) or forced
+// with VOLGA_ISA=ref|avx2|avx512. The ISA variants are compiled in their own
+// translation units with their own flags, so one binary runs on any x86-64
+// (and the scalar reference runs anywhere).
+//
+// Thread-safety: the tables are immutable; every function is reentrant.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "tensor/weight.h"
+
+namespace volga::kernels {
+
+enum class Isa { Ref, Avx2, Avx512 };
+
+struct KernelTable {
+  Isa isa;
+  const char* name;
+  // dst[0..n) = the n elements stored in `src` as `type`.
+  void (*dequantize)(DType type, const void* src, float* dst, int64_t n);
+  // y[t * ldy + r] = sum_k w[r][k] * x[t * w.cols + k] for r in [r0, r1), t < n_tokens.
+  void (*matmul_rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n_tokens,
+                      float* y, int64_t ldy);
+  float (*dot)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
+  void (*rms_norm)(const float* x, const float* weight, float eps, int64_t n, float* y);
+  void (*softmax)(float* x, int64_t n);
+  void (*swiglu)(const float* gate, const float* up, int64_t n, float* out);
+  // Throughput probe for `volga bench`: runs `iters` rounds of independent
+  // fused multiply-adds and returns the floating-point operations done.
+  double (*fma_probe)(int64_t iters);
+};
+
+// Int8 dot-product probe (AVX-512 VNNI): operations done, or 0 when the CPU
+// has no VNNI. For reporting the machine's int8 peak in `volga bench`.
+double int8_probe(int64_t iters);
+
+const char* isa_name(Isa isa);
+// Throws volga::Error for an unknown name (lists the valid ones).
+Isa parse_isa(const std::string& name);
+// Compiled into this binary and supported by this CPU.
+bool isa_available(Isa isa);
+// Throws volga::Error when the ISA is not available.
+const KernelTable& kernel_table(Isa isa);
+// The table in use: VOLGA_ISA if set (an error if unavailable), else the best.
+const KernelTable& active_kernels();
+
+// Per-ISA tables (defined in their translation units).
+const KernelTable& ref_kernels();
+#if defined(__x86_64__)
+const KernelTable& avx2_kernels();
+const KernelTable& avx512_kernels();
+#endif
+
+}  // namespace volga::kernels

@@ -1,0 +1,73 @@
+// AVX2 + FMA + F16C kernels: 8 float lanes. Compiled with -mavx2 -mfma
+// -mf16c; only called after CPUID says so.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/dispatch.h"
+#include "tensor/blocks.h"
+#include "tensor/quant.h"
+
+namespace volga::kernels {
+namespace avx2 {
+
+constexpr int W = 8;
+constexpr int kRows = 4;  // weight rows per tile
+constexpr int kTok = 2;   // tokens per micro-tile: 8 accumulators + 2 activations + 1 weight of 16 registers
+
+using V = __m256;
+using VI = __m256i;
+static inline V vzero() { return _mm256_setzero_ps(); }
+static inline V vset1(float a) { return _mm256_set1_ps(a); }
+static inline V vload(const float* p) { return _mm256_loadu_ps(p); }
+static inline void vstore(float* p, V v) { _mm256_storeu_ps(p, v); }
+static inline V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+static inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
+static inline V vadd(V a, V b) { return _mm256_add_ps(a, b); }
+static inline V vsub(V a, V b) { return _mm256_sub_ps(a, b); }
+static inline V vdiv(V a, V b) { return _mm256_div_ps(a, b); }
+static inline V vmin(V a, V b) { return _mm256_min_ps(a, b); }
+static inline V vmax(V a, V b) { return _mm256_max_ps(a, b); }
+static inline V vfloor(V a) { return _mm256_floor_ps(a); }
+static inline V vscale2(V p, V e) {
+  VI bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(e), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+static inline float vsum(V v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+static inline VI vload_u8(const uint8_t* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+static inline VI vload_i8(const int8_t* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+static inline V vload_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+static inline V vload_bf16(const uint16_t* p) {
+  VI w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+static inline V vcvt(VI a) { return _mm256_cvtepi32_ps(a); }
+static inline VI vset1_i(int32_t a) { return _mm256_set1_epi32(a); }
+static inline VI viota() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+static inline VI vand_i(VI a, int32_t m) { return _mm256_and_si256(a, _mm256_set1_epi32(m)); }
+static inline VI vor(VI a, VI b) { return _mm256_or_si256(a, b); }
+static inline VI vadd_i(VI a, VI b) { return _mm256_add_epi32(a, b); }
+static inline VI vsub_i(VI a, int32_t b) { return _mm256_sub_epi32(a, _mm256_set1_epi32(b)); }
+static inline VI vsrl(VI a, int n) { return _mm256_srl_epi32(a, _mm_cvtsi32_si128(n)); }
+static inline VI vsll(VI a, int n) { return _mm256_sll_epi32(a, _mm_cvtsi32_si128(n)); }
+static inline VI vsrlv(VI a, VI n) { return _mm256_srlv_epi32(a, n); }
+
+#include "kernels/x86/simd_kernels.inc"
+
+}  // namespace avx2
+
+const KernelTable& avx2_kernels() {
+  static const KernelTable t{Isa::Avx2, "avx2", avx2::dequantize_simd, avx2::matmul_rows_simd, avx2::dot_simd,
+                             avx2::axpy_simd, avx2::rms_norm_simd, avx2::softmax_simd, avx2::swiglu_simd, avx2::fma_probe_simd};
+  return t;
+}
+
+}  // namespace volga::kernels

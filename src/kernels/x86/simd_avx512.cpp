@@ -1,0 +1,90 @@
+// AVX-512 (F, BW, VL) kernels: 16 float lanes. Compiled with -mavx512f
+// -mavx512bw -mavx512vl -mfma -mf16c; only called after CPUID says so.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/dispatch.h"
+#include "util/cpu_features.h"
+#include "tensor/blocks.h"
+#include "tensor/quant.h"
+
+namespace volga::kernels {
+namespace avx512 {
+
+constexpr int W = 16;
+constexpr int kRows = 4;  // weight rows per tile
+constexpr int kTok = 4;   // tokens per micro-tile: 16 accumulators + 4 activations + 1 weight of 32 registers
+
+using V = __m512;
+using VI = __m512i;
+static inline V vzero() { return _mm512_setzero_ps(); }
+static inline V vset1(float a) { return _mm512_set1_ps(a); }
+static inline V vload(const float* p) { return _mm512_loadu_ps(p); }
+static inline void vstore(float* p, V v) { _mm512_storeu_ps(p, v); }
+static inline V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+static inline V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
+static inline V vadd(V a, V b) { return _mm512_add_ps(a, b); }
+static inline V vsub(V a, V b) { return _mm512_sub_ps(a, b); }
+static inline V vdiv(V a, V b) { return _mm512_div_ps(a, b); }
+static inline V vmin(V a, V b) { return _mm512_min_ps(a, b); }
+static inline V vmax(V a, V b) { return _mm512_max_ps(a, b); }
+static inline V vfloor(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+static inline V vscale2(V p, V e) {
+  VI bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(e), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+static inline float vsum(V v) { return _mm512_reduce_add_ps(v); }
+static inline VI vload_u8(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+static inline VI vload_i8(const int8_t* p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+static inline V vload_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+static inline V vload_bf16(const uint16_t* p) {
+  VI w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+}
+static inline V vcvt(VI a) { return _mm512_cvtepi32_ps(a); }
+static inline VI vset1_i(int32_t a) { return _mm512_set1_epi32(a); }
+static inline VI viota() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
+static inline VI vand_i(VI a, int32_t m) { return _mm512_and_si512(a, _mm512_set1_epi32(m)); }
+static inline VI vor(VI a, VI b) { return _mm512_or_si512(a, b); }
+static inline VI vadd_i(VI a, VI b) { return _mm512_add_epi32(a, b); }
+static inline VI vsub_i(VI a, int32_t b) { return _mm512_sub_epi32(a, _mm512_set1_epi32(b)); }
+static inline VI vsrl(VI a, int n) { return _mm512_srl_epi32(a, _mm_cvtsi32_si128(n)); }
+static inline VI vsll(VI a, int n) { return _mm512_sll_epi32(a, _mm_cvtsi32_si128(n)); }
+static inline VI vsrlv(VI a, VI n) { return _mm512_srlv_epi32(a, n); }
+
+#include "kernels/x86/simd_kernels.inc"
+
+}  // namespace avx512
+
+__attribute__((target("avx512vnni,avx512f,avx512bw"))) static double vnni_loop(int64_t iters) {
+  constexpr int kAcc = 10;
+  __m512i acc[kAcc];
+  for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_set1_epi32(i);
+  const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+  __m512i s = acc[0];
+  for (int i = 1; i < kAcc; ++i) s = _mm512_add_epi32(s, acc[i]);
+  volatile int sink = _mm512_reduce_add_epi32(s);
+  (void)sink;
+  return 2.0 * 64 * kAcc * static_cast<double>(iters);  // 64 int8 multiply-adds per instruction
+}
+
+double int8_probe(int64_t iters) {
+  const CpuFeatures& f = cpu_features();
+  if (!(f.avx512f && f.avx512bw && f.avx512vnni)) return 0;
+  return vnni_loop(iters);
+}
+
+const KernelTable& avx512_kernels() {
+  static const KernelTable t{Isa::Avx512, "avx512", avx512::dequantize_simd, avx512::matmul_rows_simd,
+                             avx512::dot_simd, avx512::axpy_simd, avx512::rms_norm_simd, avx512::softmax_simd,
+                             avx512::swiglu_simd, avx512::fma_probe_simd};
+  return t;
+}
+
+}  // namespace volga::kernels

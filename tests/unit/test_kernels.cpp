@@ -1,0 +1,178 @@
+// Every fast kernel against its scalar reference, on every ISA path this
+// CPU can run (ref, avx2, avx512): dequantization bit for bit, the other
+// kernels within float rounding, over odd sizes, unaligned pointers and
+// tails that are not a multiple of the vector width.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/dispatch.h"
+#include "tensor/quant.h"
+#include "util/error.h"
+
+using namespace volga;
+using namespace volga::kernels;
+
+namespace {
+
+std::vector<Isa> available_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512})
+    if (isa_available(isa)) out.push_back(isa);
+  return out;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+const DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                        DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+// Column counts to try for a type: several blocks, including one-block rows
+// and, for unblocked types, sizes that leave every possible vector tail.
+std::vector<int64_t> widths(DType t) {
+  int64_t bs = traits(t).block_size;
+  if (bs == 1) return {1, 7, 8, 15, 16, 17, 33, 100, 257};
+  return {bs, 3 * bs, 7 * bs};
+}
+
+struct Matrix {
+  std::vector<uint8_t> bytes;
+  WeightMatrix w;
+};
+
+Matrix make_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  Matrix m;
+  auto src = random_floats(static_cast<size_t>(rows * cols), seed);
+  int64_t stride = row_bytes(t, cols);
+  m.bytes.resize(static_cast<size_t>(stride * rows) + 1);
+  uint8_t* base = m.bytes.data() + 1;  // deliberately unaligned
+  for (int64_t r = 0; r < rows; ++r) quantize_row(t, src.data() + r * cols, base + r * stride, cols);
+  m.w = WeightMatrix{t, rows, cols, stride, base};
+  return m;
+}
+
+}  // namespace
+
+TEST(Kernels, ReferenceIsAlwaysAvailableAndNamesParse) {
+  EXPECT_TRUE(isa_available(Isa::Ref));
+  EXPECT_EQ(parse_isa("avx512"), Isa::Avx512);
+  EXPECT_THROW(parse_isa("sse9"), Error);
+  EXPECT_EQ(std::string(kernel_table(Isa::Ref).name), "ref");
+}
+
+TEST(Kernels, DequantizeIsBitIdenticalToReference) {
+  for (Isa isa : available_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (DType t : kTypes)
+      for (int64_t n : widths(t)) {
+        Matrix m = make_matrix(t, 1, n, static_cast<uint32_t>(n));
+        std::vector<float> want(static_cast<size_t>(n)), got(static_cast<size_t>(n) + 1);
+        dequantize_row(t, m.w.data, want.data(), n);
+        k.dequantize(t, m.w.data, got.data() + 1, n);  // unaligned destination
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(want[static_cast<size_t>(i)], got[static_cast<size_t>(i) + 1])
+              << isa_name(isa) << " " << dtype_name(t) << " n=" << n << " i=" << i;
+      }
+  }
+}
+
+TEST(Kernels, MatmulRowsMatchReference) {
+  const KernelTable& ref = ref_kernels();
+  for (Isa isa : available_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (DType t : kTypes)
+      for (int64_t cols : widths(t))
+        for (int64_t rows : {1, 5, 13})
+          for (int64_t tokens : {1, 2, 3, 5, 9}) {
+            Matrix m = make_matrix(t, rows, cols, static_cast<uint32_t>(rows * 131 + cols));
+            auto x = random_floats(static_cast<size_t>(tokens * cols) + 1, 7);
+            const float* xp = x.data() + 1;  // unaligned activations
+            const int64_t ldy = rows + 3;
+            std::vector<float> want(static_cast<size_t>(tokens * ldy), -1), got(want.size(), -1);
+            // A sub-range of rows, as the thread pool hands out.
+            const int64_t r0 = rows > 2 ? 1 : 0;
+            ref.matmul_rows(m.w, r0, rows, xp, tokens, want.data(), ldy);
+            k.matmul_rows(m.w, r0, rows, xp, tokens, got.data(), ldy);
+            std::vector<float> wrow(static_cast<size_t>(cols));
+            for (int64_t r = 0; r < rows + 3; ++r)
+              for (int64_t tk = 0; tk < tokens; ++tk) {
+                size_t i = static_cast<size_t>(tk * ldy + r);
+                if (r < r0 || r >= rows) {
+                  ASSERT_EQ(got[i], -1.0f) << "wrote outside its rows";
+                  continue;
+                }
+                // Tolerance: float rounding of a length-`cols` dot product.
+                dequantize_row(t, m.w.row(r), wrow.data(), cols);
+                double mag = 0;
+                for (int64_t c = 0; c < cols; ++c) mag += std::fabs(wrow[static_cast<size_t>(c)] * xp[tk * cols + c]);
+                ASSERT_NEAR(got[i], want[i], 1e-5 * mag + 1e-6)
+                    << isa_name(isa) << " " << dtype_name(t) << " rows=" << rows << " cols=" << cols
+                    << " tokens=" << tokens;
+              }
+          }
+  }
+}
+
+TEST(Kernels, VectorOpsMatchReference) {
+  const KernelTable& ref = ref_kernels();
+  for (Isa isa : available_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (int64_t n : {1, 3, 8, 15, 16, 17, 31, 64, 100, 896, 4099}) {
+      auto a = random_floats(static_cast<size_t>(n) + 1, 1, 3.0f), b = random_floats(static_cast<size_t>(n) + 1, 2);
+      const float* ap = a.data() + 1;
+      const float* bp = b.data() + 1;
+      double mag = 0;
+      for (int64_t i = 0; i < n; ++i) mag += std::fabs(ap[i] * bp[i]);
+      EXPECT_NEAR(k.dot(ap, bp, n), ref.dot(ap, bp, n), 1e-5 * mag + 1e-6) << isa_name(isa) << " n=" << n;
+
+      std::vector<float> y1(b), y2(b);
+      ref.axpy(0.37f, ap, y1.data() + 1, n);
+      k.axpy(0.37f, ap, y2.data() + 1, n);
+      for (int64_t i = 0; i <= n; ++i) EXPECT_NEAR(y1[static_cast<size_t>(i)], y2[static_cast<size_t>(i)], 1e-6);
+
+      std::vector<float> r1(static_cast<size_t>(n)), r2(static_cast<size_t>(n));
+      ref.rms_norm(ap, bp, 1e-6f, n, r1.data());
+      k.rms_norm(ap, bp, 1e-6f, n, r2.data());
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_NEAR(r1[static_cast<size_t>(i)], r2[static_cast<size_t>(i)], 1e-5 * (1 + std::fabs(r1[static_cast<size_t>(i)])));
+
+      // Softmax over a wide range of logits, including very negative ones.
+      std::vector<float> s1(a.begin() + 1, a.end()), s2(s1);
+      for (auto& v : s1) v *= 10;
+      s2 = s1;
+      ref.softmax(s1.data(), n);
+      k.softmax(s2.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_NEAR(s1[static_cast<size_t>(i)], s2[static_cast<size_t>(i)], 2e-6 * s1[static_cast<size_t>(i)] + 1e-9);
+
+      std::vector<float> g1(static_cast<size_t>(n)), g2(static_cast<size_t>(n));
+      ref.swiglu(ap, bp, n, g1.data());
+      k.swiglu(ap, bp, n, g2.data());
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_NEAR(g1[static_cast<size_t>(i)], g2[static_cast<size_t>(i)], 2e-6 * (1 + std::fabs(g1[static_cast<size_t>(i)])));
+    }
+  }
+}
+
+TEST(Kernels, ExpHandlesExtremeInputs) {
+  for (Isa isa : available_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    std::vector<float> x = {-1000.f, -100.f, -87.f, 0.f, 1e-8f, 50.f, 88.f, 1000.f, -3.f, 2.f, 7.f, -0.5f,
+                            10.f, 20.f, -20.f, 0.25f, 30.f};
+    std::vector<float> gate(x), up(x.size(), 1.0f), out(x.size());
+    k.swiglu(gate.data(), up.data(), static_cast<int64_t>(x.size()), out.data());
+    for (size_t i = 0; i < x.size(); ++i) {
+      double want = x[i] / (1.0 + std::exp(-static_cast<double>(x[i])));
+      EXPECT_TRUE(std::isfinite(out[i])) << isa_name(isa) << " x=" << x[i];
+      EXPECT_NEAR(out[i], want, 1e-5 * (1 + std::fabs(want))) << isa_name(isa) << " x=" << x[i];
+    }
+  }
+}
