@@ -1,6 +1,16 @@
 #include "util/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define VOLGA_CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define VOLGA_CPU_RELAX() __asm__ volatile("yield")
+#else
+#define VOLGA_CPU_RELAX() ((void)0)
+#endif
 
 namespace volga {
 
@@ -15,6 +25,11 @@ void split_range(int64_t n, int64_t grain, int n_threads, int index, int64_t* be
   *begin = std::min(n, u0 * grain);
   *end = std::min(n, u1 * grain);
 }
+
+// Decode runs a few hundred parallel_for calls per token, each only tens of
+// microseconds long: waking a sleeping thread costs about as much. So both
+// sides spin briefly before sleeping on the condition variable.
+constexpr auto kSpin = std::chrono::microseconds(200);
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -27,6 +42,7 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
+    generation_.fetch_add(1);
   }
   start_cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -45,28 +61,41 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     job_ = &fn;
     job_n_ = n;
     job_grain_ = grain;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+    pending_.store(n_threads_ - 1);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
   int64_t b, e;
   split_range(n, grain, n_threads_, 0, &b, &e);
   if (b < e) fn(b, e, 0);
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_cv_.wait(lock, [this] { return pending_ == 0; });
+  auto t0 = std::chrono::steady_clock::now();
+  while (pending_.load(std::memory_order_acquire) != 0) {
+    VOLGA_CPU_RELAX();
+    if (std::chrono::steady_clock::now() - t0 > kSpin) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_cv_.wait(lock, [this] { return pending_.load() == 0; });
+      break;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
   job_ = nullptr;
 }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
+    // Spin for new work first, then sleep.
+    auto t0 = std::chrono::steady_clock::now();
+    while (generation_.load(std::memory_order_acquire) == seen &&
+           std::chrono::steady_clock::now() - t0 < kSpin)
+      VOLGA_CPU_RELAX();
     const std::function<void(int64_t, int64_t, int)>* job;
     int64_t n, grain;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      start_cv_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
       if (stop_) return;
-      seen = generation_;
+      seen = generation_.load();
       job = job_;
       n = job_n_;
       grain = job_grain_;
@@ -74,9 +103,9 @@ void ThreadPool::worker_loop(int index) {
     int64_t b, e;
     split_range(n, grain, n_threads_, index, &b, &e);
     if (b < e) (*job)(b, e, index);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_cv_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mutex_);  // pairs with the waiter's predicate check
+      done_cv_.notify_one();
     }
   }
 }

@@ -187,6 +187,35 @@ class Cli(unittest.TestCase):
             self.assertIn(flag, out)
 
 
+class IsaPaths(unittest.TestCase):
+    """Every kernel set this CPU runs (VOLGA_ISA=ref|avx2|avx512) gives the same greedy tokens."""
+
+    def generate(self, path, isa):
+        env = dict(os.environ, VOLGA_ISA=isa)
+        p = subprocess.run([VOLGA, "run", path, "-p", PROMPT, "-n", "24", "--temperature", "0", "--ignore-eos",
+                            "--json", "-t", "2"], capture_output=True, env=env)
+        err = p.stderr.decode("utf-8", "replace")
+        if p.returncode != 0 and "not supported by this CPU" in err:
+            return None
+        self.assertEqual(p.returncode, 0, err)
+        return json.loads(p.stdout)["ids"]
+
+    def test_greedy_tokens_identical_on_every_isa(self):
+        checked = 0
+        for arch in ARCHS:
+            for ty in ("f32", "f16", "bf16", "q8_0", "q4_0", "q5_1", "q4_k_m", "q6_k"):
+                path = synth("%s-%s" % (arch, ty), *synth_args(arch, ty))
+                want = self.generate(path, "ref")
+                for isa in ("avx2", "avx512"):
+                    got = self.generate(path, isa)
+                    if got is None:
+                        continue
+                    self.assertEqual(got, want, "%s %s on %s" % (arch, ty, isa))
+                    checked += 1
+        if checked == 0:
+            self.skipTest("this CPU runs only the reference kernels")
+
+
 class ChatCommand(unittest.TestCase):
     """`volga template MODEL` uses the model's own template (checked against jinja2),
     and `volga chat` replies exactly as a fresh run on the re-rendered conversation."""
