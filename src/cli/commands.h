@@ -22,6 +22,7 @@ Command add_detokenize(CLI::App& app);
 Command add_template(CLI::App& app);
 Command add_chat(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_serve(CLI::App& app);
 
 // --var KEY=JSON assignments as one JSON object (throws volga::Error).
 nlohmann::ordered_json parse_var_assignments(const std::vector<std::string>& vars);

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   reg(volga::cli::add_template);
   reg(volga::cli::add_chat);
   reg(volga::cli::add_bench);
+  reg(volga::cli::add_serve);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -15,6 +15,8 @@ void SamplingParams::validate() const {
   if (!(min_p >= 0) || min_p > 1) throw Error("min_p must be in [0, 1]");
   if (!(repeat_penalty > 0) || !std::isfinite(repeat_penalty)) throw Error("repeat penalty must be positive");
   if (repeat_last_n < 0) throw Error("repeat_last_n must be >= 0");
+  if (!(presence_penalty >= -2.0f && presence_penalty <= 2.0f)) throw Error("presence_penalty must be between -2 and 2");
+  if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f)) throw Error("frequency_penalty must be between -2 and 2");
 }
 
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) { params_.validate(); }
@@ -36,6 +38,12 @@ int32_t Sampler::sample(const float* logits, int64_t n_vocab) {
       l = l > 0 ? l / params_.repeat_penalty : l * params_.repeat_penalty;
     }
   }
+  if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f)
+    for (auto [id, count] : output_counts_) {
+      if (id < 0 || id >= n_vocab) continue;
+      cand_[static_cast<size_t>(id)].logit -= params_.frequency_penalty * static_cast<float>(count) +
+                                               params_.presence_penalty * (count > 0 ? 1.0f : 0.0f);
+    }
   if (params_.temperature <= 0) {
     size_t best = 0;
     for (size_t i = 1; i < cand_.size(); ++i)

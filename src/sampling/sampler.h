@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <random>
+#include <unordered_map>
 #include <vector>
 
 namespace volga {
@@ -20,6 +21,10 @@ struct SamplingParams {
   float min_p = 0.05f;         // <= 0: off
   float repeat_penalty = 1.0f; // 1: off
   int32_t repeat_last_n = 64;  // tokens considered by the repetition penalty
+  // OpenAI-style penalties over the tokens generated so far (not the prompt):
+  // logit -= frequency_penalty * count + presence_penalty * (count > 0).
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
   uint64_t seed = 0;
 
   // Throws volga::Error with a user-facing message when a value is out of range.
@@ -34,6 +39,8 @@ class Sampler {
   int32_t sample(const float* logits, int64_t n_vocab);
   // Records a token (prompt or generated) for the repetition penalty.
   void accept(int32_t token);
+  // Records a generated token for the presence/frequency penalties.
+  void accept_output(int32_t token) { ++output_counts_[token]; }
 
  private:
   struct Candidate {
@@ -44,6 +51,7 @@ class Sampler {
   SamplingParams params_;
   std::mt19937_64 rng_;
   std::deque<int32_t> recent_;
+  std::unordered_map<int32_t, int32_t> output_counts_;
   std::vector<Candidate> cand_;
 };
 

@@ -1,0 +1,45 @@
+// volga serve MODEL: the OpenAI-compatible HTTP server.
+#include <filesystem>
+#include <fstream>
+
+#include "chat/chat_template.h"
+#include "cli/commands.h"
+#include "server/server.h"
+#include "util/error.h"
+
+namespace volga::cli {
+
+Command add_serve(CLI::App& app) {
+  auto o = std::make_shared<server::ServerOptions>();
+  auto key = std::make_shared<std::string>();
+  auto key_file = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Serve a model over the OpenAI API (/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)");
+  cmd->add_option("model", o->model_path, "GGUF model file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--host", o->host, "Address to listen on (0.0.0.0 for every interface)")->default_val("127.0.0.1");
+  cmd->add_option("--port", o->port, "TCP port")->default_val(8080)->check(CLI::Range(0, 65535));
+  cmd->add_option("--api-key", *key, "Require 'Authorization: Bearer KEY' (prefer --api-key-file: arguments are visible to other users)");
+  cmd->add_option("--api-key-file", *key_file, "File with one accepted API key per line")->check(CLI::ExistingFile);
+  cmd->add_option("--parallel", o->parallel, "Sequences generated at once (continuous batching)")->default_val(4)->check(CLI::Range(1, 256));
+  cmd->add_option("-c,--ctx-size", o->ctx_size, "Context per sequence in tokens (capped at the model's)")->default_val(4096)->check(CLI::Range(16, 1 << 24));
+  cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
+  cmd->add_option("--max-queue", o->max_queue, "Requests that may wait for a slot; beyond it the server answers 503")->default_val(64)->check(CLI::Range(0, 100000));
+  cmd->add_option("--alias", o->model_name, "Model name reported by the API (default: the file name)");
+  cmd->add_option("--chat-template-file", o->chat_template_file, "Use this Jinja2 template instead of the model's")->check(CLI::ExistingFile);
+  return [o, key, key_file]() -> int {
+    if (!key->empty()) o->api_keys.push_back(*key);
+    if (!key_file->empty()) {
+      std::ifstream in(*key_file);
+      std::string line;
+      while (std::getline(in, line)) {
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+        if (!line.empty() && line[0] != '#') o->api_keys.push_back(line);
+      }
+      if (o->api_keys.empty()) throw Error("--api-key-file '" + *key_file + "' holds no key");
+    }
+    if (o->model_name.empty()) o->model_name = std::filesystem::path(o->model_path).stem().string();
+    return server::run_server(*o);
+  };
+}
+
+}  // namespace volga::cli

@@ -1,0 +1,32 @@
+// volga serve: the OpenAI-compatible HTTP server (cpp-httplib).
+//
+// HTTP threads parse and validate JSON, render the chat template, tokenize,
+// submit to the Scheduler, then turn its token events into text (stop
+// sequences, streaming SSE chunks). One engine thread owns the model (see
+// runtime/scheduler.h). Bad requests get OpenAI-style JSON errors; no request
+// can take the server down.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace volga::server {
+
+struct ServerOptions {
+  std::string model_path;
+  std::string model_name;         // reported in responses and /v1/models
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::vector<std::string> api_keys;  // empty: no authentication
+  int parallel = 4;               // sequences generated at once
+  int ctx_size = 4096;            // context per sequence
+  int threads = 0;
+  int max_queue = 64;             // requests waiting beyond the running ones
+  std::string chat_template_file;
+};
+
+// Runs until SIGINT/SIGTERM, then finishes in-flight requests and returns 0.
+// Throws volga::Error when the model cannot be loaded or the port bound.
+int run_server(const ServerOptions& opts);
+
+}  // namespace volga::server
