@@ -638,7 +638,10 @@ Value apply_filter(Renderer& r, const std::string& name, Value v, CallArgs& a) {
     int64_t def = int_arg(a, 0, "default", 0);
     if (v.kind == K::Int) return v;
     if (v.kind == K::Bool) return Value::integer(v.b);
-    if (v.kind == K::Float) return Value::integer(static_cast<int64_t>(v.f));
+    if (v.kind == K::Float) {
+      if (!(std::fabs(v.f) < 9.2e18)) return Value::integer(def);
+      return Value::integer(static_cast<int64_t>(v.f));
+    }
     if (v.is_string()) {
       try {
         size_t used = 0;
@@ -646,7 +649,7 @@ Value apply_filter(Renderer& r, const std::string& name, Value v, CallArgs& a) {
         int64_t x = std::stoll(s, &used, static_cast<int>(int_arg(a, 1, "base", 10)));
         if (used == s.size()) return Value::integer(x);
         double f = std::stod(s, &used);
-        if (used == s.size()) return Value::integer(static_cast<int64_t>(f));
+        if (used == s.size() && std::fabs(f) < 9.2e18) return Value::integer(static_cast<int64_t>(f));
       } catch (const std::exception&) {
       }
     }
@@ -667,7 +670,10 @@ Value apply_filter(Renderer& r, const std::string& name, Value v, CallArgs& a) {
   }
   if (name == "abs") {
     if (v.kind == K::Float) return Value::number(std::fabs(v.f));
-    if (v.kind == K::Int) return Value::integer(v.i < 0 ? -v.i : v.i);
+    if (v.kind == K::Int) {
+      if (v.i == INT64_MIN) throw Error("integer overflow in abs");
+      return Value::integer(v.i < 0 ? -v.i : v.i);
+    }
     throw Error("abs expects a number");
   }
   if (name == "round") {
@@ -679,7 +685,7 @@ Value apply_filter(Renderer& r, const std::string& name, Value v, CallArgs& a) {
   }
   if (name == "indent") {
     Value width = arg_or(a, 0, "width", Value::integer(4));
-    std::string pad = width.is_string() ? width.s : std::string(static_cast<size_t>(std::max<int64_t>(0, width.i)), ' ');
+    std::string pad = width.is_string() ? width.s : std::string(static_cast<size_t>(std::clamp<int64_t>(width.i, 0, 1024)), ' ');
     return Value::string(indent_text(to_str(v), pad, arg_or(a, 1, "first", Value::boolean(false)).truthy(),
                                      arg_or(a, 2, "blank", Value::boolean(false)).truthy()));
   }
@@ -761,8 +767,11 @@ Value apply_filter(Renderer& r, const std::string& name, Value v, CallArgs& a) {
     for (auto& x : iterate(v)) {
       Value term = attr ? attribute_of(x, to_str(*attr)) : x;
       bool ints = total.kind != K::Float && term.kind != K::Float;
-      total = ints ? Value::integer((total.kind == K::Bool ? total.b : total.i) + (term.kind == K::Bool ? term.b : term.i))
-                   : Value::number(total.as_double() + term.as_double());
+      int64_t r = 0;
+      if (ints && __builtin_add_overflow(total.kind == K::Bool ? int64_t(total.b) : total.i,
+                                         term.kind == K::Bool ? int64_t(term.b) : term.i, &r))
+        throw Error("integer overflow in sum");
+      total = ints ? Value::integer(r) : Value::number(total.as_double() + term.as_double());
     }
     return total;
   }
@@ -788,7 +797,7 @@ Value apply_filter(Renderer& r, const std::string& name, Value v, CallArgs& a) {
   if (name == "wordcount") return Value::integer(static_cast<int64_t>(py_split(to_str(v), nullptr, -1).list->size()));
   if (name == "attr") return get_attribute(v, str_arg(a, 0, "name", ""));
   if (name == "center") {
-    int64_t width = int_arg(a, 0, "width", 80);
+    int64_t width = std::min<int64_t>(int_arg(a, 0, "width", 80), 1 << 20);
     std::string s = to_str(v);
     int64_t len = static_cast<int64_t>(utf8_length(s));
     if (len >= width) return Value::string(s);
@@ -879,9 +888,10 @@ void add_builtin_globals(Dict& g) {
     }
     if (step == 0) throw Error("range() step must not be zero");
     Array out;
-    for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) {
+    for (int64_t k = start; step > 0 ? k < stop : k > stop;) {
       if (out.size() >= 1'000'000) throw Error("range() is too long (more than 1,000,000 items)");
       out.push_back(Value::integer(k));
+      if (__builtin_add_overflow(k, step, &k)) break;
     }
     return Value::new_list(std::move(out));
   }));

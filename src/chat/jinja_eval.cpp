@@ -175,24 +175,42 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     }
   }
   if (!a.is_number() || !b.is_number()) bad_operands(op, a, b);
-  if (op == "+") return ints ? Value::integer(ai() + bi()) : Value::number(a.as_double() + b.as_double());
-  if (op == "-") return ints ? Value::integer(ai() - bi()) : Value::number(a.as_double() - b.as_double());
-  if (op == "*") return ints ? Value::integer(ai() * bi()) : Value::number(a.as_double() * b.as_double());
+  // Python integers do not overflow; ours are 64-bit and say so instead.
+  if (ints && (op == "+" || op == "-" || op == "*")) {
+    int64_t r = 0;
+    bool overflow = op == "+" ? __builtin_add_overflow(ai(), bi(), &r)
+                  : op == "-" ? __builtin_sub_overflow(ai(), bi(), &r)
+                              : __builtin_mul_overflow(ai(), bi(), &r);
+    if (overflow) throw Error("integer overflow (values beyond 64 bits are not supported)");
+    return Value::integer(r);
+  }
+  if (op == "+") return Value::number(a.as_double() + b.as_double());
+  if (op == "-") return Value::number(a.as_double() - b.as_double());
+  if (op == "*") return Value::number(a.as_double() * b.as_double());
   if (op == "/") {
     if (b.as_double() == 0) throw Error("division by zero");
     return Value::number(a.as_double() / b.as_double());
   }
   if (op == "//" || op == "%") {
     if (b.as_double() == 0) throw Error(op == "%" ? "modulo by zero" : "division by zero");
-    if (ints) return Value::integer(op == "//" ? floor_div(ai(), bi()) : ai() - floor_div(ai(), bi()) * bi());
+    if (ints) {
+      if (ai() == INT64_MIN && bi() == -1) throw Error("integer overflow (values beyond 64 bits are not supported)");
+      return Value::integer(op == "//" ? floor_div(ai(), bi()) : ai() - floor_div(ai(), bi()) * bi());
+    }
     double x = a.as_double(), y = b.as_double();
     double q = std::floor(x / y);
     return Value::number(op == "//" ? q : x - q * y);
   }
   if (op == "**") {
     if (ints && bi() >= 0) {
-      int64_t result = 1;
-      for (int64_t k = 0; k < bi() && k < 64; ++k) result *= ai();
+      const int64_t base = ai(), exponent = bi();
+      if (base == 0) return Value::integer(exponent == 0 ? 1 : 0);
+      if (base == 1) return Value::integer(1);
+      if (base == -1) return Value::integer(exponent % 2 ? -1 : 1);
+      int64_t result = 1;  // |base| >= 2: overflows within 64 steps
+      for (int64_t k = 0; k < exponent; ++k)
+        if (__builtin_mul_overflow(result, base, &result))
+          throw Error("integer overflow (values beyond 64 bits are not supported)");
       return Value::integer(result);
     }
     return Value::number(std::pow(a.as_double(), b.as_double()));
@@ -298,6 +316,7 @@ Value UnaryExpr::eval(Renderer& r) const {
     if (!v.is_number()) throw Error("bad operand type for unary " + op + ": '" + type_name(v) + "'");
     if (op == "+") return v.kind == Value::Kind::Bool ? Value::integer(v.b) : v;
     if (v.kind == Value::Kind::Float) return Value::number(-v.f);
+    if (v.kind == Value::Kind::Int && v.i == INT64_MIN) throw Error("integer overflow (values beyond 64 bits are not supported)");
     return Value::integer(-(v.kind == Value::Kind::Bool ? int64_t(v.b) : v.i));
   });
 }
