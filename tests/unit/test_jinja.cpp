@@ -52,6 +52,20 @@ TEST(Jinja, HostileNestingIsRefusedNotACrash) {
   EXPECT_THROW(big.render({}), jinja::TemplateError);
 }
 
+TEST(Jinja, IntegerOverflowIsAnErrorNotUndefinedBehaviour) {
+  // Python would switch to big integers; Volga's are 64-bit and say so.
+  for (const char* src : {"{{ 9223372036854775807 + 1 }}", "{{ -9223372036854775807 - 2 }}", "{{ 2 ** 64 }}",
+                          "{{ 4294967296 * 4294967296 }}", "{{ [9223372036854775807, 1] | sum }}"}) {
+    try {
+      jinja::Template::parse(src).render({});
+      FAIL() << src;
+    } catch (const jinja::TemplateError& e) {
+      EXPECT_NE(std::string(e.what()).find("overflow"), std::string::npos) << src;
+    }
+  }
+  EXPECT_EQ(jinja::Template::parse("{{ (-1) ** 1000000000000 }} {{ 2 ** 62 }}").render({}), "1 4611686018427387904");
+}
+
 TEST(Jinja, ErrorsCarryLineAndColumn) {
   try {
     jinja::Template::parse("line one\nline two {{ x + }}").render({});
