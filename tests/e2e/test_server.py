@@ -250,12 +250,43 @@ class BadInput(unittest.TestCase):
         self.expect(404, "GET", "/v1/nothing", needle="no route")
         self.expect(404, "POST", "/v2/chat", {}, needle="no route")
 
+
+class Lifecycle(unittest.TestCase):
+    def test_full_queue_is_refused_with_503(self):
+        server = ServerProcess("--parallel", "1", "--max-queue", "0", "-c", "4096")
+        self.addCleanup(server.stop)
+        # Occupy the only slot with a long stream, then ask again.
+        body = json.dumps({"model": "x", "prompt": "long", "max_tokens": 4000, "temperature": 0, "stream": True})
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.sendall(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (KEY, len(body), body)).encode())
+        got = b""
+        while b"data:" not in got:
+            chunk = s.recv(4096)
+            self.assertTrue(chunk, "the stream ended before any data")
+            got += chunk
+        status, text = server.request("POST", "/v1/completions", {"model": "x", "prompt": "x", "max_tokens": 2})
+        self.assertEqual(status, 503, text)
+        self.assertIn("busy", json.loads(text)["error"]["message"])
+        s.close()
+        # Once the stream's client is gone its slot serves the next request.
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            status, _ = server.request("POST", "/v1/completions", {"model": "x", "prompt": "x", "max_tokens": 2})
+            if status == 200:
+                break
+            time.sleep(0.2)
+        self.assertEqual(status, 200)
+
     def test_killed_client_frees_its_slot(self):
         # Two slots: start two long streams, kill one mid-stream, the other finishes
         # unchanged, and a new request gets the freed slot.
-        body = json.dumps({"model": "x", "prompt": "A long story", "max_tokens": 100, "temperature": 0,
+        server = ServerProcess("--parallel", "2", "-c", "4096")
+        self.addCleanup(server.stop)
+        # Long enough that it cannot finish before the client is gone.
+        body = json.dumps({"model": "x", "prompt": "A long story", "max_tokens": 4000, "temperature": 0,
                            "stream": True})
-        s = socket.create_connection(("127.0.0.1", self.server.port))
+        s = socket.create_connection(("127.0.0.1", server.port))
         s.sendall(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                    "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (KEY, len(body), body)).encode())
         got = b""
@@ -265,7 +296,7 @@ class BadInput(unittest.TestCase):
             got += chunk
         expected = volga_run("Другой запрос", 30)["text"]
         result = {}
-        t = threading.Thread(target=lambda: result.update(self.server.client([{"kind": "completion", "stream": True,
+        t = threading.Thread(target=lambda: result.update(server.client([{"kind": "completion", "stream": True,
             "params": {"model": "x", "prompt": "Другой запрос", "max_tokens": 30, "temperature": 0}}])[0]))
         t.start()
         time.sleep(0.3)
@@ -274,29 +305,13 @@ class BadInput(unittest.TestCase):
         self.assertEqual(result["text"], expected)
         deadline = time.time() + 10
         while time.time() < deadline:
-            metrics = self.server.request("GET", "/metrics")[1]
+            metrics = server.request("GET", "/metrics")[1]
             if "volga_running_requests 0" in metrics:
                 break
             time.sleep(0.1)
         self.assertIn("volga_running_requests 0", metrics)
         self.assertIn('volga_requests_total{status="499"}', metrics)
-        self.assertEqual(self.server.request("POST", "/v1/completions", {"prompt": "after", "max_tokens": 2})[0], 200)
-
-
-class Lifecycle(unittest.TestCase):
-    def test_full_queue_is_refused_with_503(self):
-        server = ServerProcess("--parallel", "1", "--max-queue", "0", "-c", "512")
-        try:
-            body = {"model": "x", "prompt": "long", "max_tokens": 300, "temperature": 0}
-            first = threading.Thread(target=lambda: server.request("POST", "/v1/completions", body))
-            first.start()
-            time.sleep(0.5)
-            status, text = server.request("POST", "/v1/completions", body)
-            self.assertEqual(status, 503, text)
-            self.assertIn("busy", json.loads(text)["error"]["message"])
-            first.join()
-        finally:
-            server.stop()
+        self.assertEqual(server.request("POST", "/v1/completions", {"prompt": "after", "max_tokens": 2})[0], 200)
 
     def test_sigterm_finishes_in_flight_requests(self):
         server = ServerProcess("--parallel", "2", "-c", "512")
