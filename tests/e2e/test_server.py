@@ -102,6 +102,20 @@ def rendered_chat(messages):
                           capture_output=True, check=True).stdout.decode("utf-8")
 
 
+def open_stream(port, body):
+    """Starts a streaming completion on a raw socket and returns it once data flows."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+               "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (KEY, len(body), body)).encode())
+    got = b""
+    while b"data:" not in got:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise AssertionError("the stream ended before any data: %r" % got)
+        got += chunk
+    return s
+
+
 CHAT = [{"role": "system", "content": "Отвечай кратко."}, {"role": "user", "content": "Где находится Волга? 伏尔加河在哪里?"}]
 
 
@@ -257,14 +271,7 @@ class Lifecycle(unittest.TestCase):
         self.addCleanup(server.stop)
         # Occupy the only slot with a long stream, then ask again.
         body = json.dumps({"model": "x", "prompt": "long", "max_tokens": 4000, "temperature": 0, "stream": True})
-        s = socket.create_connection(("127.0.0.1", server.port))
-        s.sendall(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (KEY, len(body), body)).encode())
-        got = b""
-        while b"data:" not in got:
-            chunk = s.recv(4096)
-            self.assertTrue(chunk, "the stream ended before any data")
-            got += chunk
+        s = open_stream(server.port, body)
         status, text = server.request("POST", "/v1/completions", {"model": "x", "prompt": "x", "max_tokens": 2})
         self.assertEqual(status, 503, text)
         self.assertIn("busy", json.loads(text)["error"]["message"])
@@ -286,14 +293,7 @@ class Lifecycle(unittest.TestCase):
         # Long enough that it cannot finish before the client is gone.
         body = json.dumps({"model": "x", "prompt": "A long story", "max_tokens": 4000, "temperature": 0,
                            "stream": True})
-        s = socket.create_connection(("127.0.0.1", server.port))
-        s.sendall(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (KEY, len(body), body)).encode())
-        got = b""
-        while b"data:" not in got:
-            chunk = s.recv(4096)
-            self.assertTrue(chunk, "the stream ended before any data")
-            got += chunk
+        s = open_stream(server.port, body)
         expected = volga_run("Другой запрос", 30)["text"]
         result = {}
         t = threading.Thread(target=lambda: result.update(server.client([{"kind": "completion", "stream": True,
