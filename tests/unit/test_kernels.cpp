@@ -52,8 +52,10 @@ Matrix make_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) {
   Matrix m;
   auto src = random_floats(static_cast<size_t>(rows * cols), seed);
   int64_t stride = row_bytes(t, cols);
-  m.bytes.resize(static_cast<size_t>(stride * rows) + 1);
-  uint8_t* base = m.bytes.data() + 1;  // deliberately unaligned
+  m.bytes.resize(static_cast<size_t>(stride * rows) + 4);
+  // Misaligned for vector loads (the SIMD kernels must not assume 16/32/64-byte
+  // alignment), but aligned for the scalars the block formats hold, as in a GGUF file.
+  uint8_t* base = m.bytes.data() + 4;
   for (int64_t r = 0; r < rows; ++r) quantize_row(t, src.data() + r * cols, base + r * stride, cols);
   m.w = WeightMatrix{t, rows, cols, stride, base};
   return m;
