@@ -34,7 +34,7 @@ Command add_chat(CLI::App& app) {
   auto o = std::make_shared<ChatOptions>();
   CLI::App* cmd = app.add_subcommand(
       "chat", "Chat with a model in the terminal (its own chat template; /reset starts over, /exit or Ctrl-D quits)");
-  cmd->add_option("model", o->model, "GGUF model file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("model", o->model, kModelHelp)->check(CLI::ExistingFile);
   cmd->add_option("--system", o->system, "System message that opens the conversation");
   cmd->add_option("--chat-template-file", o->template_file, "Use this Jinja2 template instead of the model's")
       ->check(CLI::ExistingFile);
@@ -45,6 +45,7 @@ Command add_chat(CLI::App& app) {
   add_sampling_options(cmd, o->sampling, o->seed);
   return [o]() -> int {
     finish_sampling_options(o->sampling, o->seed);
+    o->model = resolve_model(o->model);
     auto file = GgufFile::open(o->model);
     auto tok = Tokenizer::from_gguf(*file);
     ChatTemplate tmpl = ChatTemplate::for_tokenizer(*tok, o->template_file);

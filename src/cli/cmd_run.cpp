@@ -49,7 +49,7 @@ struct RunOptions {
 Command add_run(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "Complete a prompt as plain text (no chat template) and print the generated text");
-  cmd->add_option("model", o->model, "GGUF model file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("model", o->model, kModelHelp)->check(CLI::ExistingFile);
   cmd->add_option("-p,--prompt", o->prompt, "Text to complete")->required();
   cmd->add_option("-n,--n-predict", o->n_predict, "Maximum number of tokens to generate")->default_val(128)->check(CLI::Range(0, 1 << 20));
   add_sampling_options(cmd, o->sampling, o->seed);
@@ -60,6 +60,7 @@ Command add_run(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print one JSON object with prompt_ids, ids and text instead of the text");
   return [o]() -> int {
     finish_sampling_options(o->sampling, o->seed);
+    o->model = resolve_model(o->model);
     auto file = GgufFile::open(o->model);
     auto tok = Tokenizer::from_gguf(*file);
     ThreadPool pool(resolve_threads(o->threads));

@@ -15,7 +15,7 @@ Command add_serve(CLI::App& app) {
   auto key_file = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
       "serve", "Serve a model over the OpenAI API (/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)");
-  cmd->add_option("model", o->model_path, "GGUF model file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("model", o->model_path, kModelHelp)->check(CLI::ExistingFile);
   cmd->add_option("--host", o->host, "Address to listen on (0.0.0.0 for every interface)")->default_val("127.0.0.1");
   cmd->add_option("--port", o->port, "TCP port")->default_val(8080)->check(CLI::Range(0, 65535));
   cmd->add_option("--api-key", *key, "Require 'Authorization: Bearer KEY' (prefer --api-key-file: arguments are visible to other users)");
@@ -37,6 +37,7 @@ Command add_serve(CLI::App& app) {
       }
       if (o->api_keys.empty()) throw Error("--api-key-file '" + *key_file + "' holds no key");
     }
+    o->model_path = resolve_model(o->model_path);
     if (o->model_name.empty()) o->model_name = std::filesystem::path(o->model_path).stem().string();
     return server::run_server(*o);
   };

@@ -23,6 +23,9 @@ Command add_template(CLI::App& app);
 Command add_chat(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_serve(CLI::App& app);
+Command add_convert(CLI::App& app);
+Command add_quantize(CLI::App& app);
+Command add_perplexity(CLI::App& app);
 
 // --var KEY=JSON assignments as one JSON object (throws volga::Error).
 nlohmann::ordered_json parse_var_assignments(const std::vector<std::string>& vars);
@@ -30,6 +33,13 @@ nlohmann::ordered_json parse_var_assignments(const std::vector<std::string>& var
 // Sampling flags shared by run, chat and bench; finish_... seeds and validates.
 void add_sampling_options(CLI::App* cmd, SamplingParams& params, int64_t& seed);
 void finish_sampling_options(SamplingParams& params, int64_t seed);
+
+// The model to load: `given` when not empty, else the demo model that ships in
+// the repository (models/volga-demo-q8_0.gguf, found beside the executable's
+// source tree, in ../share/volga/models, or via $VOLGA_DEMO_MODEL). Throws
+// volga::Error when no model is given and the demo model cannot be found.
+std::string resolve_model(const std::string& given);
+inline const char* kModelHelp = "GGUF model file (default: the demo model in models/)";
 
 // Thread count for --threads: 0 or less means all hardware threads.
 int resolve_threads(int requested);

@@ -1,6 +1,8 @@
 // volga — LLM inference engine. Entry point: parses the subcommand and runs it,
 // turning volga::Error into a one-line message and exit code 1.
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -12,6 +14,32 @@ int resolve_threads(int requested) {
   if (requested > 0) return requested;
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
+
+std::string resolve_model(const std::string& given) {
+  namespace fs = std::filesystem;
+  if (!given.empty()) return given;
+  const char* name = "volga-demo-q8_0.gguf";
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("VOLGA_DEMO_MODEL")) candidates.emplace_back(env);
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    // build/bin/volga in a checkout; PREFIX/bin/volga when installed.
+    for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
+      candidates.push_back(dir / "models" / name);
+      candidates.push_back(dir / "share" / "volga" / "models" / name);
+    }
+  }
+  candidates.push_back(fs::path("models") / name);
+  for (const auto& c : candidates)
+    if (fs::is_regular_file(c, ec)) {
+      std::fprintf(stderr, "volga: no model given; using the demo model %s\n", c.string().c_str());
+      return c.string();
+    }
+  throw Error(std::string("no model given and the demo model ") + name +
+              " was not found (looked beside the executable and in ./models); give a GGUF file");
+}
+
 }  // namespace volga::cli
 
 int main(int argc, char** argv) {
@@ -34,6 +62,9 @@ int main(int argc, char** argv) {
   reg(volga::cli::add_chat);
   reg(volga::cli::add_bench);
   reg(volga::cli::add_serve);
+  reg(volga::cli::add_perplexity);
+  reg(volga::cli::add_convert);
+  reg(volga::cli::add_quantize);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -65,6 +65,21 @@ std::vector<std::string> pre_tokenizer_regexes(const std::string& pre) {
               "refact, command-r, mpt, default)");
 }
 
+namespace {
+// Like llama.cpp: the end-of-turn tokens of the common chat formats end
+// generation even when the file names only one EOS id.
+void add_known_eog(VocabData& v) {
+  for (const char* eot : {"<|eot_id|>", "<|im_end|>", "<|endoftext|>", "<|eom_id|>", "<｜end▁of▁sentence｜>"}) {
+    auto it = std::find(v.tokens.begin(), v.tokens.end(), eot);
+    if (it == v.tokens.end()) continue;
+    const auto id = static_cast<int32_t>(it - v.tokens.begin());
+    const TokenType t = v.types[static_cast<size_t>(id)];
+    if (t != TokenType::Control && t != TokenType::UserDefined) continue;
+    if (std::find(v.eog.begin(), v.eog.end(), id) == v.eog.end()) v.eog.push_back(id);
+  }
+}
+}  // namespace
+
 VocabData read_vocab_gguf(const GgufFile& f) {
   VocabData v;
   v.model = f.get_string_opt("tokenizer.ggml.model").value_or("");
@@ -110,6 +125,7 @@ VocabData read_vocab_gguf(const GgufFile& f) {
   v.add_bos = f.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(v.model == "llama") && v.bos >= 0;
   v.add_space_prefix = f.get_bool_opt("tokenizer.ggml.add_space_prefix").value_or(true);
   v.chat_template = f.get_string_opt("tokenizer.chat_template").value_or("");
+  add_known_eog(v);
   return v;
 }
 
@@ -191,17 +207,39 @@ VocabData read_vocab_tokenizer_json(const std::string& path) {
         v.chat_template = cfg["chat_template"].get<std::string>();
     }
     if (v.eos >= 0) v.eog.push_back(v.eos);
-    for (const char* eot : {"<|eot_id|>", "<|im_end|>", "<|endoftext|>", "<|eom_id|>", "<｜end▁of▁sentence｜>"}) {
-      auto it = std::find(v.tokens.begin(), v.tokens.end(), eot);
-      if (it != v.tokens.end()) {
-        int32_t id = static_cast<int32_t>(it - v.tokens.begin());
-        if (std::find(v.eog.begin(), v.eog.end(), id) == v.eog.end()) v.eog.push_back(id);
-      }
-    }
+    add_known_eog(v);
     return v;
   } catch (const nlohmann::json::exception& e) {
     throw Error("'" + path + "': unexpected tokenizer.json structure: " + e.what());
   }
+}
+
+}  // namespace volga
+
+namespace volga {
+
+std::string gguf_pre_name(const VocabData& v) {
+  const auto& re = v.pre_regexes;
+  auto has = [&](size_t i, const char* needle) { return i < re.size() && re[i].find(needle) != std::string::npos; };
+  if (re.size() == 3 && has(0, "\\p{N}{1,3}") && has(2, "[\\p{P}\\p{S}]")) return "deepseek-v3";
+  if (re.size() == 1 && has(0, "\\p{N}{1,3}")) return "llama-bpe";
+  if (re.size() == 1 && has(0, "\\p{L}+|\\p{N}|")) return "qwen2";
+  throw Error("pre-tokenizer not recognised as llama-bpe, qwen2 or deepseek-v3 (the pre-tokenizers GGUF can name)");
+}
+
+void write_vocab_gguf(GgufWriter& w, const VocabData& v) {
+  if (v.model != "gpt2") throw Error("only byte-level BPE vocabularies can be written to GGUF yet");
+  w.set_string("tokenizer.ggml.model", "gpt2");
+  w.set_string("tokenizer.ggml.pre", gguf_pre_name(v));
+  w.set_string_array("tokenizer.ggml.tokens", v.tokens);
+  std::vector<int32_t> types;
+  for (TokenType t : v.types) types.push_back(static_cast<int32_t>(t));
+  w.set_i32_array("tokenizer.ggml.token_type", types);
+  w.set_string_array("tokenizer.ggml.merges", v.merges);
+  if (v.bos >= 0) w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos));
+  if (v.eos >= 0) w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos));
+  w.set_bool("tokenizer.ggml.add_bos_token", v.add_bos);
+  if (!v.chat_template.empty()) w.set_string("tokenizer.chat_template", v.chat_template);
 }
 
 }  // namespace volga

@@ -10,6 +10,7 @@
 namespace volga {
 
 class GgufFile;
+class GgufWriter;
 enum class TokenType : int32_t;
 
 struct VocabData {
@@ -36,5 +37,12 @@ VocabData read_vocab_tokenizer_json(const std::string& path);
 // The split regexes llama.cpp uses for a GGUF tokenizer.ggml.pre value.
 // Throws volga::Error for an unknown name.
 std::vector<std::string> pre_tokenizer_regexes(const std::string& pre);
+
+// The GGUF tokenizer.ggml.pre name whose regexes are v.pre_regexes (qwen2,
+// llama-bpe, deepseek-v3). Throws volga::Error for any other pre-tokenizer.
+std::string gguf_pre_name(const VocabData& v);
+
+// Writes the tokenizer.ggml.* keys (and the chat template) of a byte-level BPE vocabulary.
+void write_vocab_gguf(GgufWriter& w, const VocabData& v);
 
 }  // namespace volga

@@ -165,13 +165,11 @@ Vocab json_vocab(const std::string& path, int64_t pad_to) {
   v.eos = d.eos;
   v.add_bos = d.add_bos;
   v.chat_template = d.chat_template;
-  // The GGUF name of the pre-tokenizer, recognised by what sets each family's regexes apart.
-  const auto& re = d.pre_regexes;
-  auto has = [&](size_t i, const char* needle) { return i < re.size() && re[i].find(needle) != std::string::npos; };
-  if (re.size() == 3 && has(0, "\\p{N}{1,3}") && has(2, "[\\p{P}\\p{S}]")) v.pre = "deepseek-v3";
-  else if (re.size() == 1 && has(0, "\\p{N}{1,3}")) v.pre = "llama-bpe";
-  else if (re.size() == 1 && has(0, "\\p{L}+|\\p{N}|")) v.pre = "qwen2";
-  else throw Error("'" + path + "': pre-tokenizer not recognised as llama-bpe, qwen2 or deepseek-v3");
+  try {
+    v.pre = gguf_pre_name(d);
+  } catch (const Error& e) {
+    throw Error("'" + path + "': " + e.what());
+  }
   return v;
 }
 

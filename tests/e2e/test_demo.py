@@ -1,0 +1,148 @@
+"""End-to-end: the demo model in models/ (trained by tools/train_demo).
+
+- Volga's tokenizer and logits against the PyTorch model's, saved when the
+  model was exported (models/volga-demo-f16.reference.npz: PyTorch, weights
+  rounded to float16 as the F16 GGUF stores them).
+- Greedy generation is fluent: its words are real words of the prompt's
+  language, as attested in that language's text from the Debian packages the
+  corpus is built from (fortunes, fortunes-ru, manpages-fr).
+- Perplexity on the held-out split: far below uniform, and the quantized
+  variants ordered as their precision.
+
+Run through ctest (VOLGA_BIN, VOLGA_ROOT) with /usr/bin/python3."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+ROOT = os.environ.get("VOLGA_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+VOLGA = os.environ.get("VOLGA_BIN", os.path.join(ROOT, "build", "bin", "volga"))
+MODELS = os.path.join(ROOT, "models")
+F16 = os.path.join(MODELS, "volga-demo-f16.gguf")
+Q8 = os.path.join(MODELS, "volga-demo-q8_0.gguf")
+TMP = tempfile.mkdtemp(prefix="volga-demo-")
+WORD = re.compile(r"[^\W\d_]+")
+
+
+def run(*args, check=True, env=None):
+    p = subprocess.run(list(args), capture_output=True, env=env)
+    p.stdout = p.stdout.decode("utf-8")  # must be valid UTF-8
+    p.stderr = p.stderr.decode("utf-8", "replace")
+    if check and p.returncode != 0:
+        raise AssertionError("%s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
+    return p
+
+
+_corpus = {}
+
+
+def corpus():
+    """The corpus rebuilt from the Debian packages (train + held-out, by language)."""
+    if not _corpus:
+        out = os.path.join(TMP, "data")
+        run("/usr/bin/python3", os.path.join(ROOT, "tools", "train_demo", "corpus.py"), "--out", out)
+        docs = {}
+        for name in ("train.jsonl", "heldout.jsonl"):
+            with open(os.path.join(out, name), encoding="utf-8") as f:
+                for line in f:
+                    d = json.loads(line)
+                    docs.setdefault(d["lang"], []).append(d["text"])
+        _corpus["docs"] = docs
+        _corpus["heldout"] = os.path.join(out, "heldout.txt")
+        _corpus["lexicon"] = {lang: {w.lower() for t in texts for w in WORD.findall(t)} for lang, texts in docs.items()}
+    return _corpus
+
+
+def perplexity(model, text_file, windows=40):
+    p = run(VOLGA, "perplexity", model, text_file, "--ctx", "256", "--max-windows", str(windows), "--json", "-q")
+    return json.loads(p.stdout)
+
+
+class DemoModel(unittest.TestCase):
+    def test_tokenizer_and_logits_match_pytorch(self):
+        ref = np.load(os.path.join(MODELS, "volga-demo-f16.reference.npz"))
+        text, ids, logits = str(ref["text"]), ref["ids"].tolist(), ref["logits"]
+        got_ids = json.loads(run(VOLGA, "tokenize", F16, text, "--json").stdout)
+        self.assertEqual(got_ids, ids, "Volga's tokenizer disagrees with the trainer's")
+        out = os.path.join(TMP, "logits.npy")
+        run(VOLGA, "logits", F16, "--ids", ",".join(map(str, ids)), "-o", out)
+        got = np.load(out)
+        self.assertEqual(got.shape, logits.shape)
+        err = np.abs(got - logits).max()
+        self.assertLess(err, 2e-3 * max(1.0, np.abs(logits).max()), "max |volga - pytorch| = %g" % err)
+        np.testing.assert_array_equal(got.argmax(-1), logits.argmax(-1))
+
+    def check_fluent(self, model, prompt, lang, script):
+        p = run(VOLGA, "run", model, "-p", prompt, "-n", "60", "--temp", "0", "--json")
+        text = json.loads(p.stdout)["text"]
+        words = [w.lower() for w in WORD.findall(text)]
+        msg = "%s continuation %r" % (lang, text)
+        self.assertGreaterEqual(len(words), 8, msg)
+        letters = "".join(words)
+        in_script = sum(1 for c in letters if script(c))
+        self.assertGreater(in_script / len(letters), 0.8, msg)
+        lexicon = corpus()["lexicon"][lang]
+        known = sum(1 for w in words if w in lexicon)
+        self.assertGreater(known / len(words), 0.7, msg + ": too many words unknown to the language")
+        self.assertGreater(len(set(words)) / len(words), 0.25, msg + ": degenerate repetition")
+        return text
+
+    def test_greedy_generation_is_fluent_english(self):
+        self.check_fluent(Q8, "The old man looked at the sea and said", "en", lambda c: "a" <= c <= "z")
+
+    def test_greedy_generation_is_fluent_russian(self):
+        self.check_fluent(Q8, "Однажды утром старик вышел из дома и", "ru", lambda c: "\u0400" <= c <= "\u04ff")
+
+    def test_greedy_generation_is_fluent_french(self):
+        self.check_fluent(F16, "Cette commande permet de", "fr", lambda c: c.isalpha() and c.isascii() or c in "àâäçéèêëîïôöùûüÿœæ")
+
+    def test_run_uses_demo_model_by_default(self):
+        p = run(VOLGA, "run", "-p", "Hello", "-n", "4", "--temp", "0")
+        self.assertIn("demo model", p.stderr)
+        self.assertIn("volga-demo-q8_0.gguf", p.stderr)
+
+    def test_perplexity_far_below_uniform_and_ordered_by_precision(self):
+        held = corpus()["heldout"]
+        ppl = {"f16": perplexity(F16, held), "q8_0": perplexity(Q8, held)}
+        for t in ("q6_k", "q5_k", "q4_k", "q4_0"):
+            path = os.path.join(TMP, "demo-%s.gguf" % t)
+            run(VOLGA, "quantize", F16, path, t, "-q")
+            ppl[t] = perplexity(path, held)
+        p = {t: r["perplexity"] for t, r in ppl.items()}
+        n_vocab = ppl["f16"]["n_vocab"]
+        self.assertGreater(ppl["f16"]["scored_tokens"], 4000)
+        self.assertLess(p["f16"], n_vocab / 20, p)
+        self.assertLess(abs(p["q8_0"] / p["f16"] - 1), 0.01, p)
+        # Fewer bits, more loss: each type at most a hair better than a more precise one.
+        order = ["f16", "q6_k", "q5_k", "q4_k"]
+        for hi, lo in zip(order, order[1:]):
+            self.assertGreater(p[lo], p[hi] * 0.998, p)
+        self.assertGreater(p["q4_0"], p["q8_0"], p)
+        self.assertGreater(p["q4_k"], p["q8_0"], p)
+
+    def test_perplexity_errors(self):
+        empty = os.path.join(TMP, "empty.txt")
+        open(empty, "w").close()
+        p = run(VOLGA, "perplexity", F16, empty, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("fewer than 2 tokens", p.stderr)
+        p = run(VOLGA, "perplexity", F16, os.path.join(TMP, "missing.txt"), check=False)
+        self.assertNotEqual(p.returncode, 0)
+
+    def test_perplexity_of_short_text_uses_one_window(self):
+        short = os.path.join(TMP, "short.txt")
+        with open(short, "w", encoding="utf-8") as f:
+            f.write("The old man and the sea. Москва.")
+        r = json.loads(run(VOLGA, "perplexity", F16, short, "--json", "-q").stdout)
+        self.assertEqual(r["windows"], 1)
+        self.assertGreater(r["scored_tokens"], 0)
+        self.assertTrue(np.isfinite(r["perplexity"]) and r["perplexity"] > 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
