@@ -44,7 +44,12 @@ Command add_info(CLI::App& app) {
       std::printf("vocabulary:    %lld\n", static_cast<long long>(s.n_vocab));
       std::printf("layers:        %lld\n", static_cast<long long>(s.n_layer));
       std::printf("embedding:     %lld\n", static_cast<long long>(s.n_embd));
-      std::printf("feed-forward:  %lld\n", static_cast<long long>(s.n_ff));
+      if (s.n_expert > 0)
+        std::printf("experts:       %lld, %lld used per token, feed-forward %lld each\n",
+                    static_cast<long long>(s.n_expert), static_cast<long long>(s.n_expert_used),
+                    static_cast<long long>(s.n_ff_expert));
+      else
+        std::printf("feed-forward:  %lld\n", static_cast<long long>(s.n_ff));
       std::printf("heads:         %lld (kv %lld), head size k %lld / v %lld\n", static_cast<long long>(s.n_head),
                   static_cast<long long>(s.n_head_kv), static_cast<long long>(s.head_dim_k),
                   static_cast<long long>(s.head_dim_v));

@@ -1,8 +1,10 @@
-// The dense decoder-only transformer shared by the llama, qwen2 and qwen3
+// The decoder-only transformer shared by the llama, qwen2, qwen3 and qwen3moe
 // architectures: pre-norm RMSNorm, grouped-query attention with RoPE, SwiGLU
 // feed-forward. Differences are data-driven: qwen2 adds q/k/v biases, qwen3
 // normalises each q/k head before RoPE, llama uses adjacent-pair RoPE and may
-// carry llama3 frequency factors (rope_freqs.weight).
+// carry llama3 frequency factors (rope_freqs.weight); qwen3moe replaces the
+// feed-forward by routed experts (softmax router, top-k, weights renormalised).
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -23,6 +25,9 @@ struct LayerWeights {
   std::vector<float> bq, bk, bv;          // empty when absent
   std::vector<float> q_norm, k_norm;      // qwen3, per head
   WeightMatrix w_gate, w_up, w_down;
+  // Mixture of experts: router [n_expert x E] and one matrix view per expert.
+  WeightMatrix gate_inp;
+  std::vector<WeightMatrix> gate_exps, up_exps, down_exps;
 };
 
 class Binder {
@@ -40,6 +45,17 @@ class Binder {
 
   WeightMatrix matrix(const std::string& name, int64_t cols, int64_t rows) const {
     return view(require(name, {cols, rows}));
+  }
+
+  // A [cols, rows, n] tensor as n matrices (expert weights, ffn_*_exps).
+  std::vector<WeightMatrix> matrices(const std::string& name, int64_t cols, int64_t rows, int64_t n) const {
+    WeightMatrix all = view(require(name, {cols, rows, n}));
+    std::vector<WeightMatrix> out(static_cast<size_t>(n), all);
+    for (int64_t e = 0; e < n; ++e) {
+      out[static_cast<size_t>(e)].rows = rows;
+      out[static_cast<size_t>(e)].data = all.data + e * rows * all.row_stride;
+    }
+    return out;
   }
 
   static WeightMatrix view(const TensorInfo& t) {
@@ -93,7 +109,7 @@ class DenseDecoder final : public Model {
     output_norm_ = b.vector("output_norm.weight", E);
     output_ = b.find("output.weight") ? b.matrix("output.weight", E, s.n_vocab) : tok_embd_;
     if (b.find("rope_freqs.weight")) rope_freq_factors_ = b.vector("rope_freqs.weight", s.n_rot / 2);
-    const bool qwen3 = s.arch == "qwen3";
+    const bool qwen3 = s.arch == "qwen3" || s.arch == "qwen3moe";
     // Layers are bound one by one: metadata sizes are only trusted once the
     // tensors they describe have been found with matching shapes.
     for (int64_t i = 0; i < s.n_layer; ++i) {
@@ -111,6 +127,14 @@ class DenseDecoder final : public Model {
       L.q_norm = b.vector(p + "attn_q_norm.weight", s.head_dim_k, qwen3);
       L.k_norm = b.vector(p + "attn_k_norm.weight", s.head_dim_k, qwen3);
       L.ffn_norm = b.vector(p + "ffn_norm.weight", E);
+      if (s.n_expert > 0) {
+        const int64_t F = s.n_ff_expert, X = s.n_expert;
+        L.gate_inp = b.matrix(p + "ffn_gate_inp.weight", E, X);
+        L.gate_exps = b.matrices(p + "ffn_gate_exps.weight", E, F, X);
+        L.up_exps = b.matrices(p + "ffn_up_exps.weight", E, F, X);
+        L.down_exps = b.matrices(p + "ffn_down_exps.weight", F, E, X);
+        continue;
+      }
       L.w_gate = b.matrix(p + "ffn_gate.weight", E, s.n_ff);
       L.w_up = b.matrix(p + "ffn_up.weight", E, s.n_ff);
       L.w_down = b.matrix(p + "ffn_down.weight", s.n_ff, E);
@@ -131,6 +155,7 @@ class DenseDecoder final : public Model {
  private:
   void validate(const Batch& batch, const KvCache& cache) const;
   void attention(int64_t layer, const Batch& batch, KvCache& cache, const float* q, float* out);
+  void moe(const LayerWeights& L, const float* h, int64_t T, float* out);
 
   ModelSpec spec_;
   ThreadPool& pool_;
@@ -188,6 +213,51 @@ void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, 
   });
 }
 
+// Routed experts: softmax over the router logits, the top n_expert_used
+// experts per token with their probabilities renormalised to sum to one.
+// Tokens are grouped by expert, so each selected expert's weights are read
+// once per batch and unselected experts not at all.
+void DenseDecoder::moe(const LayerWeights& L, const float* h, int64_t T, float* out) {
+  const ModelSpec& s = spec_;
+  const int64_t E = s.n_embd, X = s.n_expert, K = s.n_expert_used, F = s.n_ff_expert;
+  std::vector<float> probs(static_cast<size_t>(T * X));
+  kernels::matmul(L.gate_inp, h, T, probs.data(), pool_);
+  std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(X));
+  std::vector<int64_t> order(static_cast<size_t>(X));
+  for (int64_t t = 0; t < T; ++t) {
+    float* p = &probs[static_cast<size_t>(t * X)];
+    kernels::softmax(p, static_cast<int>(X));
+    for (int64_t e = 0; e < X; ++e) order[static_cast<size_t>(e)] = e;
+    std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                      [&](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    float sum = 0;
+    for (int64_t j = 0; j < K; ++j) sum += p[order[static_cast<size_t>(j)]];
+    for (int64_t j = 0; j < K; ++j) {
+      const int64_t e = order[static_cast<size_t>(j)];
+      routed[static_cast<size_t>(e)].push_back({t, p[e] / sum});
+    }
+  }
+  std::fill(out, out + T * E, 0.0f);
+  std::vector<float> xs, gate, up, ys;
+  for (int64_t e = 0; e < X; ++e) {
+    const auto& list = routed[static_cast<size_t>(e)];
+    if (list.empty()) continue;
+    const int64_t n = static_cast<int64_t>(list.size());
+    xs.resize(static_cast<size_t>(n * E));
+    for (int64_t j = 0; j < n; ++j) std::copy_n(h + list[static_cast<size_t>(j)].first * E, E, &xs[static_cast<size_t>(j * E)]);
+    gate.resize(static_cast<size_t>(n * F));
+    up.resize(gate.size());
+    ys.resize(xs.size());
+    kernels::matmul(L.gate_exps[static_cast<size_t>(e)], xs.data(), n, gate.data(), pool_);
+    kernels::matmul(L.up_exps[static_cast<size_t>(e)], xs.data(), n, up.data(), pool_);
+    kernels::swiglu(gate.data(), up.data(), n * F, gate.data());
+    kernels::matmul(L.down_exps[static_cast<size_t>(e)], gate.data(), n, ys.data(), pool_);
+    for (int64_t j = 0; j < n; ++j)
+      kernels::axpy(list[static_cast<size_t>(j)].second, &ys[static_cast<size_t>(j * E)],
+                    out + list[static_cast<size_t>(j)].first * E, E);
+  }
+}
+
 Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
   validate(batch, cache);
   const ModelSpec& s = spec_;
@@ -200,7 +270,7 @@ Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
   std::vector<float> x(static_cast<size_t>(T * E)), h(x.size());
   std::vector<float> q(static_cast<size_t>(T * qd)), k(static_cast<size_t>(T * kd)),
       v(static_cast<size_t>(T * vd)), att(static_cast<size_t>(T * s.n_head * Dv));
-  std::vector<float> gate(static_cast<size_t>(T * s.n_ff)), up(gate.size());
+  std::vector<float> gate(static_cast<size_t>(T * s.n_ff)), up(gate.size()), moe_out;
   // cos/sin per token and rotated pair, computed in double once for all layers.
   std::vector<float> cosv(static_cast<size_t>(T * n_pairs)), sinv(cosv.size());
   for (int64_t t = 0; t < T; ++t) {
@@ -246,6 +316,12 @@ Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
     for (int64_t i = 0; i < T * E; ++i) x[i] += h[i];
 
     for (int64_t t = 0; t < T; ++t) kernels::rms_norm(&x[t * E], L.ffn_norm.data(), s.rms_eps, E, &h[t * E]);
+    if (s.n_expert > 0) {
+      moe_out.resize(x.size());
+      moe(L, h.data(), T, moe_out.data());
+      for (int64_t i = 0; i < T * E; ++i) x[i] += moe_out[i];
+      continue;
+    }
     kernels::matmul(L.w_gate, h.data(), T, gate.data(), pool_);
     kernels::matmul(L.w_up, h.data(), T, up.data(), pool_);
     kernels::swiglu(gate.data(), up.data(), T * s.n_ff, gate.data());

@@ -8,7 +8,7 @@
 namespace volga {
 
 const std::vector<std::string>& supported_architectures() {
-  static const std::vector<std::string> archs = {"llama", "qwen2", "qwen3"};
+  static const std::vector<std::string> archs = {"llama", "qwen2", "qwen3", "qwen3moe"};
   return archs;
 }
 
@@ -37,7 +37,8 @@ ModelSpec read_model_spec(const GgufFile& f) {
   auto req = [&](const char* k) { return positive(f, p + k, f.get_int(p + k)); };
   s.n_embd = req("embedding_length");
   s.n_layer = req("block_count");
-  s.n_ff = req("feed_forward_length");
+  s.n_ff = s.arch == "qwen3moe" ? f.get_int_opt(p + "feed_forward_length").value_or(0)
+                                : req("feed_forward_length");
   // Each layer has several tensors: a block count beyond the file's tensors is corrupt
   // (and must not size any allocation).
   if (s.n_layer > static_cast<int64_t>(f.tensors().size()))
@@ -74,9 +75,17 @@ ModelSpec read_model_spec(const GgufFile& f) {
     throw Error("GGUF '" + f.path() + "': rope scaling type '" + scaling + "' is not supported yet");
   }
   s.rope_style = s.arch == "llama" ? RopeStyle::Normal : RopeStyle::Neox;
-  if (auto n_expert = f.get_int_opt(p + "expert_count"); n_expert && *n_expert > 0)
-    throw Error("GGUF '" + f.path() + "': mixture-of-experts " + s.arch +
-                " models are not supported yet");
+  const auto n_expert = f.get_int_opt(p + "expert_count");
+  if (s.arch == "qwen3moe") {
+    s.n_expert = req("expert_count");
+    s.n_expert_used = req("expert_used_count");
+    s.n_ff_expert = req("expert_feed_forward_length");
+    if (s.n_expert_used > s.n_expert || s.n_expert > 4096)
+      throw Error("GGUF '" + f.path() + "': expert_used_count " + std::to_string(s.n_expert_used) +
+                  " / expert_count " + std::to_string(s.n_expert) + " are inconsistent");
+  } else if (n_expert && *n_expert > 0) {
+    throw Error("GGUF '" + f.path() + "': mixture-of-experts " + s.arch + " models are not supported yet");
+  }
   // Vocabulary size comes from the embedding tensor (checked by the loader).
   const TensorInfo* emb = f.find_tensor("token_embd.weight");
   if (!emb) throw Error("GGUF '" + f.path() + "': missing tensor 'token_embd.weight'");

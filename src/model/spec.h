@@ -11,7 +11,7 @@ class GgufFile;
 enum class RopeStyle { Normal, Neox };  // adjacent pairs (llama) / split halves (qwen)
 
 struct ModelSpec {
-  std::string arch;  // "llama", "qwen2", "qwen3"
+  std::string arch;  // "llama", "qwen2", "qwen3", "qwen3moe"
   std::string name;  // general.name, if any
   int64_t n_vocab = 0;
   int64_t n_embd = 0;
@@ -27,6 +27,10 @@ struct ModelSpec {
   float rope_freq_base = 10000.0f;
   float rope_freq_scale = 1.0f;  // linear scaling: position multiplier
   RopeStyle rope_style = RopeStyle::Normal;
+  // Mixture of experts (qwen3moe): 0 experts means a dense feed-forward.
+  int64_t n_expert = 0;
+  int64_t n_expert_used = 0;
+  int64_t n_ff_expert = 0;  // expert_feed_forward_length
 };
 
 // Reads and validates the hyper-parameters of a supported architecture.

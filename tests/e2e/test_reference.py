@@ -18,7 +18,7 @@ SYNTH = os.environ.get("VOLGA_SYNTH", os.path.join(ROOT, "build", "bin", "volga-
 sys.path.insert(0, os.path.join(ROOT, "tools", "reference"))
 from forward import Reference  # noqa: E402
 
-ARCHS = ["llama", "qwen2", "qwen3"]
+ARCHS = ["llama", "qwen2", "qwen3", "qwen3moe"]
 TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m"]
 PROMPT = "The weather is good today. Москва стоит на берегу реки. 今天天气很好"
 TMP = tempfile.mkdtemp(prefix="volga-e2e-")

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""Independent float64 reference forward pass for the llama, qwen2 and qwen3
-architectures, written from the published model definitions (Llama: RMSNorm,
-RoPE, grouped-query attention, SwiGLU; Qwen2: q/k/v biases; Qwen3: per-head
-q/k RMSNorm) in GGUF's tensor conventions. Quantized weights are dequantized
+"""Independent float64 reference forward pass for the llama, qwen2, qwen3 and
+qwen3moe architectures, written from the published model definitions (Llama:
+RMSNorm, RoPE, grouped-query attention, SwiGLU; Qwen2: q/k/v biases; Qwen3:
+per-head q/k RMSNorm; Qwen3-MoE: softmax router, top-k experts with
+renormalised weights, as Hugging Face's Qwen3MoeSparseMoeBlock with
+norm_topk_prob) in GGUF's tensor conventions. Quantized weights are dequantized
 by gguf_np and then used in float64.
 
     forward.py MODEL --ids 1,2,3 [--logits OUT.npy] [--greedy N] [--json]
@@ -23,7 +25,7 @@ class Reference:
         g = GGUF(path)
         m = g.meta
         a = m["general.architecture"]
-        if a not in ("llama", "qwen2", "qwen3"):
+        if a not in ("llama", "qwen2", "qwen3", "qwen3moe"):
             raise SystemExit("reference: unsupported architecture " + a)
         self.arch = a
         self.n_embd = m[a + ".embedding_length"]
@@ -36,6 +38,7 @@ class Reference:
         self.eps = m.get(a + ".attention.layer_norm_rms_epsilon", 1e-6)
         self.base = m.get(a + ".rope.freq_base", 10000.0)
         self.neox = a != "llama"  # llama: adjacent pairs; qwen: halves
+        self.n_expert_used = m.get(a + ".expert_used_count", 0)
         self.W = {name: g.array(name) for name in g.tensors}
         self.emb = self.W["token_embd.weight"]  # [vocab, n_embd]
         self.out = self.W.get("output.weight", self.emb)
@@ -94,10 +97,28 @@ class Reference:
             att = np.einsum("hts,shd->thd", scores, v).reshape(T, self.n_head * self.dv)
             x = x + att @ W[p + "attn_output.weight"].T
             h = self.rms(x, W[p + "ffn_norm.weight"])
+            if p + "ffn_gate_inp.weight" in W:
+                x = x + self.moe(p, h)
+                continue
             g = h @ W[p + "ffn_gate.weight"].T
             u = h @ W[p + "ffn_up.weight"].T
             x = x + (g / (1 + np.exp(-g)) * u) @ W[p + "ffn_down.weight"].T
         return self.rms(x, self.W["output_norm.weight"]) @ self.out.T
+
+    def moe(self, p, h):
+        W = self.W
+        logits = h @ W[p + "ffn_gate_inp.weight"].T  # [T, n_expert]
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        out = np.zeros_like(h)
+        for t in range(h.shape[0]):
+            top = np.argsort(-probs[t], kind="stable")[:self.n_expert_used]
+            w = probs[t, top] / probs[t, top].sum()
+            for e, we in zip(top, w):
+                g = W[p + "ffn_gate_exps.weight"][e] @ h[t]
+                u = W[p + "ffn_up_exps.weight"][e] @ h[t]
+                out[t] += we * (W[p + "ffn_down_exps.weight"][e] @ (g / (1 + np.exp(-g)) * u))
+        return out
 
     def greedy(self, ids, n):
         """Greedy continuation; also returns the top-2 logit gap at each step."""

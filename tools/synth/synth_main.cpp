@@ -9,7 +9,7 @@ int main(int argc, char** argv) {
   volga::synth::SynthOptions o;
   CLI::App app{"volga-synth: write a synthetic GGUF model (real architecture and shapes, seeded random weights)"};
   app.add_option("-o,--output", o.output, "Output .gguf path")->required();
-  app.add_option("--arch", o.arch, "Architecture: llama, qwen2, qwen3")->default_val("qwen3");
+  app.add_option("--arch", o.arch, "Architecture: llama, qwen2, qwen3, qwen3moe")->default_val("qwen3");
   app.add_option("--shape", o.shape, volga::synth::shape_presets_help())->default_val("tiny");
   app.add_option("--type", o.type, "Weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m")->default_val("f32");
   app.add_option("--tokenizer-json", o.tokenizer_json, "Take the vocabulary from this Hugging Face tokenizer.json (tokenizer_config.json beside it is read too)");
@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   app.add_option("--n-head-kv", o.n_head_kv, "Override the key/value head count");
   app.add_option("--head-dim", o.head_dim, "Override the head size");
   app.add_option("--n-ff", o.n_ff, "Override the feed-forward size");
+  app.add_option("--n-expert", o.n_expert, "Override the number of experts (qwen3moe)");
+  app.add_option("--n-expert-used", o.n_expert_used, "Override the experts used per token (qwen3moe)");
+  app.add_option("--n-ff-expert", o.n_ff_expert, "Override the feed-forward size of each expert (qwen3moe)");
   app.add_option("--ctx", o.n_ctx, "Override the trained context length");
   app.add_option("--tied", o.tied, "1: output shares the token embedding; 0: separate output.weight");
   app.add_flag("--llama3-rope", o.llama3_rope, "Add llama3 rope scaling frequency factors (rope_freqs.weight)");

@@ -20,9 +20,15 @@ struct Shape {
   int64_t n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx;
   bool tied;
   float rope_base, eps;
+  int64_t n_expert = 0, n_expert_used = 0, n_ff_expert = 0;
 };
 
 Shape preset(const std::string& arch, const std::string& name) {
+  if (arch == "qwen3moe") {
+    if (name == "tiny") return {256, 2, 4, 2, 128, 512, 4096, true, 1e6f, 1e-6f, 8, 2, 256};
+    if (name == "qwen3-30b-a3b") return {2048, 48, 32, 4, 128, 6144, 40960, false, 1e6f, 1e-6f, 128, 8, 768};
+    throw Error("shape preset '" + name + "' is not a qwen3moe shape (tiny, qwen3-30b-a3b)");
+  }
   const bool qwen3 = arch == "qwen3";
   if (name == "tiny")  // k-quant friendly (rows of 256); qwen3 exercises key_length != n_embd/n_head
     return {256, 2, 4, 2, qwen3 ? 128 : 64, 512, 4096, arch != "llama", arch == "llama" ? 10000.f : 1e6f,
@@ -179,8 +185,9 @@ class WeightMaker {
  public:
   WeightMaker(GgufWriter& w, uint64_t seed, bool quiet) : w_(w), rng_(seed), quiet_(quiet) {}
 
-  void matrix(const std::string& name, DType type, int64_t cols, int64_t rows, float stddev) {
-    std::vector<float> data(static_cast<size_t>(cols * rows));
+  // n > 1: a [cols, rows, n] stack of n matrices (expert weights).
+  void matrix(const std::string& name, DType type, int64_t cols, int64_t rows, float stddev, int64_t n = 1) {
+    std::vector<float> data(static_cast<size_t>(cols * rows * n));
     std::normal_distribution<float> nd(0.0f, stddev);
     for (float& x : data) x = nd(rng_);
     if (cols % traits(type).block_size != 0) {
@@ -191,7 +198,7 @@ class WeightMaker {
                      name.c_str(), static_cast<long long>(cols), dtype_name(type), dtype_name(fallback));
       type = fallback;
     }
-    store(name, type, {cols, rows}, data);
+    store(name, type, n > 1 ? std::vector<int64_t>{cols, rows, n} : std::vector<int64_t>{cols, rows}, data);
   }
 
   void vector(const std::string& name, int64_t n, float mean, float stddev) {
@@ -243,16 +250,20 @@ bool use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 ||
 }  // namespace
 
 const char* shape_presets_help() {
-  return "Shape preset: tiny (test-sized, k-quant friendly), qwen2-0.5b, qwen3-0.6b, llama3-1b, yandexgpt5-lite";
+  return "Shape preset: tiny (test-sized, k-quant friendly), qwen2-0.5b, qwen3-0.6b, llama3-1b, yandexgpt5-lite; "
+         "qwen3moe: tiny, qwen3-30b-a3b";
 }
 
 void write_synthetic_model(const SynthOptions& o) {
-  if (o.arch != "llama" && o.arch != "qwen2" && o.arch != "qwen3")
-    throw Error("--arch must be llama, qwen2 or qwen3");
+  if (o.arch != "llama" && o.arch != "qwen2" && o.arch != "qwen3" && o.arch != "qwen3moe")
+    throw Error("--arch must be llama, qwen2, qwen3 or qwen3moe");
   Shape s = preset(o.arch, o.shape);
   auto over = [](int64_t& field, int64_t v) { if (v > 0) field = v; };
   over(s.n_embd, o.n_embd); over(s.n_layer, o.n_layer); over(s.n_head, o.n_head);
   over(s.n_head_kv, o.n_head_kv); over(s.head_dim, o.head_dim); over(s.n_ff, o.n_ff); over(s.n_ctx, o.n_ctx);
+  over(s.n_expert, o.n_expert); over(s.n_expert_used, o.n_expert_used); over(s.n_ff_expert, o.n_ff_expert);
+  const bool moe = s.n_expert > 0;
+  if (moe && (s.n_expert_used > s.n_expert)) throw Error("--n-expert-used must not exceed --n-expert");
   if (o.tied >= 0) s.tied = o.tied != 0;
   const bool mix = o.type == "q4_k_m";
   const DType base = mix ? DType::Q4_K : parse_dtype(o.type);
@@ -273,7 +284,12 @@ void write_synthetic_model(const SynthOptions& o) {
   w.set_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
   w.set_f32(a + ".attention.layer_norm_rms_epsilon", s.eps);
   w.set_f32(a + ".rope.freq_base", s.rope_base);
-  if (a == "qwen3" || s.head_dim * s.n_head != s.n_embd) {
+  if (moe) {
+    w.set_u32(a + ".expert_count", static_cast<uint32_t>(s.n_expert));
+    w.set_u32(a + ".expert_used_count", static_cast<uint32_t>(s.n_expert_used));
+    w.set_u32(a + ".expert_feed_forward_length", static_cast<uint32_t>(s.n_ff_expert));
+  }
+  if (a == "qwen3" || a == "qwen3moe" || s.head_dim * s.n_head != s.n_embd) {
     w.set_u32(a + ".attention.key_length", static_cast<uint32_t>(s.head_dim));
     w.set_u32(a + ".attention.value_length", static_cast<uint32_t>(s.head_dim));
   }
@@ -309,11 +325,20 @@ void write_synthetic_model(const SynthOptions& o) {
       m.vector(p + "attn_k.bias", kd, 0.0f, 0.1f);
       m.vector(p + "attn_v.bias", kd, 0.0f, 0.1f);
     }
-    if (a == "qwen3") {
+    if (a == "qwen3" || a == "qwen3moe") {
       m.vector(p + "attn_q_norm.weight", s.head_dim, 1.0f, 0.1f);
       m.vector(p + "attn_k_norm.weight", s.head_dim, 1.0f, 0.1f);
     }
     m.vector(p + "ffn_norm.weight", E, 1.0f, 0.1f);
+    if (moe) {
+      // The router stays F32, as llama.cpp's quantizer keeps it.
+      m.matrix(p + "ffn_gate_inp.weight", DType::F32, E, s.n_expert, in_std * 4);
+      m.matrix(p + "ffn_gate_exps.weight", base, E, s.n_ff_expert, in_std, s.n_expert);
+      m.matrix(p + "ffn_up_exps.weight", base, E, s.n_ff_expert, in_std, s.n_expert);
+      m.matrix(p + "ffn_down_exps.weight", more, s.n_ff_expert, E,
+               1.0f / std::sqrt(static_cast<float>(s.n_ff_expert)), s.n_expert);
+      continue;
+    }
     m.matrix(p + "ffn_gate.weight", base, E, s.n_ff, in_std);
     m.matrix(p + "ffn_up.weight", base, E, s.n_ff, in_std);
     m.matrix(p + "ffn_down.weight", more, s.n_ff, E, 1.0f / std::sqrt(static_cast<float>(s.n_ff)));
