@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the GGUF and Jinja libFuzzer targets with clang (AddressSanitizer + UBSan) and
+# Builds the GGUF, Jinja and safetensors libFuzzer targets with clang (AddressSanitizer + UBSan) and
 # runs it for a bounded time on the malformed-file seed corpus.
 #   scripts/fuzz.sh [SECONDS]      default 60; CI uses the default
 # To fuzz longer, keep the corpus between runs:
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DVOLGA_FUZZ=ON -DVOLGA_TESTS=OFF >/dev/null
-cmake --build build-fuzz --target gguf_fuzz jinja_fuzz make_corpus volga-synth
+cmake --build build-fuzz --target gguf_fuzz jinja_fuzz safetensors_fuzz make_corpus volga-synth
 mkdir -p build-fuzz/corpus build-fuzz/seeds
 build-fuzz/bin/make_corpus build-fuzz/seeds
 build-fuzz/bin/volga-synth -q -o build-fuzz/seeds/tiny_model.gguf --n-embd 32 --n-ff 64 --head-dim 8 \
@@ -24,3 +24,9 @@ echo "fuzzing the Jinja chat-template interpreter for $((seconds / 2))s"
 mkdir -p corpus-jinja
 ASAN_OPTIONS=detect_leaks=1 bin/jinja_fuzz -max_total_time="$((seconds / 2))" -rss_limit_mb=4096 -max_len=65536 \
   -timeout=20 -print_final_stats=1 corpus-jinja ../../shared/testdata/templates 2>&1 | tail -n 25
+echo "fuzzing the safetensors reader for $((seconds / 3))s"
+mkdir -p corpus-safetensors seeds-safetensors
+printf '\x55\x00\x00\x00\x00\x00\x00\x00{"a":{"dtype":"F16","shape":[2,2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}}    \x00\x3c\x00\xc0\x00\x00\xff\x7b' \
+  > seeds-safetensors/small.safetensors
+ASAN_OPTIONS=detect_leaks=1 bin/safetensors_fuzz -max_total_time="$((seconds / 3))" -rss_limit_mb=4096 -max_len=65536 \
+  -timeout=20 -print_final_stats=1 corpus-safetensors seeds-safetensors 2>&1 | tail -n 25
