@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "format/gguf.h"
+#include "format/safetensors.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -28,15 +29,7 @@ std::vector<std::string> as_strings(const GgufFile& f, const char* key) {
   return out;
 }
 
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("cannot open '" + path + "'");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("'" + path + "' is not valid JSON: " + e.what());
-  }
-}
+nlohmann::json read_json(const std::string& path) { return read_json_file(path); }
 
 }  // namespace
 

@@ -13,14 +13,7 @@
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
-// Invariant violations abort, which libFuzzer reports as a crash with its input.
-#define FUZZ_CHECK(cond)                                              \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      std::fprintf(stderr, "invariant failed: %s\n", #cond);          \
-      std::abort();                                                   \
-    }                                                                 \
-  } while (0)
+#include "fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<volga::GgufFile> f;

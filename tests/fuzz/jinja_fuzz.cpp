@@ -10,14 +10,7 @@
 #include "chat/chat_template.h"
 #include "chat/jinja.h"
 
-// Invariant violations abort, which libFuzzer reports as a crash with its input.
-#define FUZZ_CHECK(cond)                                              \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      std::fprintf(stderr, "invariant failed: %s\n", #cond);          \
-      std::abort();                                                   \
-    }                                                                 \
-  } while (0)
+#include "fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string source(reinterpret_cast<const char*>(data), size);

@@ -11,13 +11,7 @@
 #include "format/safetensors.h"
 #include "util/error.h"
 
-#define FUZZ_CHECK(cond)                                              \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      std::fprintf(stderr, "invariant failed: %s\n", #cond);          \
-      std::abort();                                                   \
-    }                                                                 \
-  } while (0)
+#include "fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<volga::SafetensorsModel> m;
