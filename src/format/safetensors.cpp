@@ -60,7 +60,9 @@ void SafetensorsModel::add_file(const uint8_t* data, size_t size, const std::str
   }
   if (!h.is_object()) throw Error("'" + name + "': safetensors header is not a JSON object");
   const uint64_t base = 8 + header_len, data_size = size - base;
-  for (const auto& [key, info] : h.items()) {
+  for (const auto& item : h.items()) {
+    const std::string& key = item.key();
+    const nlohmann::json& info = item.value();
     if (key == "__metadata__") continue;
     auto bad = [&](const std::string& why) { return Error("'" + name + "': tensor '" + key + "': " + why); };
     if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
