@@ -3,6 +3,7 @@
 // the active ISA's table.
 #include "kernels/ops.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/dispatch.h"
@@ -15,6 +16,18 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
   // that both cores stay busy on the narrowest matrices (a few hundred rows).
   pool.parallel_for((w.rows + 15) / 16, [&](int64_t b0, int64_t b1, int) {
     k.matmul_rows(w, b0 * 16, std::min(w.rows, b1 * 16), x, n_tokens, y, w.rows);
+  }, 1);
+}
+
+void matmul_grouped(const WeightMatrix* w, int64_t n_groups, const float* x, int64_t n_tokens, float* y,
+                    ThreadPool& pool) {
+  const KernelTable& k = active_kernels();
+  const int64_t rows = w[0].rows, cols = w[0].cols, tiles = (rows + 15) / 16;
+  pool.parallel_for(n_groups * tiles, [&](int64_t b0, int64_t b1, int) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t g = b / tiles, r0 = (b % tiles) * 16;
+      k.matmul_rows(w[g], r0, std::min(rows, r0 + 16), x + g * n_tokens * cols, n_tokens, y + g * n_tokens * rows, rows);
+    }
   }, 1);
 }
 

@@ -16,6 +16,12 @@ namespace volga::kernels {
 // x is [n_tokens][w.cols], y is [n_tokens][w.rows], both row-major float.
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
+// Grouped products, one matrix per group (attention heads): for g < n_groups,
+// y[g][t][r] = sum_k w[g][r][k] * x[g][t][k]. All matrices share rows and cols;
+// x is [n_groups][n_tokens][cols], y is [n_groups][n_tokens][rows].
+void matmul_grouped(const WeightMatrix* w, int64_t n_groups, const float* x, int64_t n_tokens, float* y,
+                    ThreadPool& pool);
+
 // out[k] = w[r][k] (dequantized row), e.g. an embedding lookup.
 void get_row(const WeightMatrix& w, int64_t r, float* out);
 

@@ -8,7 +8,9 @@
 
 namespace volga {
 
-// llama, qwen2, qwen3.
+// llama, qwen2, qwen3, qwen3moe.
 std::unique_ptr<Model> make_dense_decoder(const GgufFile& file, ThreadPool& pool);
+// deepseek2 (multi-head latent attention, DeepSeek mixture of experts).
+std::unique_ptr<Model> make_mla_decoder(const GgufFile& file, ThreadPool& pool);
 
 }  // namespace volga

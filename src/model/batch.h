@@ -6,6 +6,7 @@
 // and continue exactly where that sequence's KV cache ends.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

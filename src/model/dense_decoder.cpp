@@ -11,8 +11,9 @@
 #include "format/gguf.h"
 #include "kernels/ops.h"
 #include "model/architectures.h"
+#include "model/blocks.h"
 #include "model/model.h"
-#include "tensor/quant.h"
+#include "model/rope.h"
 #include "util/error.h"
 
 namespace volga {
@@ -24,77 +25,8 @@ struct LayerWeights {
   WeightMatrix wq, wk, wv, wo;
   std::vector<float> bq, bk, bv;          // empty when absent
   std::vector<float> q_norm, k_norm;      // qwen3, per head
-  WeightMatrix w_gate, w_up, w_down;
-  // Mixture of experts: router [n_expert x E] and one matrix view per expert.
-  WeightMatrix gate_inp;
-  std::vector<WeightMatrix> gate_exps, up_exps, down_exps;
-};
-
-class Binder {
- public:
-  explicit Binder(const GgufFile& f) : f_(f) {}
-
-  const TensorInfo* find(const std::string& name) const { return f_.find_tensor(name); }
-
-  const TensorInfo& require(const std::string& name, std::vector<int64_t> shape) const {
-    const TensorInfo* t = f_.find_tensor(name);
-    if (!t) throw Error("model '" + f_.path() + "' is missing tensor '" + name + "'");
-    check_shape(*t, shape);
-    return *t;
-  }
-
-  WeightMatrix matrix(const std::string& name, int64_t cols, int64_t rows) const {
-    return view(require(name, {cols, rows}));
-  }
-
-  // A [cols, rows, n] tensor as n matrices (expert weights, ffn_*_exps).
-  std::vector<WeightMatrix> matrices(const std::string& name, int64_t cols, int64_t rows, int64_t n) const {
-    WeightMatrix all = view(require(name, {cols, rows, n}));
-    std::vector<WeightMatrix> out(static_cast<size_t>(n), all);
-    for (int64_t e = 0; e < n; ++e) {
-      out[static_cast<size_t>(e)].rows = rows;
-      out[static_cast<size_t>(e)].data = all.data + e * rows * all.row_stride;
-    }
-    return out;
-  }
-
-  static WeightMatrix view(const TensorInfo& t) {
-    WeightMatrix m;
-    m.type = t.type;
-    m.cols = t.ne[0];
-    m.rows = t.ne[1] * t.ne[2] * t.ne[3];
-    m.row_stride = row_bytes(t.type, t.ne[0]);
-    m.data = t.data;
-    return m;
-  }
-
-  std::vector<float> vector(const std::string& name, int64_t n, bool required = true) const {
-    const TensorInfo* t = f_.find_tensor(name);
-    if (!t) {
-      if (required) throw Error("model '" + f_.path() + "' is missing tensor '" + name + "'");
-      return {};
-    }
-    check_shape(*t, {n});
-    std::vector<float> v(static_cast<size_t>(n));
-    dequantize_row(t->type, t->data, v.data(), n);
-    return v;
-  }
-
- private:
-  void check_shape(const TensorInfo& t, const std::vector<int64_t>& shape) const {
-    bool ok = true;
-    for (int d = 0; d < 4; ++d) {
-      int64_t want = d < static_cast<int>(shape.size()) ? shape[d] : 1;
-      ok &= t.ne[d] == want;
-    }
-    if (!ok) {
-      std::string want = "[";
-      for (size_t d = 0; d < shape.size(); ++d) want += (d ? ", " : "") + std::to_string(shape[d]);
-      throw Error("model '" + f_.path() + "': tensor '" + t.name + "' has shape " + t.shape_string() +
-                  ", expected " + want + "]");
-    }
-  }
-  const GgufFile& f_;
+  FfnWeights ffn;
+  MoeWeights moe;  // qwen3moe
 };
 
 class DenseDecoder final : public Model {
@@ -127,25 +59,10 @@ class DenseDecoder final : public Model {
       L.q_norm = b.vector(p + "attn_q_norm.weight", s.head_dim_k, qwen3);
       L.k_norm = b.vector(p + "attn_k_norm.weight", s.head_dim_k, qwen3);
       L.ffn_norm = b.vector(p + "ffn_norm.weight", E);
-      if (s.n_expert > 0) {
-        const int64_t F = s.n_ff_expert, X = s.n_expert;
-        L.gate_inp = b.matrix(p + "ffn_gate_inp.weight", E, X);
-        L.gate_exps = b.matrices(p + "ffn_gate_exps.weight", E, F, X);
-        L.up_exps = b.matrices(p + "ffn_up_exps.weight", E, F, X);
-        L.down_exps = b.matrices(p + "ffn_down_exps.weight", F, E, X);
-        continue;
-      }
-      L.w_gate = b.matrix(p + "ffn_gate.weight", E, s.n_ff);
-      L.w_up = b.matrix(p + "ffn_up.weight", E, s.n_ff);
-      L.w_down = b.matrix(p + "ffn_down.weight", s.n_ff, E);
+      if (s.is_moe_layer(i)) L.moe = bind_moe(b, p, s);
+      else L.ffn = bind_ffn(b, p, "", E, s.n_ff);
     }
-    // Inverse frequencies of the rotated pairs.
-    inv_freq_.resize(static_cast<size_t>(s.n_rot / 2));
-    for (int64_t i = 0; i < s.n_rot / 2; ++i) {
-      double f = std::pow(static_cast<double>(s.rope_freq_base), -2.0 * i / static_cast<double>(s.n_rot));
-      if (!rope_freq_factors_.empty()) f /= rope_freq_factors_[static_cast<size_t>(i)];
-      inv_freq_[static_cast<size_t>(i)] = f;
-    }
+    rope_.emplace(s, rope_freq_factors_);
   }
 
   const ModelSpec& spec() const override { return spec_; }
@@ -153,47 +70,23 @@ class DenseDecoder final : public Model {
   Logits forward(const Batch& batch, KvCache& cache) override;
 
  private:
-  void validate(const Batch& batch, const KvCache& cache) const;
   void attention(int64_t layer, const Batch& batch, KvCache& cache, const float* q, float* out);
-  void moe(const LayerWeights& L, const float* h, int64_t T, float* out);
 
   ModelSpec spec_;
   ThreadPool& pool_;
   WeightMatrix tok_embd_, output_;
   std::vector<float> output_norm_;
   std::vector<float> rope_freq_factors_;
-  std::vector<double> inv_freq_;
+  std::optional<RopeTable> rope_;
   std::vector<LayerWeights> layers_;
 };
-
-void DenseDecoder::validate(const Batch& batch, const KvCache& cache) const {
-  if (batch.empty()) throw Error("forward: empty batch");
-  std::vector<int> next(static_cast<size_t>(cache.n_seq()));
-  for (int s = 0; s < cache.n_seq(); ++s) next[static_cast<size_t>(s)] = cache.length(s);
-  for (const BatchToken& t : batch.tokens) {
-    if (t.token < 0 || t.token >= spec_.n_vocab)
-      throw Error("token id " + std::to_string(t.token) + " is outside the vocabulary (size " +
-                  std::to_string(spec_.n_vocab) + ")");
-    if (t.seq < 0 || t.seq >= cache.n_seq())
-      throw Error("sequence id " + std::to_string(t.seq) + " is outside the KV cache (" +
-                  std::to_string(cache.n_seq()) + " sequences)");
-    int& n = next[static_cast<size_t>(t.seq)];
-    if (t.pos != n)
-      throw Error("sequence " + std::to_string(t.seq) + ": token at position " + std::to_string(t.pos) +
-                  " does not continue the cache, which ends at " + std::to_string(n));
-    if (t.pos >= cache.n_ctx())
-      throw Error("sequence " + std::to_string(t.seq) + " exceeds the context size of " +
-                  std::to_string(cache.n_ctx()) + " tokens");
-    ++n;
-  }
-}
 
 void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, const float* q,
                              float* out) {
   const ModelSpec& s = spec_;
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t Dk = s.head_dim_k, Dv = s.head_dim_v, group = s.n_head / s.n_head_kv;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(Dk));
+  const float scale = s.attn_scale > 0 ? s.attn_scale : 1.0f / std::sqrt(static_cast<float>(Dk));
   pool_.parallel_for(T * s.n_head, [&](int64_t i0, int64_t i1, int) {
     std::vector<float> scores;
     for (int64_t i = i0; i < i1; ++i) {
@@ -213,53 +106,8 @@ void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, 
   });
 }
 
-// Routed experts: softmax over the router logits, the top n_expert_used
-// experts per token with their probabilities renormalised to sum to one.
-// Tokens are grouped by expert, so each selected expert's weights are read
-// once per batch and unselected experts not at all.
-void DenseDecoder::moe(const LayerWeights& L, const float* h, int64_t T, float* out) {
-  const ModelSpec& s = spec_;
-  const int64_t E = s.n_embd, X = s.n_expert, K = s.n_expert_used, F = s.n_ff_expert;
-  std::vector<float> probs(static_cast<size_t>(T * X));
-  kernels::matmul(L.gate_inp, h, T, probs.data(), pool_);
-  std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(X));
-  std::vector<int64_t> order(static_cast<size_t>(X));
-  for (int64_t t = 0; t < T; ++t) {
-    float* p = &probs[static_cast<size_t>(t * X)];
-    kernels::softmax(p, static_cast<int>(X));
-    for (int64_t e = 0; e < X; ++e) order[static_cast<size_t>(e)] = e;
-    std::partial_sort(order.begin(), order.begin() + K, order.end(),
-                      [&](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-    float sum = 0;
-    for (int64_t j = 0; j < K; ++j) sum += p[order[static_cast<size_t>(j)]];
-    for (int64_t j = 0; j < K; ++j) {
-      const int64_t e = order[static_cast<size_t>(j)];
-      routed[static_cast<size_t>(e)].push_back({t, p[e] / sum});
-    }
-  }
-  std::fill(out, out + T * E, 0.0f);
-  std::vector<float> xs, gate, up, ys;
-  for (int64_t e = 0; e < X; ++e) {
-    const auto& list = routed[static_cast<size_t>(e)];
-    if (list.empty()) continue;
-    const int64_t n = static_cast<int64_t>(list.size());
-    xs.resize(static_cast<size_t>(n * E));
-    for (int64_t j = 0; j < n; ++j) std::copy_n(h + list[static_cast<size_t>(j)].first * E, E, &xs[static_cast<size_t>(j * E)]);
-    gate.resize(static_cast<size_t>(n * F));
-    up.resize(gate.size());
-    ys.resize(xs.size());
-    kernels::matmul(L.gate_exps[static_cast<size_t>(e)], xs.data(), n, gate.data(), pool_);
-    kernels::matmul(L.up_exps[static_cast<size_t>(e)], xs.data(), n, up.data(), pool_);
-    kernels::swiglu(gate.data(), up.data(), n * F, gate.data());
-    kernels::matmul(L.down_exps[static_cast<size_t>(e)], gate.data(), n, ys.data(), pool_);
-    for (int64_t j = 0; j < n; ++j)
-      kernels::axpy(list[static_cast<size_t>(j)].second, &ys[static_cast<size_t>(j * E)],
-                    out + list[static_cast<size_t>(j)].first * E, E);
-  }
-}
-
 Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
-  validate(batch, cache);
+  validate_batch(spec_, batch, cache);
   const ModelSpec& s = spec_;
   const int64_t T = static_cast<int64_t>(batch.size()), E = s.n_embd;
   const int64_t Dk = s.head_dim_k, Dv = s.head_dim_v;
@@ -269,19 +117,12 @@ Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
 
   std::vector<float> x(static_cast<size_t>(T * E)), h(x.size());
   std::vector<float> q(static_cast<size_t>(T * qd)), k(static_cast<size_t>(T * kd)),
-      v(static_cast<size_t>(T * vd)), att(static_cast<size_t>(T * s.n_head * Dv));
-  std::vector<float> gate(static_cast<size_t>(T * s.n_ff)), up(gate.size()), moe_out;
-  // cos/sin per token and rotated pair, computed in double once for all layers.
-  std::vector<float> cosv(static_cast<size_t>(T * n_pairs)), sinv(cosv.size());
-  for (int64_t t = 0; t < T; ++t) {
-    const double pos = batch.tokens[static_cast<size_t>(t)].pos * static_cast<double>(s.rope_freq_scale);
-    for (int i = 0; i < n_pairs; ++i) {
-      const double theta = pos * inv_freq_[static_cast<size_t>(i)];
-      cosv[static_cast<size_t>(t * n_pairs + i)] = static_cast<float>(std::cos(theta));
-      sinv[static_cast<size_t>(t * n_pairs + i)] = static_cast<float>(std::sin(theta));
-    }
+      v(static_cast<size_t>(T * vd)), att(static_cast<size_t>(T * s.n_head * Dv)), ffn_out(x.size());
+  // cos/sin per token and rotated pair, computed once for all layers.
+  std::vector<float> cosv, sinv;
+  rope_->compute(batch, cosv, sinv);
+  for (int64_t t = 0; t < T; ++t)
     kernels::get_row(tok_embd_, batch.tokens[static_cast<size_t>(t)].token, x.data() + t * E);
-  }
 
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const LayerWeights& L = layers_[static_cast<size_t>(l)];
@@ -316,32 +157,12 @@ Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
     for (int64_t i = 0; i < T * E; ++i) x[i] += h[i];
 
     for (int64_t t = 0; t < T; ++t) kernels::rms_norm(&x[t * E], L.ffn_norm.data(), s.rms_eps, E, &h[t * E]);
-    if (s.n_expert > 0) {
-      moe_out.resize(x.size());
-      moe(L, h.data(), T, moe_out.data());
-      for (int64_t i = 0; i < T * E; ++i) x[i] += moe_out[i];
-      continue;
-    }
-    kernels::matmul(L.w_gate, h.data(), T, gate.data(), pool_);
-    kernels::matmul(L.w_up, h.data(), T, up.data(), pool_);
-    kernels::swiglu(gate.data(), up.data(), T * s.n_ff, gate.data());
-    kernels::matmul(L.w_down, gate.data(), T, h.data(), pool_);
-    for (int64_t i = 0; i < T * E; ++i) x[i] += h[i];
+    if (s.is_moe_layer(l)) moe_ffn(s, L.moe, h.data(), T, ffn_out.data(), pool_);
+    else swiglu_ffn(L.ffn, h.data(), T, E, ffn_out.data(), pool_);
+    for (int64_t i = 0; i < T * E; ++i) x[i] += ffn_out[i];
   }
   for (const BatchToken& t : batch.tokens) cache.set_length(t.seq, t.pos + 1);
-
-  Logits out;
-  out.n_vocab = s.n_vocab;
-  std::vector<float> sel;
-  for (int64_t t = 0; t < T; ++t) {
-    if (!batch.tokens[static_cast<size_t>(t)].want_logits) continue;
-    out.batch_index.push_back(static_cast<int32_t>(t));
-    sel.resize(sel.size() + static_cast<size_t>(E));
-    kernels::rms_norm(&x[t * E], output_norm_.data(), s.rms_eps, E, &sel[sel.size() - static_cast<size_t>(E)]);
-  }
-  out.data.resize(static_cast<size_t>(out.rows() * s.n_vocab));
-  if (out.rows() > 0) kernels::matmul(output_, sel.data(), out.rows(), out.data.data(), pool_);
-  return out;
+  return output_logits(s, batch, x.data(), output_norm_, output_, pool_);
 }
 
 }  // namespace

@@ -6,7 +6,7 @@ namespace volga {
 
 KvCache::KvCache(const ModelSpec& spec, int n_seq, int n_ctx)
     : n_seq_(n_seq), n_ctx_(n_ctx),
-      k_width_(spec.n_head_kv * spec.head_dim_k), v_width_(spec.n_head_kv * spec.head_dim_v) {
+      k_width_(spec.kv_key_width()), v_width_(spec.kv_value_width()) {
   if (n_seq <= 0 || n_ctx <= 0) throw Error("KV cache needs at least one sequence and one position");
   size_t per = static_cast<size_t>(spec.n_layer) * n_seq * n_ctx;
   k_.assign(per * static_cast<size_t>(k_width_), 0.0f);

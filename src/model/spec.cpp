@@ -8,7 +8,7 @@
 namespace volga {
 
 const std::vector<std::string>& supported_architectures() {
-  static const std::vector<std::string> archs = {"llama", "qwen2", "qwen3", "qwen3moe"};
+  static const std::vector<std::string> archs = {"llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"};
   return archs;
 }
 
@@ -18,6 +18,114 @@ int64_t positive(const GgufFile& f, const std::string& key, int64_t v) {
     throw Error("GGUF '" + f.path() + "': metadata '" + key + "' = " + std::to_string(v) +
                 " is out of range");
   return v;
+}
+
+[[noreturn]] void bad(const GgufFile& f, const std::string& what) { throw Error("GGUF '" + f.path() + "': " + what); }
+
+// RoPE scaling: linear or YaRN, with the attention factor as llama.cpp applies
+// it (llama_context's yarn_attn_factor, and the deepseek2 graph's kq_scale).
+void read_rope_scaling(const GgufFile& f, const std::string& p, ModelSpec& s) {
+  const std::string type = f.get_string_opt(p + "rope.scaling.type").value_or("none");
+  double rope_attn_factor = f.get_float_opt(p + "rope.scaling.attn_factor").value_or(1.0);
+  if (!(rope_attn_factor > 0)) bad(f, "rope.scaling.attn_factor must be positive");
+  if (s.arch == "deepseek2") {
+    // The converter stores 0.1 * mscale_all_dim.
+    s.yarn_log_mul = static_cast<float>(f.get_float_opt(p + "rope.scaling.yarn_log_multiplier").value_or(0.0) / 0.1);
+  }
+  double attn_factor = rope_attn_factor;  // multiplies cos/sin
+  if (type == "linear" || type == "yarn") {
+    const double factor = f.get_float_opt(p + "rope.scaling.factor").value_or(1.0);
+    if (!(factor > 0) || factor > 1e6) bad(f, "rope.scaling.factor must be positive");
+    s.rope_freq_scale = static_cast<float>(1.0 / factor);
+  } else if (type != "none" && type != "llama3") {
+    // llama3 scaling arrives as the rope_freqs tensor.
+    bad(f, "rope scaling type '" + type + "' is not supported (none, linear, yarn, llama3)");
+  }
+  const double f_inv = 1.0 / s.rope_freq_scale;  // the scaling factor
+  const double ln_f = std::log(f_inv);
+  if (type == "yarn") {
+    s.rope_ext_factor = static_cast<float>(f.get_float_opt(p + "rope.scaling.yarn_ext_factor").value_or(1.0));
+    if (s.rope_ext_factor < 0) s.rope_ext_factor = 1.0f;  // negative: not set
+    s.rope_n_ctx_orig = f.get_int_opt(p + "rope.scaling.original_context_length").value_or(s.n_ctx_train);
+    if (s.rope_n_ctx_orig <= 0) bad(f, "rope.scaling.original_context_length must be positive");
+    s.yarn_beta_fast = static_cast<float>(f.get_float_opt(p + "rope.scaling.yarn_beta_fast").value_or(32.0));
+    s.yarn_beta_slow = static_cast<float>(f.get_float_opt(p + "rope.scaling.yarn_beta_slow").value_or(1.0));
+    if (s.rope_ext_factor != 0) {
+      auto mscale = [](double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * std::log(scale) + 1.0; };
+      const double L = s.yarn_log_mul;
+      if (L != 0) {
+        // DeepSeek: mscale == mscale_all_dim, so the rotation keeps unit length.
+        const double m = (s.arch == "deepseek2" && L != 1.0) ? L : 1.0;
+        attn_factor = mscale(f_inv, m) / mscale(f_inv, L);
+      } else {
+        attn_factor = mscale(f_inv, 1.0);
+      }
+      attn_factor *= rope_attn_factor;
+    }
+  }
+  s.rope_mscale = static_cast<float>(attn_factor);
+  if (s.arch == "deepseek2") {
+    // kq_scale = mscale^2 / sqrt(key size), mscale = attn factor * (1 + 0.1 * mscale_all_dim * ln factor).
+    const double m = attn_factor * (1.0 + 0.1 * s.yarn_log_mul * ln_f);
+    s.attn_scale = static_cast<float>(m * m / std::sqrt(static_cast<double>(s.head_dim_k_mla)));
+  }
+}
+
+void read_experts(const GgufFile& f, const std::string& p, ModelSpec& s) {
+  auto req = [&](const char* k) { return positive(f, p + k, f.get_int(p + k)); };
+  s.n_expert = req("expert_count");
+  s.n_expert_used = req("expert_used_count");
+  s.n_ff_expert = req("expert_feed_forward_length");
+  if (s.n_expert_used > s.n_expert || s.n_expert > 4096)
+    bad(f, "expert_used_count " + std::to_string(s.n_expert_used) + " / expert_count " +
+               std::to_string(s.n_expert) + " are inconsistent");
+  if (s.arch == "qwen3moe") return;  // softmax, top-k renormalised (norm_topk_prob)
+  s.n_expert_shared = f.get_int_opt(p + "expert_shared_count").value_or(0);
+  s.n_layer_dense_lead = f.get_int_opt(p + "leading_dense_block_count").value_or(0);
+  if (s.n_expert_shared < 0 || s.n_expert_shared > 64) bad(f, "expert_shared_count is out of range");
+  if (s.n_layer_dense_lead < 0 || s.n_layer_dense_lead > s.n_layer)
+    bad(f, "leading_dense_block_count is out of range");
+  const int64_t gating = f.get_int_opt(p + "expert_gating_func").value_or(0);
+  if (gating == 0 || gating == 1) s.expert_gating = ExpertGating::Softmax;  // 0: older files, softmax
+  else if (gating == 2) s.expert_gating = ExpertGating::Sigmoid;
+  else bad(f, "expert_gating_func " + std::to_string(gating) + " is not supported (1 softmax, 2 sigmoid)");
+  s.expert_weights_norm = f.get_bool_opt(p + "expert_weights_norm").value_or(false);
+  s.expert_weights_scale = static_cast<float>(f.get_float_opt(p + "expert_weights_scale").value_or(0.0));
+  if (!std::isfinite(s.expert_weights_scale)) bad(f, "expert_weights_scale is not finite");
+  s.n_expert_groups = f.get_int_opt(p + "expert_group_count").value_or(0);
+  s.n_group_used = f.get_int_opt(p + "expert_group_used_count").value_or(0);
+  if (s.n_expert_groups > 1) {
+    if (s.n_expert % s.n_expert_groups != 0 || s.n_group_used <= 0 || s.n_group_used > s.n_expert_groups ||
+        s.n_expert_used > s.n_group_used * (s.n_expert / s.n_expert_groups) || s.n_expert / s.n_expert_groups < 2)
+      bad(f, "expert_group_count " + std::to_string(s.n_expert_groups) + " / expert_group_used_count " +
+                 std::to_string(s.n_group_used) + " do not fit " + std::to_string(s.n_expert) + " experts, " +
+                 std::to_string(s.n_expert_used) + " used");
+  }
+}
+
+// Multi-head latent attention sizes. Files written since llama.cpp's MLA
+// support carry key_length_mla/value_length_mla and split attn_k_b/attn_v_b
+// (key_length = kv_lora_rank + rope dims, one KV head); older ones carry the
+// per-head sizes in key_length/value_length and one attn_kv_b.
+void read_mla(const GgufFile& f, const std::string& p, ModelSpec& s) {
+  s.n_lora_q = f.get_int_opt(p + "attention.q_lora_rank").value_or(0);
+  if (s.n_lora_q < 0 || s.n_lora_q > (int64_t{1} << 20)) bad(f, "attention.q_lora_rank is out of range");
+  s.n_lora_kv = positive(f, p + "attention.kv_lora_rank", f.get_int(p + "attention.kv_lora_rank"));
+  const auto k_mla = f.get_int_opt(p + "attention.key_length_mla");
+  const auto v_mla = f.get_int_opt(p + "attention.value_length_mla");
+  s.mla_split_kv_b = k_mla && v_mla && *k_mla > 0 && *v_mla > 0;
+  if (s.mla_split_kv_b) {
+    s.head_dim_k_mla = positive(f, p + "attention.key_length_mla", *k_mla);
+    s.head_dim_v_mla = positive(f, p + "attention.value_length_mla", *v_mla);
+    if (s.head_dim_k != s.n_lora_kv + s.n_rot || s.head_dim_v != s.n_lora_kv)
+      bad(f, "attention.key_length/value_length (" + std::to_string(s.head_dim_k) + "/" +
+                 std::to_string(s.head_dim_v) + ") do not match kv_lora_rank " + std::to_string(s.n_lora_kv) +
+                 " + rope dims " + std::to_string(s.n_rot));
+  } else {
+    s.head_dim_k_mla = s.head_dim_k;
+    s.head_dim_v_mla = s.head_dim_v;
+  }
+  if (s.head_dim_k_mla <= s.n_rot) bad(f, "the MLA key size must exceed the rope dimension count");
 }
 }  // namespace
 
@@ -37,8 +145,9 @@ ModelSpec read_model_spec(const GgufFile& f) {
   auto req = [&](const char* k) { return positive(f, p + k, f.get_int(p + k)); };
   s.n_embd = req("embedding_length");
   s.n_layer = req("block_count");
-  s.n_ff = s.arch == "qwen3moe" ? f.get_int_opt(p + "feed_forward_length").value_or(0)
-                                : req("feed_forward_length");
+  const bool moe_arch = s.arch == "qwen3moe" || s.arch == "deepseek2";
+  s.n_ff = moe_arch ? f.get_int_opt(p + "feed_forward_length").value_or(0) : req("feed_forward_length");
+  if (s.n_ff < 0 || s.n_ff > (int64_t{1} << 31)) bad(f, "feed_forward_length is out of range");
   // Each layer has several tensors: a block count beyond the file's tensors is corrupt
   // (and must not size any allocation).
   if (s.n_layer > static_cast<int64_t>(f.tensors().size()))
@@ -65,27 +174,17 @@ ModelSpec read_model_spec(const GgufFile& f) {
   s.rope_freq_base = static_cast<float>(f.get_float_opt(p + "rope.freq_base").value_or(10000.0));
   if (!(s.rms_eps > 0) || !(s.rope_freq_base > 0))
     throw Error("GGUF '" + f.path() + "': rms epsilon and rope.freq_base must be positive");
-  std::string scaling = f.get_string_opt(p + "rope.scaling.type").value_or("none");
-  if (scaling == "linear") {
-    double factor = f.get_float_opt(p + "rope.scaling.factor").value_or(1.0);
-    if (!(factor > 0)) throw Error("GGUF '" + f.path() + "': rope.scaling.factor must be positive");
-    s.rope_freq_scale = static_cast<float>(1.0 / factor);
-  } else if (scaling != "none" && scaling != "llama3") {
-    // llama3 scaling arrives as the rope_freqs tensor; YaRN lands with DeepSeek.
-    throw Error("GGUF '" + f.path() + "': rope scaling type '" + scaling + "' is not supported yet");
-  }
-  s.rope_style = s.arch == "llama" ? RopeStyle::Normal : RopeStyle::Neox;
+  s.rope_style = (s.arch == "llama" || s.arch == "deepseek2") ? RopeStyle::Normal : RopeStyle::Neox;
+  if (s.arch == "deepseek2") read_mla(f, p, s);
+  read_rope_scaling(f, p, s);
   const auto n_expert = f.get_int_opt(p + "expert_count");
-  if (s.arch == "qwen3moe") {
-    s.n_expert = req("expert_count");
-    s.n_expert_used = req("expert_used_count");
-    s.n_ff_expert = req("expert_feed_forward_length");
-    if (s.n_expert_used > s.n_expert || s.n_expert > 4096)
-      throw Error("GGUF '" + f.path() + "': expert_used_count " + std::to_string(s.n_expert_used) +
-                  " / expert_count " + std::to_string(s.n_expert) + " are inconsistent");
+  if (moe_arch) {
+    read_experts(f, p, s);
   } else if (n_expert && *n_expert > 0) {
-    throw Error("GGUF '" + f.path() + "': mixture-of-experts " + s.arch + " models are not supported yet");
+    bad(f, "mixture-of-experts " + s.arch + " models are not supported yet");
   }
+  if (s.arch == "deepseek2" && s.n_layer_dense_lead > 0 && s.n_ff <= 0)
+    bad(f, "feed_forward_length is needed by the leading dense layers");
   // Vocabulary size comes from the embedding tensor (checked by the loader).
   const TensorInfo* emb = f.find_tensor("token_embd.weight");
   if (!emb) throw Error("GGUF '" + f.path() + "': missing tensor 'token_embd.weight'");

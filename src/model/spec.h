@@ -8,10 +8,13 @@ namespace volga {
 
 class GgufFile;
 
-enum class RopeStyle { Normal, Neox };  // adjacent pairs (llama) / split halves (qwen)
+enum class RopeStyle { Normal, Neox };  // adjacent pairs (llama, deepseek2) / split halves (qwen)
+
+// How routed-expert scores are computed from the router logits (GGUF expert_gating_func).
+enum class ExpertGating { Softmax = 1, Sigmoid = 2 };
 
 struct ModelSpec {
-  std::string arch;  // "llama", "qwen2", "qwen3", "qwen3moe"
+  std::string arch;  // "llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"
   std::string name;  // general.name, if any
   int64_t n_vocab = 0;
   int64_t n_embd = 0;
@@ -25,12 +28,40 @@ struct ModelSpec {
   int64_t n_rot = 0;  // rotated dimensions per head
   float rms_eps = 1e-6f;
   float rope_freq_base = 10000.0f;
-  float rope_freq_scale = 1.0f;  // linear scaling: position multiplier
+  float rope_freq_scale = 1.0f;  // 1 / rope.scaling.factor (linear and YaRN)
   RopeStyle rope_style = RopeStyle::Normal;
-  // Mixture of experts (qwen3moe): 0 experts means a dense feed-forward.
+  // YaRN (rope.scaling.type = yarn): ext_factor 0 means no YaRN blending.
+  float rope_ext_factor = 0.0f;
+  int64_t rope_n_ctx_orig = 0;  // rope.scaling.original_context_length
+  float yarn_beta_fast = 32.0f, yarn_beta_slow = 1.0f;
+  float yarn_log_mul = 0.0f;  // deepseek2: mscale_all_dim (GGUF stores 0.1 x it)
+  // Multiplier of RoPE's cos/sin (YaRN's attention factor, as llama.cpp applies it).
+  float rope_mscale = 1.0f;
+  // Scale of q.k before the softmax; 1/sqrt(head size) unless YaRN changes it.
+  float attn_scale = 0.0f;
+  // Mixture of experts (qwen3moe, deepseek2): 0 experts means a dense feed-forward.
   int64_t n_expert = 0;
   int64_t n_expert_used = 0;
-  int64_t n_ff_expert = 0;  // expert_feed_forward_length
+  int64_t n_ff_expert = 0;         // expert_feed_forward_length
+  int64_t n_expert_shared = 0;     // shared experts, always active (deepseek2)
+  int64_t n_layer_dense_lead = 0;  // leading layers with a dense feed-forward (deepseek2)
+  int64_t n_expert_groups = 0;     // group-limited routing: groups, and groups kept per token
+  int64_t n_group_used = 0;
+  ExpertGating expert_gating = ExpertGating::Softmax;
+  bool expert_weights_norm = true;    // renormalise the top-k weights to sum to one
+  float expert_weights_scale = 0.0f;  // multiply the routed weights (0 or 1: unchanged)
+  // Multi-head latent attention (deepseek2). Per head: q/k = nope + n_rot dims, v = head_dim_v_mla.
+  int64_t n_lora_q = 0;  // 0: plain attn_q (lite models)
+  int64_t n_lora_kv = 0;
+  int64_t head_dim_k_mla = 0, head_dim_v_mla = 0;
+  bool mla_split_kv_b = false;  // attn_k_b/attn_v_b in the file (else the older attn_kv_b)
+
+  bool is_mla() const { return n_lora_kv > 0; }
+  bool is_moe_layer(int64_t layer) const { return n_expert > 0 && layer >= n_layer_dense_lead; }
+  // KV cache floats per position per layer. MLA caches only the normalised
+  // latent and the rotated key part; values are read from the latent.
+  int64_t kv_key_width() const { return is_mla() ? n_lora_kv + n_rot : n_head_kv * head_dim_k; }
+  int64_t kv_value_width() const { return is_mla() ? 0 : n_head_kv * head_dim_v; }
 };
 
 // Reads and validates the hyper-parameters of a supported architecture.

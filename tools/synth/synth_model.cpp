@@ -21,9 +21,34 @@ struct Shape {
   bool tied;
   float rope_base, eps;
   int64_t n_expert = 0, n_expert_used = 0, n_ff_expert = 0;
+  // deepseek2
+  int64_t q_lora = 0, kv_lora = 0, rope_dim = 0, v_dim = 0, n_shared = 0, n_lead = 0, n_groups = 0, n_group_used = 0;
+  bool sigmoid = false, norm = false;
+  double scale = 0, yarn_factor = 0, mscale_all_dim = 1;
 };
 
+Shape deepseek2_preset(const std::string& name) {
+  Shape s{};
+  if (name == "tiny") {  // every feature on: q_lora, shared expert, dense lead layer, sigmoid + bias
+    s = {256, 3, 4, 4, 64, 512, 4096, false, 10000.f, 1e-6f, 8, 2, 128};
+    s.q_lora = 128; s.kv_lora = 96; s.rope_dim = 32; s.v_dim = 48; s.n_shared = 1; s.n_lead = 1;
+    s.sigmoid = true; s.norm = true; s.scale = 2.5;
+  } else if (name == "gigachat3-10b-a1.8b") {  // GigaChat 3 Lightning (DeepSeek-V3 layout, no q_lora)
+    s = {1536, 26, 32, 32, 128, 8960, 262144, false, 100000.f, 1e-6f, 64, 4, 1280};
+    s.q_lora = 0; s.kv_lora = 512; s.rope_dim = 64; s.v_dim = 128; s.n_shared = 1; s.n_lead = 1;
+    s.sigmoid = true; s.norm = true; s.scale = 1.0;
+  } else if (name == "deepseek-v2-lite") {
+    s = {2048, 27, 16, 16, 128, 10944, 163840, false, 10000.f, 1e-6f, 64, 6, 1408};
+    s.q_lora = 0; s.kv_lora = 512; s.rope_dim = 64; s.v_dim = 128; s.n_shared = 2; s.n_lead = 1;
+    s.sigmoid = false; s.norm = false; s.scale = 1.0; s.yarn_factor = 40; s.mscale_all_dim = 0.707;
+  } else {
+    throw Error("shape preset '" + name + "' is not a deepseek2 shape (tiny, gigachat3-10b-a1.8b, deepseek-v2-lite)");
+  }
+  return s;
+}
+
 Shape preset(const std::string& arch, const std::string& name) {
+  if (arch == "deepseek2") return deepseek2_preset(name);
   if (arch == "qwen3moe") {
     if (name == "tiny") return {256, 2, 4, 2, 128, 512, 4096, true, 1e6f, 1e-6f, 8, 2, 256};
     if (name == "qwen3-30b-a3b") return {2048, 48, 32, 4, 128, 6144, 40960, false, 1e6f, 1e-6f, 128, 8, 768};
@@ -247,21 +272,82 @@ std::vector<float> llama3_freq_factors(int64_t n_rot, float base) {
 
 bool use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
+// One deepseek2 layer: MLA attention, then a dense (leading) or MoE feed-forward.
+void write_mla_layer(WeightMaker& m, const std::string& p, const Shape& s, DType base, DType more, bool mla) {
+  const int64_t E = s.n_embd, H = s.n_head, nope = s.head_dim, R = s.rope_dim, C = s.kv_lora, Vd = s.v_dim;
+  const float in_std = 1.0f / std::sqrt(static_cast<float>(E));
+  auto std_of = [](int64_t n) { return 1.0f / std::sqrt(static_cast<float>(n)); };
+  if (s.q_lora > 0) {
+    m.matrix(p + "attn_q_a.weight", base, E, s.q_lora, in_std);
+    m.vector(p + "attn_q_a_norm.weight", s.q_lora, 1.0f, 0.1f);
+    m.matrix(p + "attn_q_b.weight", base, s.q_lora, H * (nope + R), std_of(s.q_lora));
+  } else {
+    m.matrix(p + "attn_q.weight", base, E, H * (nope + R), in_std);
+  }
+  m.matrix(p + "attn_kv_a_mqa.weight", base, E, C + R, in_std);
+  m.vector(p + "attn_kv_a_norm.weight", C, 1.0f, 0.1f);
+  if (mla) {
+    // attn_k_b [nope, C, H]: per head the transposed key half; attn_v_b [C, Vd, H].
+    m.matrix(p + "attn_k_b.weight", base, nope, C, std_of(C), H);
+    m.matrix(p + "attn_v_b.weight", more, C, Vd, std_of(C), H);
+  } else {
+    m.matrix(p + "attn_kv_b.weight", base, C, H * (nope + Vd), std_of(C));
+  }
+  m.matrix(p + "attn_output.weight", base, H * Vd, E, std_of(H * Vd));
+  m.vector(p + "ffn_norm.weight", E, 1.0f, 0.1f);
+  const int64_t layer = std::stoll(p.substr(4));
+  if (layer < s.n_lead) {
+    m.matrix(p + "ffn_gate.weight", base, E, s.n_ff, in_std);
+    m.matrix(p + "ffn_up.weight", base, E, s.n_ff, in_std);
+    m.matrix(p + "ffn_down.weight", more, s.n_ff, E, std_of(s.n_ff));
+    return;
+  }
+  const int64_t F = s.n_ff_expert;
+  m.matrix(p + "ffn_gate_inp.weight", DType::F32, E, s.n_expert, in_std * 4);
+  if (s.sigmoid) m.vector(p + "exp_probs_b.bias", s.n_expert, 0.0f, 0.3f);
+  m.matrix(p + "ffn_gate_exps.weight", base, E, F, in_std, s.n_expert);
+  m.matrix(p + "ffn_up_exps.weight", base, E, F, in_std, s.n_expert);
+  m.matrix(p + "ffn_down_exps.weight", more, F, E, std_of(F), s.n_expert);
+  if (s.n_shared > 0) {
+    m.matrix(p + "ffn_gate_shexp.weight", base, E, F * s.n_shared, in_std);
+    m.matrix(p + "ffn_up_shexp.weight", base, E, F * s.n_shared, in_std);
+    m.matrix(p + "ffn_down_shexp.weight", more, F * s.n_shared, E, std_of(F * s.n_shared));
+  }
+}
+
 }  // namespace
 
 const char* shape_presets_help() {
   return "Shape preset: tiny (test-sized, k-quant friendly), qwen2-0.5b, qwen3-0.6b, llama3-1b, yandexgpt5-lite; "
-         "qwen3moe: tiny, qwen3-30b-a3b";
+         "qwen3moe: tiny, qwen3-30b-a3b; deepseek2: tiny, gigachat3-10b-a1.8b, deepseek-v2-lite";
 }
 
 void write_synthetic_model(const SynthOptions& o) {
-  if (o.arch != "llama" && o.arch != "qwen2" && o.arch != "qwen3" && o.arch != "qwen3moe")
-    throw Error("--arch must be llama, qwen2, qwen3 or qwen3moe");
+  if (o.arch != "llama" && o.arch != "qwen2" && o.arch != "qwen3" && o.arch != "qwen3moe" && o.arch != "deepseek2")
+    throw Error("--arch must be llama, qwen2, qwen3, qwen3moe or deepseek2");
   Shape s = preset(o.arch, o.shape);
   auto over = [](int64_t& field, int64_t v) { if (v > 0) field = v; };
   over(s.n_embd, o.n_embd); over(s.n_layer, o.n_layer); over(s.n_head, o.n_head);
   over(s.n_head_kv, o.n_head_kv); over(s.head_dim, o.head_dim); over(s.n_ff, o.n_ff); over(s.n_ctx, o.n_ctx);
   over(s.n_expert, o.n_expert); over(s.n_expert_used, o.n_expert_used); over(s.n_ff_expert, o.n_ff_expert);
+  over(s.kv_lora, o.kv_lora_rank); over(s.rope_dim, o.rope_dim); over(s.v_dim, o.v_head_dim);
+  auto over0 = [](int64_t& field, int64_t v) { if (v >= 0) field = v; };
+  over0(s.q_lora, o.q_lora_rank); over0(s.n_shared, o.n_expert_shared); over0(s.n_lead, o.n_dense_lead);
+  over0(s.n_groups, o.n_expert_groups); over0(s.n_group_used, o.n_group_used);
+  if (!o.gating.empty()) {
+    if (o.gating != "softmax" && o.gating != "sigmoid") throw Error("--gating must be softmax or sigmoid");
+    s.sigmoid = o.gating == "sigmoid";
+  }
+  if (o.expert_scale >= 0) s.scale = o.expert_scale;
+  if (o.expert_norm >= 0) s.norm = o.expert_norm != 0;
+  if (o.yarn_factor > 0) { s.yarn_factor = o.yarn_factor; s.mscale_all_dim = o.yarn_mscale_all_dim; }
+  if (s.yarn_factor != 0 && !(s.yarn_factor > 1)) throw Error("--yarn must be greater than 1");
+  const bool ds2 = o.arch == "deepseek2";
+  if (ds2 && (s.rope_dim % 2 != 0 || s.rope_dim <= 0 || s.kv_lora <= 0 || s.v_dim <= 0))
+    throw Error("deepseek2 needs an even --rope-dim and positive --kv-lora-rank, --v-head-dim");
+  if (ds2 && s.n_lead > s.n_layer) throw Error("--n-dense-lead must not exceed the layer count");
+  if (s.n_groups > 1 && (s.n_expert % s.n_groups != 0 || s.n_group_used <= 0 || s.n_group_used > s.n_groups))
+    throw Error("--n-expert-groups must divide --n-expert, with 0 < --n-group-used <= groups");
   const bool moe = s.n_expert > 0;
   if (moe && (s.n_expert_used > s.n_expert)) throw Error("--n-expert-used must not exceed --n-expert");
   if (o.tied >= 0) s.tied = o.tied != 0;
@@ -281,7 +367,8 @@ void write_synthetic_model(const SynthOptions& o) {
   w.set_u32(a + ".block_count", static_cast<uint32_t>(s.n_layer));
   w.set_u32(a + ".feed_forward_length", static_cast<uint32_t>(s.n_ff));
   w.set_u32(a + ".attention.head_count", static_cast<uint32_t>(s.n_head));
-  w.set_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
+  const bool mla = ds2 && !o.legacy_kv_b;
+  w.set_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(ds2 ? (mla ? 1 : s.n_head) : s.n_head_kv));
   w.set_f32(a + ".attention.layer_norm_rms_epsilon", s.eps);
   w.set_f32(a + ".rope.freq_base", s.rope_base);
   if (moe) {
@@ -289,7 +376,38 @@ void write_synthetic_model(const SynthOptions& o) {
     w.set_u32(a + ".expert_used_count", static_cast<uint32_t>(s.n_expert_used));
     w.set_u32(a + ".expert_feed_forward_length", static_cast<uint32_t>(s.n_ff_expert));
   }
-  if (a == "qwen3" || a == "qwen3moe" || s.head_dim * s.n_head != s.n_embd) {
+  if (ds2) {
+    // As llama.cpp's converter writes DeepSeek-V2/V3 (MLA form unless --legacy-kv-b).
+    w.set_u32(a + ".leading_dense_block_count", static_cast<uint32_t>(s.n_lead));
+    if (s.q_lora > 0) w.set_u32(a + ".attention.q_lora_rank", static_cast<uint32_t>(s.q_lora));
+    w.set_u32(a + ".attention.kv_lora_rank", static_cast<uint32_t>(s.kv_lora));
+    w.set_u32(a + ".rope.dimension_count", static_cast<uint32_t>(s.rope_dim));
+    if (mla) {
+      w.set_u32(a + ".attention.key_length", static_cast<uint32_t>(s.kv_lora + s.rope_dim));
+      w.set_u32(a + ".attention.value_length", static_cast<uint32_t>(s.kv_lora));
+      w.set_u32(a + ".attention.key_length_mla", static_cast<uint32_t>(s.head_dim + s.rope_dim));
+      w.set_u32(a + ".attention.value_length_mla", static_cast<uint32_t>(s.v_dim));
+    } else {
+      w.set_u32(a + ".attention.key_length", static_cast<uint32_t>(s.head_dim + s.rope_dim));
+      w.set_u32(a + ".attention.value_length", static_cast<uint32_t>(s.v_dim));
+    }
+    w.set_u32(a + ".expert_shared_count", static_cast<uint32_t>(s.n_shared));
+    w.set_f32(a + ".expert_weights_scale", static_cast<float>(s.scale));
+    w.set_bool(a + ".expert_weights_norm", s.norm);
+    w.set_u32(a + ".expert_gating_func", s.sigmoid ? 2 : 1);
+    if (s.n_groups > 1) {
+      w.set_u32(a + ".expert_group_count", static_cast<uint32_t>(s.n_groups));
+      w.set_u32(a + ".expert_group_used_count", static_cast<uint32_t>(s.n_group_used));
+    }
+  }
+  if (s.yarn_factor > 1) {
+    w.set_string(a + ".rope.scaling.type", "yarn");
+    w.set_f32(a + ".rope.scaling.factor", static_cast<float>(s.yarn_factor));
+    w.set_u32(a + ".rope.scaling.original_context_length",
+              static_cast<uint32_t>(std::max<double>(16, static_cast<double>(s.n_ctx) / s.yarn_factor)));
+    if (ds2) w.set_f32(a + ".rope.scaling.yarn_log_multiplier", static_cast<float>(0.1 * s.mscale_all_dim));
+  }
+  if (!ds2 && (a == "qwen3" || a == "qwen3moe" || s.head_dim * s.n_head != s.n_embd)) {
     w.set_u32(a + ".attention.key_length", static_cast<uint32_t>(s.head_dim));
     w.set_u32(a + ".attention.value_length", static_cast<uint32_t>(s.head_dim));
   }
@@ -316,6 +434,10 @@ void write_synthetic_model(const SynthOptions& o) {
     const std::string p = "blk." + std::to_string(i) + ".";
     const DType more = mix && use_more_bits(i, s.n_layer) ? DType::Q6_K : base;
     m.vector(p + "attn_norm.weight", E, 1.0f, 0.1f);
+    if (ds2) {
+      write_mla_layer(m, p, s, base, more, mla);
+      continue;
+    }
     m.matrix(p + "attn_q.weight", base, E, qd, in_std);
     m.matrix(p + "attn_k.weight", base, E, kd, in_std);
     m.matrix(p + "attn_v.weight", more, E, kd, in_std);

@@ -1,0 +1,168 @@
+#include "model/blocks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "kernels/ops.h"
+
+namespace volga {
+
+void validate_batch(const ModelSpec& spec, const Batch& batch, const KvCache& cache) {
+  if (batch.empty()) throw Error("forward: empty batch");
+  std::vector<int> next(static_cast<size_t>(cache.n_seq()));
+  for (int s = 0; s < cache.n_seq(); ++s) next[static_cast<size_t>(s)] = cache.length(s);
+  for (const BatchToken& t : batch.tokens) {
+    if (t.token < 0 || t.token >= spec.n_vocab)
+      throw Error("token id " + std::to_string(t.token) + " is outside the vocabulary (size " +
+                  std::to_string(spec.n_vocab) + ")");
+    if (t.seq < 0 || t.seq >= cache.n_seq())
+      throw Error("sequence id " + std::to_string(t.seq) + " is outside the KV cache (" +
+                  std::to_string(cache.n_seq()) + " sequences)");
+    int& n = next[static_cast<size_t>(t.seq)];
+    if (t.pos != n)
+      throw Error("sequence " + std::to_string(t.seq) + ": token at position " + std::to_string(t.pos) +
+                  " does not continue the cache, which ends at " + std::to_string(n));
+    if (t.pos >= cache.n_ctx())
+      throw Error("sequence " + std::to_string(t.seq) + " exceeds the context size of " +
+                  std::to_string(cache.n_ctx()) + " tokens");
+    ++n;
+  }
+}
+
+FfnWeights bind_ffn(const Binder& b, const std::string& prefix, const std::string& suffix, int64_t n_embd,
+                    int64_t n_ff) {
+  FfnWeights w;
+  w.n_ff = n_ff;
+  w.gate = b.matrix(prefix + "ffn_gate" + suffix + ".weight", n_embd, n_ff);
+  w.up = b.matrix(prefix + "ffn_up" + suffix + ".weight", n_embd, n_ff);
+  w.down = b.matrix(prefix + "ffn_down" + suffix + ".weight", n_ff, n_embd);
+  return w;
+}
+
+MoeWeights bind_moe(const Binder& b, const std::string& p, const ModelSpec& s) {
+  const int64_t E = s.n_embd, F = s.n_ff_expert, X = s.n_expert;
+  MoeWeights w;
+  w.router = b.matrix(p + "ffn_gate_inp.weight", E, X);
+  w.probs_bias = b.vector(p + "exp_probs_b.bias", X, false);
+  w.gate = b.matrices(p + "ffn_gate_exps.weight", E, F, X);
+  w.up = b.matrices(p + "ffn_up_exps.weight", E, F, X);
+  w.down = b.matrices(p + "ffn_down_exps.weight", F, E, X);
+  if (s.n_expert_shared > 0) w.shared = bind_ffn(b, p, "_shexp", E, F * s.n_expert_shared);
+  return w;
+}
+
+void swiglu_ffn(const FfnWeights& w, const float* h, int64_t T, int64_t n_embd, float* out, ThreadPool& pool) {
+  std::vector<float> gate(static_cast<size_t>(T * w.n_ff)), up(gate.size());
+  kernels::matmul(w.gate, h, T, gate.data(), pool);
+  kernels::matmul(w.up, h, T, up.data(), pool);
+  kernels::swiglu(gate.data(), up.data(), T * w.n_ff, gate.data());
+  kernels::matmul(w.down, gate.data(), T, out, pool);
+  (void)n_embd;
+}
+
+std::vector<std::pair<int64_t, float>> route_token(const ModelSpec& s, const float* logits,
+                                                   const std::vector<float>& bias) {
+  const int64_t X = s.n_expert, K = s.n_expert_used;
+  std::vector<float> p(logits, logits + X);
+  if (s.expert_gating == ExpertGating::Sigmoid) {
+    for (float& v : p) v = 1.0f / (1.0f + std::exp(-v));
+  } else {
+    kernels::softmax(p.data(), X);
+  }
+  std::vector<float> choice = p;  // the bias steers the choice, not the weights
+  if (!bias.empty())
+    for (int64_t e = 0; e < X; ++e) choice[static_cast<size_t>(e)] += bias[static_cast<size_t>(e)];
+  auto before = [&](int64_t a, int64_t b) {
+    const float ca = choice[static_cast<size_t>(a)], cb = choice[static_cast<size_t>(b)];
+    return ca > cb || (ca == cb && a < b);
+  };
+  if (s.n_expert_groups > 1) {
+    // Keep the groups whose two best experts score highest (DeepSeek-V3).
+    const int64_t G = s.n_expert_groups, per = X / G;
+    std::vector<float> score(static_cast<size_t>(G));
+    for (int64_t g = 0; g < G; ++g) {
+      std::vector<int64_t> idx(static_cast<size_t>(per));
+      std::iota(idx.begin(), idx.end(), g * per);
+      std::partial_sort(idx.begin(), idx.begin() + 2, idx.end(), before);
+      score[static_cast<size_t>(g)] = choice[static_cast<size_t>(idx[0])] + choice[static_cast<size_t>(idx[1])];
+    }
+    std::vector<int64_t> groups(static_cast<size_t>(G));
+    std::iota(groups.begin(), groups.end(), 0);
+    std::partial_sort(groups.begin(), groups.begin() + s.n_group_used, groups.end(), [&](int64_t a, int64_t b) {
+      return score[static_cast<size_t>(a)] > score[static_cast<size_t>(b)] ||
+             (score[static_cast<size_t>(a)] == score[static_cast<size_t>(b)] && a < b);
+    });
+    std::vector<bool> keep(static_cast<size_t>(G), false);
+    for (int64_t j = 0; j < s.n_group_used; ++j) keep[static_cast<size_t>(groups[static_cast<size_t>(j)])] = true;
+    for (int64_t e = 0; e < X; ++e)
+      if (!keep[static_cast<size_t>(e / per)]) choice[static_cast<size_t>(e)] = -INFINITY;
+  }
+  std::vector<int64_t> order(static_cast<size_t>(X));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + K, order.end(), before);
+  std::vector<std::pair<int64_t, float>> out;
+  float sum = 0;
+  for (int64_t j = 0; j < K; ++j) {
+    const int64_t e = order[static_cast<size_t>(j)];
+    out.push_back({e, p[static_cast<size_t>(e)]});
+    sum += p[static_cast<size_t>(e)];
+  }
+  const bool norm = s.arch == "qwen3moe" || s.expert_weights_norm;
+  const float scale = (s.expert_weights_scale != 0.0f) ? s.expert_weights_scale : 1.0f;
+  for (auto& [e, wgt] : out) {
+    if (norm) wgt /= std::max(sum, 6.103515625e-5f);  // llama.cpp clamps the sum at F16's smallest normal
+    wgt *= scale;
+  }
+  return out;
+}
+
+void moe_ffn(const ModelSpec& s, const MoeWeights& w, const float* h, int64_t T, float* out, ThreadPool& pool) {
+  const int64_t E = s.n_embd, X = s.n_expert, F = s.n_ff_expert;
+  std::vector<float> logits(static_cast<size_t>(T * X));
+  kernels::matmul(w.router, h, T, logits.data(), pool);
+  std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(X));
+  for (int64_t t = 0; t < T; ++t)
+    for (const auto& [e, wgt] : route_token(s, &logits[static_cast<size_t>(t * X)], w.probs_bias))
+      routed[static_cast<size_t>(e)].push_back({t, wgt});
+  if (w.shared.n_ff > 0) swiglu_ffn(w.shared, h, T, E, out, pool);
+  else std::fill(out, out + T * E, 0.0f);
+  std::vector<float> xs, gate, up, ys;
+  for (int64_t e = 0; e < X; ++e) {
+    const auto& list = routed[static_cast<size_t>(e)];
+    if (list.empty()) continue;
+    const int64_t n = static_cast<int64_t>(list.size());
+    xs.resize(static_cast<size_t>(n * E));
+    for (int64_t j = 0; j < n; ++j)
+      std::copy_n(h + list[static_cast<size_t>(j)].first * E, E, &xs[static_cast<size_t>(j * E)]);
+    gate.resize(static_cast<size_t>(n * F));
+    up.resize(gate.size());
+    ys.resize(xs.size());
+    kernels::matmul(w.gate[static_cast<size_t>(e)], xs.data(), n, gate.data(), pool);
+    kernels::matmul(w.up[static_cast<size_t>(e)], xs.data(), n, up.data(), pool);
+    kernels::swiglu(gate.data(), up.data(), n * F, gate.data());
+    kernels::matmul(w.down[static_cast<size_t>(e)], gate.data(), n, ys.data(), pool);
+    for (int64_t j = 0; j < n; ++j)
+      kernels::axpy(list[static_cast<size_t>(j)].second, &ys[static_cast<size_t>(j * E)],
+                    out + list[static_cast<size_t>(j)].first * E, E);
+  }
+}
+
+Logits output_logits(const ModelSpec& s, const Batch& batch, const float* x, const std::vector<float>& norm,
+                     const WeightMatrix& output, ThreadPool& pool) {
+  const int64_t E = s.n_embd;
+  Logits out;
+  out.n_vocab = s.n_vocab;
+  std::vector<float> sel;
+  for (size_t t = 0; t < batch.size(); ++t) {
+    if (!batch.tokens[t].want_logits) continue;
+    out.batch_index.push_back(static_cast<int32_t>(t));
+    sel.resize(sel.size() + static_cast<size_t>(E));
+    kernels::rms_norm(x + static_cast<int64_t>(t) * E, norm.data(), s.rms_eps, E, &sel[sel.size() - static_cast<size_t>(E)]);
+  }
+  out.data.resize(static_cast<size_t>(out.rows() * s.n_vocab));
+  if (out.rows() > 0) kernels::matmul(output, sel.data(), out.rows(), out.data.data(), pool);
+  return out;
+}
+
+}  // namespace volga

@@ -1,0 +1,55 @@
+// Building blocks shared by the decoder architectures: batch validation, the
+// SwiGLU feed-forward, routed experts and the output head. Internal to the
+// model layer.
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include "model/batch.h"
+#include "model/binder.h"
+#include "model/kv_cache.h"
+#include "model/spec.h"
+#include "util/thread_pool.h"
+
+namespace volga {
+
+struct FfnWeights {
+  WeightMatrix gate, up, down;
+  int64_t n_ff = 0;
+};
+
+struct MoeWeights {
+  WeightMatrix router;            // ffn_gate_inp [n_expert x n_embd]
+  std::vector<float> probs_bias;  // exp_probs_b: added for the choice only (may be empty)
+  std::vector<WeightMatrix> gate, up, down;  // one view per expert
+  FfnWeights shared;              // shared experts (n_ff = 0: none)
+};
+
+// Throws volga::Error on a bad token id, sequence id, position gap or a full context.
+void validate_batch(const ModelSpec& spec, const Batch& batch, const KvCache& cache);
+
+// Binds blk.N.ffn_{gate,up,down} with n_ff rows, or blk.N.ffn_*_shexp.
+FfnWeights bind_ffn(const Binder& b, const std::string& prefix, const std::string& suffix, int64_t n_embd,
+                    int64_t n_ff);
+MoeWeights bind_moe(const Binder& b, const std::string& prefix, const ModelSpec& spec);
+
+// out[T x E] = down(silu(gate h) * up h).
+void swiglu_ffn(const FfnWeights& w, const float* h, int64_t T, int64_t n_embd, float* out, ThreadPool& pool);
+
+// The experts chosen for one token and their weights, from the router logits
+// (n_expert values): gating (softmax or sigmoid), the selection bias, group-
+// limited choice, top-k (ties to the lower index), normalisation and scale.
+std::vector<std::pair<int64_t, float>> route_token(const ModelSpec& spec, const float* logits,
+                                                   const std::vector<float>& bias);
+
+// out[T x E] = routed experts (+ shared experts). Tokens are grouped by
+// expert, so each chosen expert's weights are read once per batch and the
+// others not at all.
+void moe_ffn(const ModelSpec& spec, const MoeWeights& w, const float* h, int64_t T, float* out, ThreadPool& pool);
+
+// Final RMSNorm and output matrix for the tokens that want logits.
+Logits output_logits(const ModelSpec& spec, const Batch& batch, const float* x, const std::vector<float>& norm,
+                     const WeightMatrix& output, ThreadPool& pool);
+
+}  // namespace volga

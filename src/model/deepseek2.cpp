@@ -1,0 +1,211 @@
+// deepseek2 (DeepSeek-V2/V3, GigaChat 3): multi-head latent attention and
+// DeepSeek mixture of experts.
+//
+// Attention runs in absorbed form: per token the KV cache holds only the
+// normalised latent c (kv_lora_rank) and the rotated key part k_pe (rope dims).
+// For head h, q_nope . (W_UK_h c) = (W_UK_h^T q_nope) . c, so the query's
+// no-position part is mapped into the latent space once (attn_k_b) and the
+// scores are one dot product with [c, k_pe]; the output is W_UV_h applied to
+// the attention-weighted latent (attn_v_b). RoPE uses adjacent pairs on the
+// rope dims, with YaRN and its attention-scale factor when the file asks.
+// Older files carry attn_kv_b instead of attn_k_b/attn_v_b; its key half is
+// transposed to F32 at load, its value half is used in place.
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
+#include "format/gguf.h"
+#include "kernels/ops.h"
+#include "model/architectures.h"
+#include "model/blocks.h"
+#include "model/model.h"
+#include "model/rope.h"
+#include "util/error.h"
+
+namespace volga {
+
+namespace {
+
+struct MlaLayer {
+  std::vector<float> attn_norm, ffn_norm, q_a_norm, kv_a_norm;
+  WeightMatrix wq, wq_a, wq_b, wkv_a, wo;
+  std::vector<WeightMatrix> k_b, v_b;  // per head: [kv_lora_rank x nope], [v dims x kv_lora_rank]
+  std::vector<float> k_b_owned;        // legacy attn_kv_b: the key half, transposed
+  FfnWeights ffn;
+  MoeWeights moe;
+};
+
+class MlaDecoder final : public Model {
+ public:
+  MlaDecoder(const GgufFile& f, ThreadPool& pool) : pool_(pool) {
+    spec_ = read_model_spec(f);
+    const ModelSpec& s = spec_;
+    Binder b(f);
+    const int64_t E = s.n_embd, H = s.n_head, C = s.n_lora_kv, R = s.n_rot, Dq = s.head_dim_k_mla,
+                  nope = Dq - R, Vd = s.head_dim_v_mla;
+    tok_embd_ = b.matrix("token_embd.weight", E, s.n_vocab);
+    output_norm_ = b.vector("output_norm.weight", E);
+    output_ = b.find("output.weight") ? b.matrix("output.weight", E, s.n_vocab) : tok_embd_;
+    layers_.reserve(static_cast<size_t>(s.n_layer));
+    for (int64_t i = 0; i < s.n_layer; ++i) {
+      const std::string p = "blk." + std::to_string(i) + ".";
+      MlaLayer& L = layers_.emplace_back();
+      L.attn_norm = b.vector(p + "attn_norm.weight", E);
+      if (s.n_lora_q > 0) {
+        L.wq_a = b.matrix(p + "attn_q_a.weight", E, s.n_lora_q);
+        L.q_a_norm = b.vector(p + "attn_q_a_norm.weight", s.n_lora_q);
+        L.wq_b = b.matrix(p + "attn_q_b.weight", s.n_lora_q, H * Dq);
+      } else {
+        L.wq = b.matrix(p + "attn_q.weight", E, H * Dq);
+      }
+      L.wkv_a = b.matrix(p + "attn_kv_a_mqa.weight", E, C + R);
+      L.kv_a_norm = b.vector(p + "attn_kv_a_norm.weight", C);
+      if (s.mla_split_kv_b) {
+        L.k_b = b.matrices(p + "attn_k_b.weight", nope, C, H);
+        L.v_b = b.matrices(p + "attn_v_b.weight", C, Vd, H);
+      } else {
+        bind_legacy_kv_b(b, p + "attn_kv_b.weight", L);
+      }
+      L.wo = b.matrix(p + "attn_output.weight", H * Vd, E);
+      L.ffn_norm = b.vector(p + "ffn_norm.weight", E);
+      if (s.is_moe_layer(i)) L.moe = bind_moe(b, p, s);
+      else L.ffn = bind_ffn(b, p, "", E, s.n_ff);
+    }
+    rope_.emplace(s, std::vector<float>{});
+  }
+
+  const ModelSpec& spec() const override { return spec_; }
+  Logits forward(const Batch& batch, KvCache& cache) override;
+
+ private:
+  void bind_legacy_kv_b(const Binder& b, const std::string& name, MlaLayer& L) const;
+
+  ModelSpec spec_;
+  ThreadPool& pool_;
+  WeightMatrix tok_embd_, output_;
+  std::vector<float> output_norm_;
+  std::optional<RopeTable> rope_;
+  std::vector<MlaLayer> layers_;
+};
+
+// attn_kv_b is [kv_lora_rank -> n_head * (nope + v)]: per head, nope key rows
+// then v value rows. The value rows are used in place; the key rows are
+// transposed to [kv_lora_rank x nope] so the query can be absorbed.
+void MlaDecoder::bind_legacy_kv_b(const Binder& b, const std::string& name, MlaLayer& L) const {
+  const ModelSpec& s = spec_;
+  const int64_t H = s.n_head, C = s.n_lora_kv, nope = s.head_dim_k_mla - s.n_rot, Vd = s.head_dim_v_mla;
+  const WeightMatrix kv = b.matrix(name, C, H * (nope + Vd));
+  L.k_b_owned.resize(static_cast<size_t>(H * C * nope));
+  std::vector<float> row(static_cast<size_t>(C));
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t i = 0; i < nope; ++i) {
+      kernels::get_row(kv, h * (nope + Vd) + i, row.data());
+      for (int64_t c = 0; c < C; ++c) L.k_b_owned[static_cast<size_t>((h * C + c) * nope + i)] = row[static_cast<size_t>(c)];
+    }
+    WeightMatrix k;
+    k.type = DType::F32;
+    k.rows = C;
+    k.cols = nope;
+    k.row_stride = nope * static_cast<int64_t>(sizeof(float));
+    k.data = reinterpret_cast<const uint8_t*>(L.k_b_owned.data() + h * C * nope);
+    L.k_b.push_back(k);
+    WeightMatrix v = kv;
+    v.rows = Vd;
+    v.data = kv.data + (h * (nope + Vd) + nope) * kv.row_stride;
+    L.v_b.push_back(v);
+  }
+}
+
+Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
+  validate_batch(spec_, batch, cache);
+  const ModelSpec& s = spec_;
+  const int64_t T = static_cast<int64_t>(batch.size()), E = s.n_embd, H = s.n_head, C = s.n_lora_kv,
+                R = s.n_rot, Dq = s.head_dim_k_mla, nope = Dq - R, Vd = s.head_dim_v_mla, W = C + R;
+  const int n_pairs = static_cast<int>(R / 2);
+  const float scale = s.attn_scale;
+
+  std::vector<float> x(static_cast<size_t>(T * E)), h(x.size()), ffn_out(x.size());
+  std::vector<float> q(static_cast<size_t>(T * H * Dq)), qa(static_cast<size_t>(T * s.n_lora_q)),
+      kv(static_cast<size_t>(T * W)), q_nope(static_cast<size_t>(H * T * nope)),
+      q_abs(static_cast<size_t>(H * T * C)), q_full(static_cast<size_t>(T * H * W)),
+      o_lat(static_cast<size_t>(H * T * C)), o_v(static_cast<size_t>(H * T * Vd)),
+      att(static_cast<size_t>(T * H * Vd));
+  std::vector<float> cosv, sinv;
+  rope_->compute(batch, cosv, sinv);
+  for (int64_t t = 0; t < T; ++t)
+    kernels::get_row(tok_embd_, batch.tokens[static_cast<size_t>(t)].token, x.data() + t * E);
+
+  for (int64_t l = 0; l < s.n_layer; ++l) {
+    const MlaLayer& L = layers_[static_cast<size_t>(l)];
+    for (int64_t t = 0; t < T; ++t) kernels::rms_norm(&x[t * E], L.attn_norm.data(), s.rms_eps, E, &h[t * E]);
+    if (s.n_lora_q > 0) {
+      kernels::matmul(L.wq_a, h.data(), T, qa.data(), pool_);
+      for (int64_t t = 0; t < T; ++t)
+        kernels::rms_norm(&qa[t * s.n_lora_q], L.q_a_norm.data(), s.rms_eps, s.n_lora_q, &qa[t * s.n_lora_q]);
+      kernels::matmul(L.wq_b, qa.data(), T, q.data(), pool_);
+    } else {
+      kernels::matmul(L.wq, h.data(), T, q.data(), pool_);
+    }
+    kernels::matmul(L.wkv_a, h.data(), T, kv.data(), pool_);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* c = &cosv[static_cast<size_t>(t * n_pairs)];
+      const float* sn = &sinv[static_cast<size_t>(t * n_pairs)];
+      float* row = &kv[static_cast<size_t>(t * W)];
+      kernels::rms_norm(row, L.kv_a_norm.data(), s.rms_eps, C, row);
+      kernels::rope(row + C, c, sn, n_pairs, false);
+      const BatchToken& bt = batch.tokens[static_cast<size_t>(t)];
+      std::copy_n(row, W, cache.key(l, bt.seq, bt.pos));
+      for (int64_t hh = 0; hh < H; ++hh) {
+        float* qh = &q[static_cast<size_t>((t * H + hh) * Dq)];
+        kernels::rope(qh + nope, c, sn, n_pairs, false);
+        std::copy_n(qh, nope, &q_nope[static_cast<size_t>((hh * T + t) * nope)]);
+      }
+    }
+    // Absorb W_UK into the query: q_abs[h][t] = k_b[h] . q_nope[h][t].
+    kernels::matmul_grouped(L.k_b.data(), H, q_nope.data(), T, q_abs.data(), pool_);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t hh = 0; hh < H; ++hh) {
+        float* dst = &q_full[static_cast<size_t>((t * H + hh) * W)];
+        std::copy_n(&q_abs[static_cast<size_t>((hh * T + t) * C)], C, dst);
+        std::copy_n(&q[static_cast<size_t>((t * H + hh) * Dq + nope)], R, dst + C);
+      }
+    // Multi-query attention over the cached [c, k_pe]; values are the latents.
+    pool_.parallel_for(T * H, [&](int64_t i0, int64_t i1, int) {
+      std::vector<float> scores;
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t t = i / H, hh = i % H;
+        const BatchToken& bt = batch.tokens[static_cast<size_t>(t)];
+        const int n_pos = bt.pos + 1;
+        const float* qh = &q_full[static_cast<size_t>((t * H + hh) * W)];
+        scores.resize(static_cast<size_t>(n_pos));
+        for (int p = 0; p < n_pos; ++p) scores[static_cast<size_t>(p)] = kernels::dot(qh, cache.key(l, bt.seq, p), W) * scale;
+        kernels::softmax(scores.data(), n_pos);
+        float* o = &o_lat[static_cast<size_t>((hh * T + t) * C)];
+        std::fill(o, o + C, 0.0f);
+        for (int p = 0; p < n_pos; ++p) kernels::axpy(scores[static_cast<size_t>(p)], cache.key(l, bt.seq, p), o, C);
+      }
+    });
+    // Decompress with W_UV per head, then the output projection.
+    kernels::matmul_grouped(L.v_b.data(), H, o_lat.data(), T, o_v.data(), pool_);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t hh = 0; hh < H; ++hh)
+        std::copy_n(&o_v[static_cast<size_t>((hh * T + t) * Vd)], Vd, &att[static_cast<size_t>((t * H + hh) * Vd)]);
+    kernels::matmul(L.wo, att.data(), T, h.data(), pool_);
+    for (int64_t i = 0; i < T * E; ++i) x[i] += h[i];
+
+    for (int64_t t = 0; t < T; ++t) kernels::rms_norm(&x[t * E], L.ffn_norm.data(), s.rms_eps, E, &h[t * E]);
+    if (s.is_moe_layer(l)) moe_ffn(s, L.moe, h.data(), T, ffn_out.data(), pool_);
+    else swiglu_ffn(L.ffn, h.data(), T, E, ffn_out.data(), pool_);
+    for (int64_t i = 0; i < T * E; ++i) x[i] += ffn_out[i];
+  }
+  for (const BatchToken& t : batch.tokens) cache.set_length(t.seq, t.pos + 1);
+  return output_logits(s, batch, x.data(), output_norm_, output_, pool_);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> make_mla_decoder(const GgufFile& file, ThreadPool& pool) {
+  return std::make_unique<MlaDecoder>(file, pool);
+}
+
+}  // namespace volga
