@@ -44,19 +44,48 @@ Command add_info(CLI::App& app) {
       std::printf("vocabulary:    %lld\n", static_cast<long long>(s.n_vocab));
       std::printf("layers:        %lld\n", static_cast<long long>(s.n_layer));
       std::printf("embedding:     %lld\n", static_cast<long long>(s.n_embd));
-      if (s.n_expert > 0)
+      if (s.n_expert > 0) {
         std::printf("experts:       %lld, %lld used per token, feed-forward %lld each\n",
                     static_cast<long long>(s.n_expert), static_cast<long long>(s.n_expert_used),
                     static_cast<long long>(s.n_ff_expert));
-      else
+        if (s.arch == "deepseek2") {
+          std::printf("routing:       %s gating%s, %s, scale %g%s\n",
+                      s.expert_gating == ExpertGating::Sigmoid ? "sigmoid" : "softmax",
+                      s.n_expert_groups > 1 ? (", " + std::to_string(s.n_group_used) + " of " +
+                                               std::to_string(s.n_expert_groups) + " groups").c_str() : "",
+                      s.expert_weights_norm ? "weights normalised" : "weights not normalised",
+                      s.expert_weights_scale != 0 ? s.expert_weights_scale : 1.0f,
+                      s.n_expert_shared > 0 ? (", " + std::to_string(s.n_expert_shared) + " shared").c_str() : "");
+          std::printf("dense layers:  %lld leading, feed-forward %lld\n", static_cast<long long>(s.n_layer_dense_lead),
+                      static_cast<long long>(s.n_ff));
+        }
+      } else {
         std::printf("feed-forward:  %lld\n", static_cast<long long>(s.n_ff));
-      std::printf("heads:         %lld (kv %lld), head size k %lld / v %lld\n", static_cast<long long>(s.n_head),
-                  static_cast<long long>(s.n_head_kv), static_cast<long long>(s.head_dim_k),
-                  static_cast<long long>(s.head_dim_v));
+      }
+      if (s.is_mla())
+        std::printf("attention:     MLA, %lld heads, q/k %lld (%lld rope) / v %lld per head, q rank %lld, kv rank %lld%s\n",
+                    static_cast<long long>(s.n_head), static_cast<long long>(s.head_dim_k_mla),
+                    static_cast<long long>(s.n_rot), static_cast<long long>(s.head_dim_v_mla),
+                    static_cast<long long>(s.n_lora_q), static_cast<long long>(s.n_lora_kv),
+                    s.mla_split_kv_b ? "" : " (legacy attn_kv_b)");
+      else
+        std::printf("heads:         %lld (kv %lld), head size k %lld / v %lld\n", static_cast<long long>(s.n_head),
+                    static_cast<long long>(s.n_head_kv), static_cast<long long>(s.head_dim_k),
+                    static_cast<long long>(s.head_dim_v));
+      const int64_t kv_floats = (s.kv_key_width() + s.kv_value_width()) * s.n_layer;
+      std::printf("kv cache:      %lld floats (%s) per token%s\n", static_cast<long long>(kv_floats),
+                  human_bytes(static_cast<double>(kv_floats) * 4).c_str(),
+                  s.is_mla() ? ", latent + rope key only" : "");
       std::printf("context:       %lld (trained)\n", static_cast<long long>(s.n_ctx_train));
-      std::printf("rope:          %s, %lld dims, base %g%s\n", s.rope_style == RopeStyle::Neox ? "neox" : "normal",
+      std::printf("rope:          %s, %lld dims, base %g%s", s.rope_style == RopeStyle::Neox ? "neox" : "normal",
                   static_cast<long long>(s.n_rot), s.rope_freq_base,
                   f->find_tensor("rope_freqs.weight") ? ", llama3 frequency factors" : "");
+      if (s.rope_ext_factor != 0)
+        std::printf(", YaRN x%g from %lld (attention scale %g)", 1.0 / s.rope_freq_scale,
+                    static_cast<long long>(s.rope_n_ctx_orig), s.attn_scale);
+      else if (s.rope_freq_scale != 1.0f)
+        std::printf(", linear x%g", 1.0 / s.rope_freq_scale);
+      std::printf("\n");
       std::printf("rms epsilon:   %g\n", s.rms_eps);
     } catch (const Error& e) {
       std::printf("(cannot run: %s)\n", e.what());

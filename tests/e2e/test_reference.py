@@ -18,7 +18,7 @@ SYNTH = os.environ.get("VOLGA_SYNTH", os.path.join(ROOT, "build", "bin", "volga-
 sys.path.insert(0, os.path.join(ROOT, "tools", "reference"))
 from forward import Reference  # noqa: E402
 
-ARCHS = ["llama", "qwen2", "qwen3", "qwen3moe"]
+ARCHS = ["llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"]
 TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m"]
 PROMPT = "The weather is good today. Москва стоит на берегу реки. 今天天气很好"
 TMP = tempfile.mkdtemp(prefix="volga-e2e-")
@@ -88,6 +88,45 @@ def make_case(arch, ty):
 for _arch in ARCHS:
     for _ty in TYPES:
         setattr(ReferenceAgreement, "test_%s_%s" % (_arch, _ty), make_case(_arch, _ty))
+
+
+class DeepSeek2Variants(unittest.TestCase):
+    """deepseek2 in its layouts and routings, against the naive (decompressed)
+    MLA of the reference; Volga runs absorbed attention over a latent-only cache."""
+
+    def check(self, name, *args, ty="q8_0"):
+        path = synth("ds2-" + name, "--arch", "deepseek2", "--type", ty, *args)
+        rel = ReferenceAgreement.check_model(self, path)
+        print("deepseek2 %s: max relative logit error %.2e" % (name, rel), file=sys.stderr)
+        return path
+
+    def test_lite_without_q_lora_softmax_gating(self):
+        self.check("lite", "--q-lora-rank", "0", "--gating", "softmax", "--expert-norm", "0", "--expert-scale", "1.5",
+                   "--n-expert-shared", "2")
+
+    def test_sigmoid_gating_with_groups(self):
+        self.check("groups", "--n-expert", "16", "--n-expert-used", "3", "--n-expert-groups", "4",
+                   "--n-group-used", "2", "--n-dense-lead", "0")
+
+    def test_yarn_with_mscale(self):
+        # Original context 64 of 256: the prompt spans YaRN's blended frequencies.
+        path = self.check("yarn", "--yarn", "4", "--yarn-mscale-all-dim", "0.707", "--ctx", "256")
+        info = run(VOLGA, "info", path).stdout
+        self.assertIn("YaRN x4 from 64", info)
+
+    def test_legacy_kv_b_file(self):
+        path = self.check("legacy", "--legacy-kv-b", "--yarn", "8", "--ctx", "512", "--q-lora-rank", "0")
+        self.assertIn("legacy attn_kv_b", run(VOLGA, "info", path).stdout)
+
+    def test_kv_cache_holds_only_latent_and_rope_key(self):
+        path = synth("deepseek2-q8_0", *synth_args("deepseek2", "q8_0"))
+        info = run(VOLGA, "info", path).stdout
+        # tiny preset: kv_lora_rank 96 + 32 rope dims, 3 layers, no separate values.
+        self.assertIn("kv cache:      %d floats" % ((96 + 32) * 3), info)
+
+    def test_qwen3_with_yarn(self):
+        path = synth("qwen3-yarn", "--arch", "qwen3", "--type", "q8_0", "--yarn", "4", "--ctx", "256")
+        ReferenceAgreement.check_model(self, path)
 
 
 class LlamaCppQuantMix(unittest.TestCase):

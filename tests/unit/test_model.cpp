@@ -149,7 +149,7 @@ TEST_P(ModelTest, GreedyGenerationIsDeterministicAndSeededSamplingReproducible) 
   EXPECT_EQ(generate(*model_, c3, {1, 2, 3}, o).ids, generate(*model_, c4, {1, 2, 3}, o).ids);
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, ModelTest, ::testing::Values("llama", "qwen2", "qwen3"));
+INSTANTIATE_TEST_SUITE_P(Archs, ModelTest, ::testing::Values("llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"));
 
 // ---------------------------------------------------------- refused models
 
@@ -167,10 +167,10 @@ std::string load_error(const std::vector<uint8_t>& bytes) {
 // Rewrites a synthetic model, dropping or reshaping one tensor or changing a key.
 std::vector<uint8_t> variant(const std::string& drop, const std::string& arch_override = "",
                              const std::string& reshape = "", const std::string& u32_key = "",
-                             uint32_t u32_value = 0) {
+                             uint32_t u32_value = 0, const std::string& base_arch = "qwen2") {
   std::string path = temp_path("variant");
   synth::SynthOptions o;
-  o.arch = "qwen2";
+  o.arch = base_arch;
   o.output = path;
   o.quiet = true;
   synth::write_synthetic_model(o);
@@ -210,6 +210,25 @@ TEST(ModelLoad, HostileHyperParametersAreRefusedBeforeAllocating) {
   EXPECT_NE(msg.find("has shape"), std::string::npos) << msg;
   msg = load_error(variant("", "", "", "qwen2.block_count", 5u));  // more layers than the file has
   EXPECT_NE(msg.find("missing tensor 'blk.2.attn_norm.weight'"), std::string::npos) << msg;
+}
+
+TEST(ModelLoad, InconsistentDeepseek2MetadataIsRefused) {
+  auto ds = [](const std::string& key, uint32_t v) { return load_error(variant("", "", "", key, v, "deepseek2")); };
+  EXPECT_EQ(ds("deepseek2.block_count", 3u), "");  // the unmodified model loads
+  std::string msg = ds("deepseek2.attention.key_length", 999u);
+  EXPECT_NE(msg.find("do not match kv_lora_rank"), std::string::npos) << msg;
+  msg = ds("deepseek2.expert_gating_func", 3u);
+  EXPECT_NE(msg.find("expert_gating_func 3 is not supported"), std::string::npos) << msg;
+  msg = ds("deepseek2.expert_group_count", 3u);  // 8 experts do not split into 3 groups
+  EXPECT_NE(msg.find("do not fit"), std::string::npos) << msg;
+  msg = ds("deepseek2.leading_dense_block_count", 7u);
+  EXPECT_NE(msg.find("leading_dense_block_count is out of range"), std::string::npos) << msg;
+  msg = ds("deepseek2.attention.key_length_mla", 32u);  // all rope, no room for the no-position part
+  EXPECT_NE(msg.find("must exceed the rope dimension count"), std::string::npos) << msg;
+  msg = load_error(variant("blk.2.attn_k_b.weight", "", "", "", 0, "deepseek2"));
+  EXPECT_NE(msg.find("missing tensor 'blk.2.attn_k_b.weight'"), std::string::npos) << msg;
+  msg = load_error(variant("blk.1.exp_probs_b.bias", "", "", "", 0, "deepseek2"));
+  EXPECT_EQ(msg, "");  // the selection bias is optional
 }
 
 TEST(ModelLoad, MisshapenTensorIsNamed) {
