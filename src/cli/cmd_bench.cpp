@@ -119,15 +119,18 @@ Command add_bench(CLI::App& app) {
     auto model = load_model(*file, pool);
     const ModelSpec& s = model->spec();
 
-    // What one token costs: weight bytes streamed in decode, multiply-adds in prefill.
+    // What one token costs: weight bytes streamed in decode, multiply-adds in
+    // prefill. Of the routed experts (ffn_*_exps) a token uses n_expert_used.
     double weight_bytes = 0, matmul_params = 0;
     const bool tied = file->find_tensor("output.weight") == nullptr;
     for (const TensorInfo& t : file->tensors()) {
       bool embd = t.name == "token_embd.weight";
       if (embd && !tied) continue;  // only one row is read per token
-      weight_bytes += static_cast<double>(t.n_bytes);
+      const double share = t.name.find("_exps.") != std::string::npos && s.n_expert > 0
+                               ? static_cast<double>(s.n_expert_used) / static_cast<double>(s.n_expert) : 1.0;
+      weight_bytes += static_cast<double>(t.n_bytes) * share;
       if (t.ne[1] > 1 && !(embd && tied) && t.name != "output.weight")
-        matmul_params += static_cast<double>(t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3]);
+        matmul_params += static_cast<double>(t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3]) * share;
     }
 
     const int ctx = std::max(16, o->n_prompt + o->n_gen + 1);
@@ -167,7 +170,9 @@ Command add_bench(CLI::App& app) {
     const double decode_limit = bandwidth / weight_bytes;
     // Prefill work per token: 2 flops per matrix weight, plus attention over
     // on average half the prompt (q.k and p.v).
-    const double attn_flops = 4.0 * static_cast<double>(s.n_layer * s.n_head * s.head_dim_k) * (o->n_prompt / 2.0);
+    // MLA attends in the latent space: q.k over latent + rope dims, p.v over the latent.
+    const int64_t att_k = s.is_mla() ? s.kv_key_width() : s.head_dim_k, att_v = s.is_mla() ? s.n_lora_kv : s.head_dim_v;
+    const double attn_flops = 2.0 * static_cast<double>(s.n_layer * s.n_head * (att_k + att_v)) * (o->n_prompt / 2.0);
     const double flops_per_token = 2.0 * matmul_params + attn_flops;
 
     Stats p = pp.empty() ? Stats{} : stats(pp), g = tg.empty() ? Stats{} : stats(tg);
