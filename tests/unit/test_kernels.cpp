@@ -123,6 +123,32 @@ TEST(Kernels, MatmulRowsMatchReference) {
   }
 }
 
+// Decode (one or two tokens) may take a fused path that skips the tile
+// buffer; a token's result must not depend on how many tokens share the call,
+// or a sequence's output would change with the batch it is scheduled in.
+TEST(Kernels, MatmulResultDoesNotDependOnTokenCount) {
+  for (Isa isa : available_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (DType t : kTypes)
+      for (int64_t cols : widths(t)) {
+        const int64_t rows = 7, tokens = 6;
+        Matrix m = make_matrix(t, rows, cols, static_cast<uint32_t>(cols * 7 + 3));
+        auto x = random_floats(static_cast<size_t>(tokens * cols), 11);
+        std::vector<float> all(static_cast<size_t>(tokens * rows));
+        k.matmul_rows(m.w, 0, rows, x.data(), tokens, all.data(), rows);
+        for (int64_t n : {1, 2}) {
+          for (int64_t t0 = 0; t0 + n <= tokens; t0 += n) {
+            std::vector<float> part(static_cast<size_t>(n * rows));
+            k.matmul_rows(m.w, 0, rows, x.data() + t0 * cols, n, part.data(), rows);
+            for (int64_t i = 0; i < n * rows; ++i)
+              ASSERT_EQ(part[static_cast<size_t>(i)], all[static_cast<size_t>(t0 * rows + i)])
+                  << isa_name(isa) << " " << dtype_name(t) << " cols=" << cols << " tokens=" << n;
+          }
+        }
+      }
+  }
+}
+
 TEST(Kernels, VectorOpsMatchReference) {
   const KernelTable& ref = ref_kernels();
   for (Isa isa : available_isas()) {
