@@ -145,6 +145,11 @@ ModelSpec read_model_spec(const GgufFile& f) {
   auto req = [&](const char* k) { return positive(f, p + k, f.get_int(p + k)); };
   s.n_embd = req("embedding_length");
   s.n_layer = req("block_count");
+  // Multi-token-prediction layers (DeepSeek-V3, GigaChat 3) are stored after
+  // the decoder layers and are not part of the forward pass.
+  const int64_t nextn = f.get_int_opt(p + "nextn_predict_layers").value_or(0);
+  if (nextn < 0 || nextn >= s.n_layer) bad(f, "nextn_predict_layers is out of range");
+  s.n_layer -= nextn;
   const bool moe_arch = s.arch == "qwen3moe" || s.arch == "deepseek2";
   s.n_ff = moe_arch ? f.get_int_opt(p + "feed_forward_length").value_or(0) : req("feed_forward_length");
   if (s.n_ff < 0 || s.n_ff > (int64_t{1} << 31)) bad(f, "feed_forward_length is out of range");

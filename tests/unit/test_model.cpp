@@ -227,6 +227,11 @@ TEST(ModelLoad, InconsistentDeepseek2MetadataIsRefused) {
   EXPECT_NE(msg.find("must exceed the rope dimension count"), std::string::npos) << msg;
   msg = load_error(variant("blk.2.attn_k_b.weight", "", "", "", 0, "deepseek2"));
   EXPECT_NE(msg.find("missing tensor 'blk.2.attn_k_b.weight'"), std::string::npos) << msg;
+  // A multi-token-prediction layer counted in block_count is not run; here the
+  // last decoder layer stands in for it, so only two layers need binding.
+  EXPECT_EQ(ds("deepseek2.nextn_predict_layers", 1u), "");
+  msg = ds("deepseek2.nextn_predict_layers", 3u);
+  EXPECT_NE(msg.find("nextn_predict_layers is out of range"), std::string::npos) << msg;
   msg = load_error(variant("blk.1.exp_probs_b.bias", "", "", "", 0, "deepseek2"));
   EXPECT_EQ(msg, "");  // the selection bias is optional
 }
