@@ -148,6 +148,23 @@ void moe_ffn(const ModelSpec& s, const MoeWeights& w, const float* h, int64_t T,
   }
 }
 
+void residual_ffn(const ModelSpec& s, int64_t layer, const std::vector<float>& norm, const FfnWeights& ffn,
+                  const MoeWeights& moe, float* x, int64_t T, float* h, float* out, ThreadPool& pool) {
+  const int64_t E = s.n_embd;
+  for (int64_t t = 0; t < T; ++t) kernels::rms_norm(x + t * E, norm.data(), s.rms_eps, E, h + t * E);
+  if (s.is_moe_layer(layer)) moe_ffn(s, moe, h, T, out, pool);
+  else swiglu_ffn(ffn, h, T, E, out, pool);
+  for (int64_t i = 0; i < T * E; ++i) x[i] += out[i];
+}
+
+HeadWeights bind_head(const Binder& b, const ModelSpec& s) {
+  HeadWeights w;
+  w.tok_embd = b.matrix("token_embd.weight", s.n_embd, s.n_vocab);
+  w.output_norm = b.vector("output_norm.weight", s.n_embd);
+  w.output = b.find("output.weight") ? b.matrix("output.weight", s.n_embd, s.n_vocab) : w.tok_embd;
+  return w;
+}
+
 Logits output_logits(const ModelSpec& s, const Batch& batch, const float* x, const std::vector<float>& norm,
                      const WeightMatrix& output, ThreadPool& pool) {
   const int64_t E = s.n_embd;

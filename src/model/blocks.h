@@ -48,6 +48,18 @@ std::vector<std::pair<int64_t, float>> route_token(const ModelSpec& spec, const 
 // others not at all.
 void moe_ffn(const ModelSpec& spec, const MoeWeights& w, const float* h, int64_t T, float* out, ThreadPool& pool);
 
+// x[T x E] += FFN(RMSNorm(x, norm)): the layer's routed experts when it is a
+// mixture-of-experts layer, else its dense SwiGLU. h and out are scratch.
+void residual_ffn(const ModelSpec& spec, int64_t layer, const std::vector<float>& norm, const FfnWeights& ffn,
+                  const MoeWeights& moe, float* x, int64_t T, float* h, float* out, ThreadPool& pool);
+
+// Token embedding, final norm and output matrix (the embedding when tied).
+struct HeadWeights {
+  WeightMatrix tok_embd, output;
+  std::vector<float> output_norm;
+};
+HeadWeights bind_head(const Binder& b, const ModelSpec& spec);
+
 // Final RMSNorm and output matrix for the tokens that want logits.
 Logits output_logits(const ModelSpec& spec, const Batch& batch, const float* x, const std::vector<float>& norm,
                      const WeightMatrix& output, ThreadPool& pool);

@@ -43,9 +43,7 @@ class MlaDecoder final : public Model {
     Binder b(f);
     const int64_t E = s.n_embd, H = s.n_head, C = s.n_lora_kv, R = s.n_rot, Dq = s.head_dim_k_mla,
                   nope = Dq - R, Vd = s.head_dim_v_mla;
-    tok_embd_ = b.matrix("token_embd.weight", E, s.n_vocab);
-    output_norm_ = b.vector("output_norm.weight", E);
-    output_ = b.find("output.weight") ? b.matrix("output.weight", E, s.n_vocab) : tok_embd_;
+    head_ = bind_head(b, s);
     layers_.reserve(static_cast<size_t>(s.n_layer));
     for (int64_t i = 0; i < s.n_layer; ++i) {
       const std::string p = "blk." + std::to_string(i) + ".";
@@ -82,8 +80,7 @@ class MlaDecoder final : public Model {
 
   ModelSpec spec_;
   ThreadPool& pool_;
-  WeightMatrix tok_embd_, output_;
-  std::vector<float> output_norm_;
+  HeadWeights head_;
   std::optional<RopeTable> rope_;
   std::vector<MlaLayer> layers_;
 };
@@ -133,7 +130,7 @@ Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
   std::vector<float> cosv, sinv;
   rope_->compute(batch, cosv, sinv);
   for (int64_t t = 0; t < T; ++t)
-    kernels::get_row(tok_embd_, batch.tokens[static_cast<size_t>(t)].token, x.data() + t * E);
+    kernels::get_row(head_.tok_embd, batch.tokens[static_cast<size_t>(t)].token, x.data() + t * E);
 
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const MlaLayer& L = layers_[static_cast<size_t>(l)];
@@ -192,14 +189,10 @@ Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
         std::copy_n(&o_v[static_cast<size_t>((hh * T + t) * Vd)], Vd, &att[static_cast<size_t>((t * H + hh) * Vd)]);
     kernels::matmul(L.wo, att.data(), T, h.data(), pool_);
     for (int64_t i = 0; i < T * E; ++i) x[i] += h[i];
-
-    for (int64_t t = 0; t < T; ++t) kernels::rms_norm(&x[t * E], L.ffn_norm.data(), s.rms_eps, E, &h[t * E]);
-    if (s.is_moe_layer(l)) moe_ffn(s, L.moe, h.data(), T, ffn_out.data(), pool_);
-    else swiglu_ffn(L.ffn, h.data(), T, E, ffn_out.data(), pool_);
-    for (int64_t i = 0; i < T * E; ++i) x[i] += ffn_out[i];
+    residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x.data(), T, h.data(), ffn_out.data(), pool_);
   }
   for (const BatchToken& t : batch.tokens) cache.set_length(t.seq, t.pos + 1);
-  return output_logits(s, batch, x.data(), output_norm_, output_, pool_);
+  return output_logits(s, batch, x.data(), head_.output_norm, head_.output, pool_);
 }
 
 }  // namespace

@@ -37,9 +37,7 @@ class DenseDecoder final : public Model {
     Binder b(f);
     const int64_t E = s.n_embd, qd = s.n_head * s.head_dim_k, kd = s.n_head_kv * s.head_dim_k,
                   vd = s.n_head_kv * s.head_dim_v;
-    tok_embd_ = b.matrix("token_embd.weight", E, s.n_vocab);
-    output_norm_ = b.vector("output_norm.weight", E);
-    output_ = b.find("output.weight") ? b.matrix("output.weight", E, s.n_vocab) : tok_embd_;
+    head_ = bind_head(b, s);
     if (b.find("rope_freqs.weight")) rope_freq_factors_ = b.vector("rope_freqs.weight", s.n_rot / 2);
     const bool qwen3 = s.arch == "qwen3" || s.arch == "qwen3moe";
     // Layers are bound one by one: metadata sizes are only trusted once the
@@ -74,8 +72,7 @@ class DenseDecoder final : public Model {
 
   ModelSpec spec_;
   ThreadPool& pool_;
-  WeightMatrix tok_embd_, output_;
-  std::vector<float> output_norm_;
+  HeadWeights head_;
   std::vector<float> rope_freq_factors_;
   std::optional<RopeTable> rope_;
   std::vector<LayerWeights> layers_;
@@ -122,7 +119,7 @@ Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
   std::vector<float> cosv, sinv;
   rope_->compute(batch, cosv, sinv);
   for (int64_t t = 0; t < T; ++t)
-    kernels::get_row(tok_embd_, batch.tokens[static_cast<size_t>(t)].token, x.data() + t * E);
+    kernels::get_row(head_.tok_embd, batch.tokens[static_cast<size_t>(t)].token, x.data() + t * E);
 
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const LayerWeights& L = layers_[static_cast<size_t>(l)];
@@ -155,14 +152,10 @@ Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
     attention(l, batch, cache, q.data(), att.data());
     kernels::matmul(L.wo, att.data(), T, h.data(), pool_);
     for (int64_t i = 0; i < T * E; ++i) x[i] += h[i];
-
-    for (int64_t t = 0; t < T; ++t) kernels::rms_norm(&x[t * E], L.ffn_norm.data(), s.rms_eps, E, &h[t * E]);
-    if (s.is_moe_layer(l)) moe_ffn(s, L.moe, h.data(), T, ffn_out.data(), pool_);
-    else swiglu_ffn(L.ffn, h.data(), T, E, ffn_out.data(), pool_);
-    for (int64_t i = 0; i < T * E; ++i) x[i] += ffn_out[i];
+    residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x.data(), T, h.data(), ffn_out.data(), pool_);
   }
   for (const BatchToken& t : batch.tokens) cache.set_length(t.seq, t.pos + 1);
-  return output_logits(s, batch, x.data(), output_norm_, output_, pool_);
+  return output_logits(s, batch, x.data(), head_.output_norm, head_.output, pool_);
 }
 
 }  // namespace
