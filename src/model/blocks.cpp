@@ -52,13 +52,15 @@ MoeWeights bind_moe(const Binder& b, const std::string& p, const ModelSpec& s) {
   return w;
 }
 
-void swiglu_ffn(const FfnWeights& w, const float* h, int64_t T, int64_t n_embd, float* out, ThreadPool& pool) {
-  std::vector<float> gate(static_cast<size_t>(T * w.n_ff)), up(gate.size());
+void swiglu_ffn(const FfnWeights& w, const float* h, int64_t T, float* out, ThreadPool& pool) {
+  // Scratch reused across layers and calls (engine thread only).
+  thread_local std::vector<float> gate, up;
+  gate.resize(static_cast<size_t>(T * w.n_ff));
+  up.resize(gate.size());
   kernels::matmul(w.gate, h, T, gate.data(), pool);
   kernels::matmul(w.up, h, T, up.data(), pool);
   kernels::swiglu(gate.data(), up.data(), T * w.n_ff, gate.data());
   kernels::matmul(w.down, gate.data(), T, out, pool);
-  (void)n_embd;
 }
 
 std::vector<std::pair<int64_t, float>> route_token(const ModelSpec& s, const float* logits,
@@ -125,7 +127,7 @@ void moe_ffn(const ModelSpec& s, const MoeWeights& w, const float* h, int64_t T,
   for (int64_t t = 0; t < T; ++t)
     for (const auto& [e, wgt] : route_token(s, &logits[static_cast<size_t>(t * X)], w.probs_bias))
       routed[static_cast<size_t>(e)].push_back({t, wgt});
-  if (w.shared.n_ff > 0) swiglu_ffn(w.shared, h, T, E, out, pool);
+  if (w.shared.n_ff > 0) swiglu_ffn(w.shared, h, T, out, pool);
   else std::fill(out, out + T * E, 0.0f);
   std::vector<float> xs, gate, up, ys;
   for (int64_t e = 0; e < X; ++e) {
@@ -153,7 +155,7 @@ void residual_ffn(const ModelSpec& s, int64_t layer, const std::vector<float>& n
   const int64_t E = s.n_embd;
   for (int64_t t = 0; t < T; ++t) kernels::rms_norm(x + t * E, norm.data(), s.rms_eps, E, h + t * E);
   if (s.is_moe_layer(layer)) moe_ffn(s, moe, h, T, out, pool);
-  else swiglu_ffn(ffn, h, T, E, out, pool);
+  else swiglu_ffn(ffn, h, T, out, pool);
   for (int64_t i = 0; i < T * E; ++i) x[i] += out[i];
 }
 

@@ -35,7 +35,7 @@ FfnWeights bind_ffn(const Binder& b, const std::string& prefix, const std::strin
 MoeWeights bind_moe(const Binder& b, const std::string& prefix, const ModelSpec& spec);
 
 // out[T x E] = down(silu(gate h) * up h).
-void swiglu_ffn(const FfnWeights& w, const float* h, int64_t T, int64_t n_embd, float* out, ThreadPool& pool);
+void swiglu_ffn(const FfnWeights& w, const float* h, int64_t T, float* out, ThreadPool& pool);
 
 // The experts chosen for one token and their weights, from the router logits
 // (n_expert values): gating (softmax or sigmoid), the selection bias, group-
