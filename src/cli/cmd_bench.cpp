@@ -29,6 +29,7 @@ struct BenchOptions {
   int reps = 3;
   bool json = false;
   std::string isa;
+  std::string matmul;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -109,9 +110,15 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
   cmd->add_option("-r,--reps", o->reps, "Repetitions; the median is reported with min..max")->default_val(3)->check(CLI::Range(1, 100));
   cmd->add_option("--isa", o->isa, "Kernel set: ref, avx2, avx512 (default: the best this CPU runs; same as VOLGA_ISA)");
+  cmd->add_option("--matmul", o->matmul,
+                  "Products with quantized weights: int8 (activations rounded to 8 bits, integer dot products; "
+                  "the default) or float (weights dequantized to float); same as VOLGA_MATMUL")
+      ->check(CLI::IsMember({"int8", "float"}));
   cmd->add_flag("--json", o->json, "Print one JSON object instead of the table");
   return [o]() -> int {
     if (!o->isa.empty()) setenv("VOLGA_ISA", o->isa.c_str(), 1);
+    if (!o->matmul.empty()) setenv("VOLGA_MATMUL", o->matmul.c_str(), 1);
+    const char* matmul_mode = kernels::int8_matmul_enabled() ? "int8" : "float";
     const kernels::KernelTable& kt = kernels::active_kernels();
     if (o->n_prompt == 0 && o->n_gen == 0) throw Error("nothing to measure: -p and -n are both 0");
     auto file = GgufFile::open(o->model);
@@ -185,6 +192,7 @@ Command add_bench(CLI::App& app) {
       j["model_bytes"] = file->file_size();
       j["threads"] = pool.size();
       j["isa"] = kt.name;
+      j["matmul"] = matmul_mode;
       j["n_prompt"] = o->n_prompt;
       j["n_gen"] = o->n_gen;
       j["reps"] = o->reps;
@@ -206,9 +214,9 @@ Command add_bench(CLI::App& app) {
       std::printf("%s\n", j.dump(2).c_str());
       return 0;
     }
-    std::printf("model: %s (%s, %.0f MiB%s%s), %d threads, kernels %s, CPU: %s\n", o->model.c_str(), s.arch.c_str(),
-                static_cast<double>(file->file_size()) / (1 << 20), type.empty() ? "" : ", ", type.c_str(),
-                pool.size(), kt.name, cpu_features().describe().c_str());
+    std::printf("model: %s (%s, %.0f MiB%s%s), %d threads, kernels %s, matmul %s, CPU: %s\n", o->model.c_str(),
+                s.arch.c_str(), static_cast<double>(file->file_size()) / (1 << 20), type.empty() ? "" : ", ",
+                type.c_str(), pool.size(), kt.name, matmul_mode, cpu_features().describe().c_str());
     std::printf("| test   | tokens/s (median) | min .. max        | of the machine's limit |\n");
     std::printf("|--------|-------------------|-------------------|------------------------|\n");
     if (!pp.empty())

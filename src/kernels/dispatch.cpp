@@ -50,6 +50,16 @@ const KernelTable& kernel_table(Isa isa) {
   }
 }
 
+bool int8_matmul_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("VOLGA_MATMUL");
+    if (!env || !*env || std::string(env) == "int8") return true;
+    if (std::string(env) == "float") return false;
+    throw Error(std::string("unknown VOLGA_MATMUL '") + env + "' (accepts int8, float)");
+  }();
+  return enabled;
+}
+
 const KernelTable& active_kernels() {
   static const KernelTable& table = []() -> const KernelTable& {
     if (const char* env = std::getenv("VOLGA_ISA"); env && *env) return kernel_table(parse_isa(env));

@@ -16,6 +16,33 @@ namespace volga::kernels {
 
 enum class Isa { Ref, Avx2, Avx512 };
 
+// Activations quantized to int8 for the integer matrix products: each token's
+// row of `cols` floats is cut into chunks of 32 elements, chunk c stored as
+// d[c] * q[32c .. 32c + 32) with d = max|x| / 127 and q rounded to nearest
+// (ties to even), as llama.cpp's Q8_0 activations but with a float scale.
+// Views into buffers owned by the caller; every ISA quantizes bit-identically.
+struct Int8Acts {
+  int64_t cols = 0, n_tokens = 0;
+  const int8_t* q = nullptr;    // [n_tokens][cols]
+  const uint8_t* qu = nullptr;  // [n_tokens][cols], q + 128 (for u8 x s8 dot products)
+  const float* d = nullptr;     // [n_tokens][cols / 32], chunk scales
+  const float* s = nullptr;     // [n_tokens][cols / 32], d * sum of the chunk's q (for types with a minimum)
+};
+
+// Integer matrix products take weight types whose values are an 8-bit integer
+// times a scale (plus a minimum): q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k.
+// Per (row, token) every ISA computes the same thing: for each group of 32
+// elements (16 for q6_k) in ascending order, the exact integer dot product
+// isum of the weight's integers with the activation's, then
+//   acc = fma(float(isum), w_scale * x_scale, acc)
+//   acc = fma(w_min, x_sum_scaled, acc)         (types with a minimum)
+// so results are bit-identical across ISAs and token counts.
+bool int8_matmul_supported(DType type);
+// Whether matmul uses the integer products for supported types: yes unless
+// VOLGA_MATMUL=float (dequantize to float, activations stay float: slower,
+// closest to a float64 reference). Read once; an unknown value throws.
+bool int8_matmul_enabled();
+
 struct KernelTable {
   Isa isa;
   const char* name;
@@ -24,6 +51,10 @@ struct KernelTable {
   // y[t * ldy + r] = sum_k w[r][k] * x[t * w.cols + k] for r in [r0, r1), t < n_tokens.
   void (*matmul_rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n_tokens,
                       float* y, int64_t ldy);
+  // One token: q, qu, d, s of Int8Acts from x[0..cols); cols % 32 == 0.
+  void (*quantize_acts)(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s);
+  // As matmul_rows, with activations quantized (w.type int8_matmul_supported).
+  void (*matmul_rows_int8)(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
   void (*rms_norm)(const float* x, const float* weight, float eps, int64_t n, float* y);

@@ -5,13 +5,49 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/dispatch.h"
 
 namespace volga::kernels {
 
+namespace {
+
+// Quantizes the activations for the integer products into buffers owned by
+// the calling (engine) thread, in parallel over tokens when there are many.
+Int8Acts quantize_activations(const KernelTable& k, const float* x, int64_t cols, int64_t n_tokens, ThreadPool& pool) {
+  thread_local std::vector<int8_t> q;
+  thread_local std::vector<uint8_t> qu;
+  thread_local std::vector<float> d, s;
+  const auto n = static_cast<size_t>(cols * n_tokens), nc = static_cast<size_t>(cols / 32 * n_tokens);
+  if (q.size() < n) q.resize(n), qu.resize(n);
+  if (d.size() < nc) d.resize(nc), s.resize(nc);
+  const int64_t chunks = cols / 32;
+  // Plain pointers: the workers must not name this thread's thread_local buffers.
+  const Int8Acts out{cols, n_tokens, q.data(), qu.data(), d.data(), s.data()};
+  int8_t* qp = q.data();
+  uint8_t* qup = qu.data();
+  float *dp = d.data(), *sp = s.data();
+  auto run = [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t)
+      k.quantize_acts(x + t * cols, cols, qp + t * cols, qup + t * cols, dp + t * chunks, sp + t * chunks);
+  };
+  if (n_tokens <= 2) run(0, n_tokens, 0);
+  else pool.parallel_for(n_tokens, run, 1);
+  return out;
+}
+
+}  // namespace
+
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
   const KernelTable& k = active_kernels();
+  if (int8_matmul_supported(w.type) && int8_matmul_enabled()) {
+    const Int8Acts xq = quantize_activations(k, x, w.cols, n_tokens, pool);
+    pool.parallel_for((w.rows + 15) / 16, [&](int64_t b0, int64_t b1, int) {
+      k.matmul_rows_int8(w, b0 * 16, std::min(w.rows, b1 * 16), xq, y, w.rows);
+    }, 1);
+    return;
+  }
   // Tiles of 16 rows: enough work per task to hide scheduling, small enough
   // that both cores stay busy on the narrowest matrices (a few hundred rows).
   pool.parallel_for((w.rows + 15) / 16, [&](int64_t b0, int64_t b1, int) {
@@ -22,6 +58,19 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
 void matmul_grouped(const WeightMatrix* w, int64_t n_groups, const float* x, int64_t n_tokens, float* y,
                     ThreadPool& pool) {
   const KernelTable& k = active_kernels();
+  if (int8_matmul_supported(w[0].type) && int8_matmul_enabled()) {
+    const int64_t rows = w[0].rows, cols = w[0].cols, tiles = (rows + 15) / 16;
+    const Int8Acts xq = quantize_activations(k, x, cols, n_groups * n_tokens, pool);
+    pool.parallel_for(n_groups * tiles, [&](int64_t b0, int64_t b1, int) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t g = b / tiles, r0 = (b % tiles) * 16, chunks = cols / 32;
+        const Int8Acts xg{cols, n_tokens, xq.q + g * n_tokens * cols, xq.qu + g * n_tokens * cols,
+                          xq.d + g * n_tokens * chunks, xq.s + g * n_tokens * chunks};
+        k.matmul_rows_int8(w[g], r0, std::min(rows, r0 + 16), xg, y + g * n_tokens * rows, rows);
+      }
+    }, 1);
+    return;
+  }
   const int64_t rows = w[0].rows, cols = w[0].cols, tiles = (rows + 15) / 16;
   pool.parallel_for(n_groups * tiles, [&](int64_t b0, int64_t b1, int) {
     for (int64_t b = b0; b < b1; ++b) {

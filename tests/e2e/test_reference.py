@@ -24,8 +24,8 @@ PROMPT = "The weather is good today. Москва стоит на берегу �
 TMP = tempfile.mkdtemp(prefix="volga-e2e-")
 
 
-def run(*args, check=True):
-    p = subprocess.run(list(args), capture_output=True)
+def run(*args, check=True, env=None):
+    p = subprocess.run(list(args), capture_output=True, env=env)
     p.stdout = p.stdout.decode("utf-8")  # Volga always prints valid UTF-8
     p.stderr = p.stderr.decode("utf-8", "replace")
     if check and p.returncode != 0:
@@ -50,28 +50,40 @@ def synth_args(arch, ty):
 class ReferenceAgreement(unittest.TestCase):
     """Logits and greedy continuations agree with the float64 reference."""
 
-    def check_model(self, path, prompt=PROMPT, n_greedy=32):
+    def check_model(self, path, prompt=PROMPT, n_greedy=32, matmul="float", rtol=1e-4, routed=False):
+        """matmul "float": Volga's float products (VOLGA_MATMUL=float), which
+        follow the float64 reference to float rounding; "int8": its default
+        integer products (activations rounded to 8 bits), whose rounding noise
+        needs a wider rtol). routed (int8 on mixture-of-experts models): that
+        noise can flip an expert choice, which moves a position's logits far,
+        so the median position is held to rtol and greedy tokens are not
+        compared."""
+        env = dict(os.environ, VOLGA_MATMUL=matmul)
         out = json.loads(run(VOLGA, "run", path, "-p", prompt, "-n", str(n_greedy), "--temperature", "0",
-                             "--ignore-eos", "--json", "-t", "2").stdout)
+                             "--ignore-eos", "--json", "-t", "2", env=env).stdout)
         prompt_ids = out["prompt_ids"]
         self.assertGreater(len(prompt_ids), 5)
         ref = Reference(path)
         # Logits over the prompt, evaluated in chunks of 5 (KV cache across calls).
         npy = os.path.join(TMP, "logits.npy")
-        run(VOLGA, "logits", path, "--ids", ",".join(map(str, prompt_ids)), "--chunk", "5", "-o", npy)
+        run(VOLGA, "logits", path, "--ids", ",".join(map(str, prompt_ids)), "--chunk", "5", "-o", npy, env=env)
         got = np.load(npy)
         want = ref.logits(prompt_ids)
         self.assertEqual(got.shape, want.shape)
         scale = np.abs(want).max()
+        if routed:
+            err = np.median(np.abs(got - want).max(axis=1))
+            self.assertLess(err, rtol * scale, "median position error %.3g at logit scale %.3g" % (err, scale))
+            return err / scale
         err = np.abs(got - want).max()
-        self.assertLess(err, 1e-4 * scale, "max abs error %.3g at logit scale %.3g" % (err, scale))
+        self.assertLess(err, rtol * scale, "max abs error %.3g at logit scale %.3g" % (err, scale))
         # Greedy continuation: identical, except a divergence at a reference near-tie.
         ref_ids, gaps = ref.greedy(prompt_ids, n_greedy)
         got_ids = out["ids"]
         self.assertEqual(len(got_ids), n_greedy)
         for i, (a, b) in enumerate(zip(got_ids, ref_ids)):
             if a != b:
-                self.assertLess(gaps[i], 1e-4 * scale,
+                self.assertLess(gaps[i], rtol * scale,
                                 "greedy token %d differs (%d vs %d) with a clear top-2 gap %.3g" % (i, a, b, gaps[i]))
                 print("note: greedy divergence at a near-tie, step %d (gap %.2g)" % (i, gaps[i]), file=sys.stderr)
                 break
@@ -88,6 +100,32 @@ def make_case(arch, ty):
 for _arch in ARCHS:
     for _ty in TYPES:
         setattr(ReferenceAgreement, "test_%s_%s" % (_arch, _ty), make_case(_arch, _ty))
+
+
+class Int8Activations(unittest.TestCase):
+    """The default integer products (activations rounded to int8 per 32 values)
+    on every architecture and integer weight type, against the float64
+    reference: logits within 3% of their scale (the rounding noise measured on
+    these random-weight dense models is 1.2-2.8%; a wrong scale, minimum or
+    layout gives errors of the order of the logits), and the same greedy tokens
+    up to a near-tie. On the routed models the median position must be within
+    8% (measured 2-6%; the latent attention chains more small products). Bit-exactness of the kernels is tested in volga_tests
+    (Int8Kernels.*); ReferenceAgreement checks the model code itself at 1e-4
+    with float products."""
+
+
+def make_int8_case(arch, ty):
+    def test(self):
+        routed = arch in ("qwen3moe", "deepseek2")
+        rel = ReferenceAgreement.check_model(self, synth("%s-%s" % (arch, ty), *synth_args(arch, ty)),
+                                             matmul="int8", rtol=8e-2 if routed else 3e-2, routed=routed)
+        print("%s %s int8: max relative logit error %.2e" % (arch, ty, rel), file=sys.stderr)
+    return test
+
+
+for _arch in ARCHS:
+    for _ty in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m"):
+        setattr(Int8Activations, "test_%s_%s" % (_arch, _ty), make_int8_case(_arch, _ty))
 
 
 class DeepSeek2Variants(unittest.TestCase):
@@ -227,30 +265,52 @@ class Cli(unittest.TestCase):
 
 
 class IsaPaths(unittest.TestCase):
-    """Every kernel set this CPU runs (VOLGA_ISA=ref|avx2|avx512) gives the same greedy tokens."""
+    """Every kernel set this CPU runs (VOLGA_ISA=ref|avx2|avx512) gives the same
+    greedy tokens: exactly with float products, and with the integer products
+    (bit-identical kernels, but the int8 rounding magnifies the last-bit
+    differences of the other vector operations) up to a near-tie of the
+    reference kernels' own logits."""
 
-    def generate(self, path, isa):
-        env = dict(os.environ, VOLGA_ISA=isa)
+    def generate(self, path, isa, matmul):
+        env = dict(os.environ, VOLGA_ISA=isa, VOLGA_MATMUL=matmul)
         p = subprocess.run([VOLGA, "run", path, "-p", PROMPT, "-n", "24", "--temperature", "0", "--ignore-eos",
                             "--json", "-t", "2"], capture_output=True, env=env)
         err = p.stderr.decode("utf-8", "replace")
         if p.returncode != 0 and "not supported by this CPU" in err:
             return None
         self.assertEqual(p.returncode, 0, err)
-        return json.loads(p.stdout)["ids"]
+        return json.loads(p.stdout)
+
+    def check_tie(self, path, ids, step, label):
+        env = dict(os.environ, VOLGA_ISA="ref")
+        npy = os.path.join(TMP, "isa-tie.npy")
+        run(VOLGA, "logits", path, "--ids", ",".join(map(str, ids)), "-o", npy, env=env)
+        row = np.load(npy)[-1]
+        top2 = np.sort(row)[-2:]
+        self.assertLess(top2[1] - top2[0], 3e-2 * np.abs(row).max(),
+                        "%s: greedy tokens differ at step %d with a clear top-2 gap" % (label, step))
 
     def test_greedy_tokens_identical_on_every_isa(self):
         checked = 0
-        for arch in ARCHS:
-            for ty in ("f32", "f16", "bf16", "q8_0", "q4_0", "q5_1", "q4_k_m", "q6_k"):
-                path = synth("%s-%s" % (arch, ty), *synth_args(arch, ty))
-                want = self.generate(path, "ref")
-                for isa in ("avx2", "avx512"):
-                    got = self.generate(path, isa)
-                    if got is None:
-                        continue
-                    self.assertEqual(got, want, "%s %s on %s" % (arch, ty, isa))
-                    checked += 1
+        for matmul in ("float", "int8"):
+            for arch in ARCHS:
+                for ty in ("f32", "f16", "bf16", "q8_0", "q4_0", "q5_1", "q4_k_m", "q6_k"):
+                    if matmul == "int8" and ty in ("f32", "f16", "bf16"):
+                        continue  # no integer products for these types
+                    path = synth("%s-%s" % (arch, ty), *synth_args(arch, ty))
+                    want = self.generate(path, "ref", matmul)
+                    for isa in ("avx2", "avx512"):
+                        got = self.generate(path, isa, matmul)
+                        if got is None:
+                            continue
+                        label = "%s %s on %s, %s products" % (arch, ty, isa, matmul)
+                        if matmul == "float" or got["ids"] == want["ids"]:
+                            self.assertEqual(got["ids"], want["ids"], label)
+                        else:
+                            step = next(i for i, (a, b) in enumerate(zip(got["ids"], want["ids"])) if a != b)
+                            self.check_tie(path, want["prompt_ids"] + want["ids"][:step], step, label)
+                            print("note: %s diverges at a near-tie, step %d" % (label, step), file=sys.stderr)
+                        checked += 1
         if checked == 0:
             self.skipTest("this CPU runs only the reference kernels")
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kernels/dispatch.h"
+#include "kernels/ref/int8_ref.h"
 #include "tensor/quant.h"
 
 namespace volga::kernels {
@@ -79,7 +80,8 @@ void swiglu_ref(const float* gate, const float* up, int64_t n, float* out) {
 }  // namespace
 
 const KernelTable& ref_kernels() {
-  static const KernelTable t{Isa::Ref, "ref", dequantize_row, matmul_rows_ref, dot_ref, axpy_ref,
+  static const KernelTable t{Isa::Ref, "ref", dequantize_row, matmul_rows_ref, quantize_acts_ref,
+                             matmul_rows_int8_ref, dot_ref, axpy_ref,
                              rms_norm_ref, softmax_ref, swiglu_ref, fma_probe_ref};
   return t;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/dispatch.h"
+#include "kernels/x86/int8_x86.h"
 #include "util/cpu_features.h"
 #include "tensor/blocks.h"
 #include "tensor/quant.h"
@@ -81,7 +82,12 @@ double int8_probe(int64_t iters) {
 }
 
 const KernelTable& avx512_kernels() {
+  // Integer products need VNNI; AVX-512 CPUs without it (Skylake-SP) use the
+  // AVX2 ones, which give the same results.
+  static const bool vnni = cpu_features().avx512vnni;
   static const KernelTable t{Isa::Avx512, "avx512", avx512::dequantize_simd, avx512::matmul_rows_simd,
+                             vnni ? avx512vnni::quantize_acts : avx2::quantize_acts,
+                             vnni ? avx512vnni::matmul_rows_int8 : avx2::matmul_rows_int8,
                              avx512::dot_simd, avx512::axpy_simd, avx512::rms_norm_simd, avx512::softmax_simd,
                              avx512::swiglu_simd, avx512::fma_probe_simd};
   return t;

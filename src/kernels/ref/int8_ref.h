@@ -1,0 +1,28 @@
+// Scalar reference of the integer matrix products (see Int8Acts in
+// kernels/dispatch.h): the ground truth the SIMD variants must match bit for
+// bit. Also the fallback on CPUs without AVX2.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/dispatch.h"
+
+namespace volga::kernels {
+
+// One 32-element chunk of a weight row as integers and scales: the element
+// values are scale[i / group] * q[i] + min. group is 32, or 16 for q6_k.
+struct Int8Chunk {
+  int8_t q[32];
+  float scale[2];
+  float min;
+  int group;
+  bool has_min;
+};
+
+// Chunk c (elements [32c, 32c + 32)) of a row stored as `type`.
+void int8_chunk_ref(DType type, const uint8_t* row, int64_t c, Int8Chunk* out);
+
+void quantize_acts_ref(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s);
+void matmul_rows_int8_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
+
+}  // namespace volga::kernels

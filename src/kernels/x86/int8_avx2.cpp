@@ -1,0 +1,219 @@
+// Integer matrix products with AVX2 (any AVX2 CPU, and AVX-512 CPUs without
+// VNNI). Compiled with -mavx2 -mfma -mf16c.
+//
+// Same scheme as int8_avx512.cpp with 8-row panels: vector j of a chunk holds
+// elements 4j..4j+3 of each of the 8 rows. Without vpdpbusd, a product is
+// vpmaddubsw(|w|, sign(x, w)) then vpmaddwd with ones: |w| <= 128 and
+// |x| <= 127 keep the 16-bit pair sums below 32768, so nothing saturates and
+// the integer dot product is exact.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/x86/int8_x86.h"
+#include "tensor/blocks.h"
+
+namespace volga::kernels::avx2 {
+
+#include "kernels/x86/int8_unpack.inc"
+
+void quantize_acts(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t c = 0; c < cols / 32; ++c) {
+    __m256 v[4];
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm256_loadu_ps(x + 32 * c + 8 * i);
+      m = _mm256_max_ps(m, _mm256_and_ps(v[i], abs_mask));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float dc = amax / 127.0f;
+    const float id = dc != 0.0f ? 1.0f / dc : 0.0f;
+    __m256i iv[4];
+    __m256i sum = _mm256_setzero_si256();
+    for (int i = 0; i < 4; ++i) {
+      iv[i] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v[i], _mm256_set1_ps(id))), lo), hi);
+      sum = _mm256_add_epi32(sum, iv[i]);
+    }
+    // packs work per 128-bit lane; the permutation restores element order.
+    const __m256i q16a = _mm256_packs_epi32(iv[0], iv[1]), q16b = _mm256_packs_epi32(iv[2], iv[3]);
+    const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * c), q8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qu + 32 * c), _mm256_xor_si256(q8, _mm256_set1_epi8(-128)));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    d[c] = dc;
+    s[c] = dc * static_cast<float>(_mm_cvtsi128_si32(s4));
+  }
+}
+
+namespace {
+
+constexpr int kPanelRows = 8;
+constexpr int kMaxTok = 4;
+constexpr int64_t kBlockChunks = 32;  // chunks of K per panel: 1024 elements, 16 KB
+
+struct Panel {
+  __m256i* q;     // [chunks][8] weight integers
+  __m256i* qa;    // [chunks][8] their absolute values
+  float* scale;   // [groups][8]
+  float* min;     // [chunks][8]
+};
+
+Panel panel_for(int64_t chunks, int groups_per_chunk) {
+  struct alignas(32) Line {
+    uint8_t bytes[32];
+  };
+  thread_local std::vector<Line> buf;
+  const int64_t groups = chunks * groups_per_chunk;
+  const size_t vecs = static_cast<size_t>(chunks * 16 + groups + chunks);
+  if (buf.size() < vecs) buf.resize(vecs);
+  Panel p;
+  p.q = reinterpret_cast<__m256i*>(buf.data());
+  p.qa = reinterpret_cast<__m256i*>(buf.data() + chunks * 8);
+  p.scale = reinterpret_cast<float*>(buf.data() + chunks * 16);
+  p.min = reinterpret_cast<float*>(buf.data() + chunks * 16 + groups);
+  return p;
+}
+
+// 8 rows x 8 dwords -> 8 vectors of the 8 rows' dword j.
+inline void transpose_8x8(const __m256i* a, __m256i* out) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(a[i], a[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(a[i], a[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    out[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
+    out[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
+  }
+}
+
+// Two passes, as in int8_avx512.cpp: rows read one after the other into a
+// row-major stage in place, then each chunk transposed in place.
+template <DType T>
+void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t chunks, const Panel& p) {
+  constexpr int G = group_of<T>();
+  __m256i* stage = p.q;  // [chunks][8 rows]
+  constexpr int U = unit_chunks<T>();
+  for (int i = 0; i < kPanelRows; ++i) {
+    if (i < nr) {
+      const uint8_t* row = w.row(r0 + i);
+      for (int64_t c = 0; c < chunks; c += U) {
+        float* s0 = p.scale + (32 / G) * 8 * c + i;
+        unpack_unit<T>(row, (c0 + c) / U, stage + c * kPanelRows + i, kPanelRows, s0, s0 + 8, p.min + 8 * c + i,
+                       (32 / G) * 8);
+      }
+    } else {
+      for (int64_t c = 0; c < chunks; ++c) {
+        _mm256_store_si256(stage + c * kPanelRows + i, _mm256_setzero_si256());
+        for (int g = 0; g < 32 / G; ++g) p.scale[8 * (c * (32 / G) + g) + i] = 0;
+        if constexpr (has_min_of<T>()) p.min[8 * c + i] = 0;
+      }
+    }
+  }
+  for (int64_t c = 0; c < chunks; ++c) {
+    __m256i v[kPanelRows];
+    for (int i = 0; i < kPanelRows; ++i) v[i] = _mm256_load_si256(stage + c * kPanelRows + i);
+    __m256i* P = p.q + c * 8;
+    transpose_8x8(v, P);
+    for (int j = 0; j < 8; ++j) p.qa[c * 8 + j] = _mm256_abs_epi8(P[j]);
+  }
+}
+
+template <int NT, int G, bool MIN>
+void panel_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x, int64_t t0, int64_t r0, int nr, float* y,
+                  int64_t ldy) {
+  const int64_t K = x.cols;
+  const int8_t* xq = x.q + t0 * K;
+  const int64_t xc = K / 32;  // chunks per activation row
+  const float* xd = x.d + t0 * xc + c0;
+  const float* xs = x.s + t0 * xc + c0;
+  const __m256i ones = _mm256_set1_epi16(1);
+  // Later blocks of K continue the sums stored by the earlier ones.
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    if (c0 == 0) {
+      acc[t] = _mm256_setzero_ps();
+    } else {
+      alignas(32) float in[8] = {};
+      std::memcpy(in, y + (t0 + t) * ldy + r0, sizeof(float) * static_cast<size_t>(nr));
+      acc[t] = _mm256_load_ps(in);
+    }
+  }
+  for (int64_t c = 0; c < chunks; ++c) {
+    for (int g = 0; g < 32 / G; ++g) {
+      __m256i ia[NT];
+      for (int t = 0; t < NT; ++t) ia[t] = _mm256_setzero_si256();
+      for (int j = g * (G / 4); j < (g + 1) * (G / 4); ++j) {
+        const __m256i wv = _mm256_load_si256(p.q + c * 8 + j), wa = _mm256_load_si256(p.qa + c * 8 + j);
+        for (int t = 0; t < NT; ++t) {
+          const __m256i xb = _mm256_set1_epi32(static_cast<int32_t>(load_u32(xq + t * K + 32 * (c0 + c) + 4 * j)));
+          const __m256i prod = _mm256_maddubs_epi16(wa, _mm256_sign_epi8(xb, wv));
+          ia[t] = _mm256_add_epi32(ia[t], _mm256_madd_epi16(prod, ones));
+        }
+      }
+      const int64_t grp = c * (32 / G) + g;
+      const __m256 sw = _mm256_load_ps(p.scale + 8 * grp);
+      for (int t = 0; t < NT; ++t)
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[t]), _mm256_mul_ps(sw, _mm256_set1_ps(xd[t * xc + c])), acc[t]);
+    }
+    if constexpr (MIN) {
+      const __m256 mn = _mm256_load_ps(p.min + 8 * c);
+      for (int t = 0; t < NT; ++t) acc[t] = _mm256_fmadd_ps(mn, _mm256_set1_ps(xs[t * xc + c]), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    alignas(32) float out[8];
+    _mm256_store_ps(out, acc[t]);
+    std::memcpy(y + (t0 + t) * ldy + r0, out, sizeof(float) * static_cast<size_t>(nr));
+  }
+}
+
+template <int G, bool MIN>
+void panel_all_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x, int64_t r0, int nr, float* y,
+                      int64_t ldy) {
+  int64_t t = 0;
+  for (; t + kMaxTok <= x.n_tokens; t += kMaxTok) panel_tokens<kMaxTok, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy);
+  switch (x.n_tokens - t) {
+    case 3: panel_tokens<3, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
+    case 2: panel_tokens<2, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
+    case 1: panel_tokens<1, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+void matmul_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy) {
+  const int64_t chunks = w.cols / 32;
+  with_int8_type(w.type, [&]<DType T>() {
+    constexpr int G = group_of<T>();
+    const Panel p = panel_for(std::min(chunks, kBlockChunks), 32 / G);
+    for (int64_t r = r0; r < r1; r += kPanelRows) {
+      const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
+      for (int64_t c0 = 0; c0 < chunks; c0 += kBlockChunks) {
+        const int64_t n = std::min(kBlockChunks, chunks - c0);
+        pack_panel<T>(w, r, nr, c0, n, p);
+        panel_all_tokens<G, has_min_of<T>()>(p, c0, n, x, r, nr, y, ldy);
+      }
+    }
+  });
+}
+
+}  // namespace volga::kernels::avx2

@@ -1,0 +1,232 @@
+// Integer matrix products with AVX-512 VNNI (vpdpbusd). Compiled with
+// -mavx512f -mavx512bw -mavx512vl -mavx512vnni; only called after CPUID says so.
+//
+// A task of 16 weight rows first packs them into a panel: per 32-element chunk,
+// 8 vectors of 64 bytes, vector j holding elements 4j..4j+3 of each of the 16
+// rows (the layout vpdpbusd multiplies against one broadcast 4-byte group of a
+// token's activations, and the layout AMX's B tiles use), then the chunk's
+// per-row scales, minima and 128 * (sum of the row's integers). The panel
+// (16 x K bytes plus 1/8 of that in scales: L1 or L2) is reused by every
+// token, in micro-tiles of up to 8 tokens: 8 dot products per weight vector
+// load, and the float scale work (4-5 operations per token and chunk) is
+// shared by 16 rows at once. Activations are used as unsigned q + 128 and the
+// 128 * sum(w) term is subtracted, which leaves the exact integer dot product.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/x86/int8_x86.h"
+#include "tensor/blocks.h"
+
+namespace volga::kernels::avx512vnni {
+
+#include "kernels/x86/int8_unpack.inc"
+
+void quantize_acts(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s) {
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  for (int64_t c = 0; c < cols / 32; ++c) {
+    const __m512 a = _mm512_loadu_ps(x + 32 * c), b = _mm512_loadu_ps(x + 32 * c + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+    const float dc = amax / 127.0f;
+    const float id = dc != 0.0f ? 1.0f / dc : 0.0f;
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m512i ia = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(a, vid)), lo), hi);
+    const __m512i ib = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(b, vid)), lo), hi);
+    const __m256i q8 = _mm256_set_m128i(_mm512_cvtepi32_epi8(ib), _mm512_cvtepi32_epi8(ia));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * c), q8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qu + 32 * c), _mm256_xor_si256(q8, _mm256_set1_epi8(-128)));
+    d[c] = dc;
+    s[c] = dc * static_cast<float>(_mm512_reduce_add_epi32(_mm512_add_epi32(ia, ib)));
+  }
+}
+
+namespace {
+
+constexpr int kPanelRows = 16;
+constexpr int64_t kPrefetchAhead = 2048;  // bytes: about two rows ahead in the stream
+constexpr int kMaxTok = 8;  // tokens per micro-tile: 8 int + 8 float accumulators
+// Chunks of K per panel: 1024 elements, a 16 KB panel that stays in L1.
+constexpr int64_t kBlockChunks = 32;
+
+// Views into a thread's panel buffer for K columns.
+struct Panel {
+  __m512i* q;      // [chunks][8]
+  int32_t* w128;   // [groups][16]
+  float* scale;    // [groups][16]
+  float* min;      // [chunks][16]
+};
+
+Panel panel_for(int64_t chunks, int groups_per_chunk) {
+  struct alignas(64) Line {
+    uint8_t bytes[64];
+  };
+  thread_local std::vector<Line> buf;
+  const int64_t groups = chunks * groups_per_chunk;
+  const size_t vecs = static_cast<size_t>(chunks * 8 + groups * 3 + chunks);  // 16 x 4 bytes per extra vector
+  if (buf.size() < vecs) buf.resize(vecs);
+  Panel p;
+  p.q = reinterpret_cast<__m512i*>(buf.data());
+  p.w128 = reinterpret_cast<int32_t*>(buf.data() + chunks * 8);
+  p.scale = reinterpret_cast<float*>(buf.data() + chunks * 8 + groups);
+  p.min = reinterpret_cast<float*>(buf.data() + chunks * 8 + 2 * groups);
+  return p;
+}
+
+// 16 rows x 8 dwords (one __m256i per row) -> 8 vectors of the 16 rows' dword j.
+inline void transpose_16x8(const __m256i* v, __m512i* out) {
+  __m512i a[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) a[i] = _mm512_inserti64x4(_mm512_castsi256_si512(v[i]), v[i + 8], 1);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(a[i], a[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(a[i], a[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // u[i] (i < 4) holds dwords i and i + 4 of rows 0-3 / 8-11; u[i + 4] of rows 4-7 / 12-15.
+  const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+  const __m512i second = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  for (int i = 0; i < 4; ++i) {
+    out[i] = _mm512_permutex2var_epi64(u[i], first, u[i + 4]);
+    out[i + 4] = _mm512_permutex2var_epi64(u[i], second, u[i + 4]);
+  }
+}
+
+// Two passes. The first reads the rows one after the other (one sequential
+// stream, which the hardware prefetcher follows; reading 16 rows chunk by
+// chunk in step defeats it) and writes each chunk's 32 integers in place in
+// the panel, row-major, with the scales. The second transposes each chunk's
+// 16 x 32 bytes in place into the 8 vectors of the panel layout.
+template <DType T>
+void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t chunks, const Panel& p) {
+  constexpr int G = group_of<T>();
+  auto* stage = reinterpret_cast<__m256i*>(p.q);  // [chunks][16 rows]
+  constexpr int U = unit_chunks<T>();
+  for (int i = 0; i < kPanelRows; ++i) {
+    if (i < nr) {
+      const uint8_t* row = w.row(r0 + i);
+      for (int64_t c = 0; c < chunks; c += U) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + (c0 + c) * kChunkBytes<T> + kPrefetchAhead), _MM_HINT_T0);
+        float* s0 = p.scale + (32 / G) * 16 * c + i;
+        unpack_unit<T>(row, (c0 + c) / U, stage + c * kPanelRows + i, kPanelRows, s0, s0 + 16, p.min + 16 * c + i,
+                       (32 / G) * 16);
+      }
+    } else {
+      for (int64_t c = 0; c < chunks; ++c) {
+        _mm256_store_si256(stage + c * kPanelRows + i, _mm256_setzero_si256());
+        for (int g = 0; g < 32 / G; ++g) p.scale[16 * (c * (32 / G) + g) + i] = 0;
+        if constexpr (has_min_of<T>()) p.min[16 * c + i] = 0;
+      }
+    }
+  }
+  const __m512i ones128 = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int64_t c = 0; c < chunks; ++c) {
+    __m256i v[kPanelRows];
+    for (int i = 0; i < kPanelRows; ++i) v[i] = _mm256_load_si256(stage + c * kPanelRows + i);
+    __m512i* P = p.q + c * 8;
+    transpose_16x8(v, P);
+    if constexpr (G == 32) {
+      __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();  // two chains: dpbusd latency
+      for (int j = 0; j < 8; j += 2) {
+        a0 = _mm512_dpbusd_epi32(a0, ones128, P[j]);
+        a1 = _mm512_dpbusd_epi32(a1, ones128, P[j + 1]);
+      }
+      _mm512_store_si512(p.w128 + 16 * c, _mm512_add_epi32(a0, a1));
+    } else {
+      __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+      for (int j = 0; j < 4; ++j) a0 = _mm512_dpbusd_epi32(a0, ones128, P[j]);
+      for (int j = 4; j < 8; ++j) a1 = _mm512_dpbusd_epi32(a1, ones128, P[j]);
+      _mm512_store_si512(p.w128 + 32 * c, a0);
+      _mm512_store_si512(p.w128 + 32 * c + 16, a1);
+    }
+  }
+}
+
+// Tokens t0 .. t0 + NT of x against the panel: y[t][r0 + i] for i < nr.
+template <int NT, int G, bool MIN>
+void panel_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x, int64_t t0, int64_t r0, int nr, float* y,
+                  int64_t ldy) {
+  // Independent accumulator chains per token: vpdpbusd has a latency of 5.
+  constexpr int S = NT == 1 ? 4 : NT <= 3 ? 2 : 1;
+  const int64_t K = x.cols;
+  const uint8_t* xu = x.qu + t0 * K;
+  const int64_t xc = K / 32;  // chunks per activation row
+  const float* xd = x.d + t0 * xc + c0;
+  const float* xs = x.s + t0 * xc + c0;
+  // Later blocks of K continue the sums stored by the earlier ones (a float
+  // stored and reloaded is unchanged: the result does not depend on blocking).
+  const __mmask16 mask = static_cast<__mmask16>((1u << nr) - 1);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t)
+    acc[t] = c0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, y + (t0 + t) * ldy + r0);
+  for (int64_t c = 0; c < chunks; ++c) {
+    const __m512i* P = p.q + c * 8;
+    for (int g = 0; g < 32 / G; ++g) {
+      __m512i ia[S][NT];
+      for (int h = 0; h < S; ++h)
+        for (int t = 0; t < NT; ++t) ia[h][t] = _mm512_setzero_si512();
+      for (int j = g * (G / 4); j < (g + 1) * (G / 4); ++j) {
+        const __m512i wv = _mm512_load_si512(P + j);
+        for (int t = 0; t < NT; ++t)
+          ia[j % S][t] = _mm512_dpbusd_epi32(ia[j % S][t], _mm512_set1_epi32(static_cast<int32_t>(load_u32(xu + t * K + 32 * (c0 + c) + 4 * j))), wv);
+      }
+      const int64_t grp = c * (32 / G) + g;
+      const __m512i w128 = _mm512_load_si512(p.w128 + 16 * grp);
+      const __m512 sw = _mm512_load_ps(p.scale + 16 * grp);
+      for (int t = 0; t < NT; ++t) {
+        __m512i isum = ia[0][t];
+        for (int h = 1; h < S; ++h) isum = _mm512_add_epi32(isum, ia[h][t]);
+        const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(isum, w128));
+        acc[t] = _mm512_fmadd_ps(f, _mm512_mul_ps(sw, _mm512_set1_ps(xd[t * xc + c])), acc[t]);
+      }
+    }
+    if constexpr (MIN) {
+      const __m512 mn = _mm512_load_ps(p.min + 16 * c);
+      for (int t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(mn, _mm512_set1_ps(xs[t * xc + c]), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, mask, acc[t]);
+}
+
+template <int G, bool MIN>
+void panel_all_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x, int64_t r0, int nr, float* y,
+                      int64_t ldy) {
+  int64_t t = 0;
+  for (; t + kMaxTok <= x.n_tokens; t += kMaxTok) panel_tokens<kMaxTok, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy);
+  switch (x.n_tokens - t) {
+    case 7: panel_tokens<7, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
+    case 6: panel_tokens<6, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
+    case 5: panel_tokens<5, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
+    case 4: panel_tokens<4, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
+    case 3: panel_tokens<3, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
+    case 2: panel_tokens<2, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
+    case 1: panel_tokens<1, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+void matmul_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy) {
+  const int64_t chunks = w.cols / 32;
+  with_int8_type(w.type, [&]<DType T>() {
+    constexpr int G = group_of<T>();
+    const Panel p = panel_for(std::min(chunks, kBlockChunks), 32 / G);
+    for (int64_t r = r0; r < r1; r += kPanelRows) {
+      const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
+      for (int64_t c0 = 0; c0 < chunks; c0 += kBlockChunks) {
+        const int64_t n = std::min(kBlockChunks, chunks - c0);
+        pack_panel<T>(w, r, nr, c0, n, p);
+        panel_all_tokens<G, has_min_of<T>()>(p, c0, n, x, r, nr, y, ldy);
+      }
+    }
+  });
+}
+
+}  // namespace volga::kernels::avx512vnni

@@ -1,0 +1,21 @@
+// The x86 integer matrix products (see Int8Acts in kernels/dispatch.h), each
+// compiled in its own translation unit with its own flags:
+//   avx2::       AVX2 (vpmaddubsw + vpmaddwd), 8-row panels — any AVX2 CPU;
+//   avx512vnni:: AVX-512 VNNI (vpdpbusd), 16-row panels.
+// Both give results bit-identical to matmul_rows_int8_ref.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/dispatch.h"
+
+namespace volga::kernels {
+namespace avx2 {
+void quantize_acts(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s);
+void matmul_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
+}  // namespace avx2
+namespace avx512vnni {
+void quantize_acts(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s);
+void matmul_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
+}  // namespace avx512vnni
+}  // namespace volga::kernels
