@@ -269,7 +269,7 @@ class IsaPaths(unittest.TestCase):
     greedy tokens: exactly with float products, and with the integer products
     (bit-identical kernels, but the int8 rounding magnifies the last-bit
     differences of the other vector operations) up to a near-tie of the
-    reference kernels' own logits."""
+    reference kernels' own logits, on the dense architectures."""
 
     def generate(self, path, isa, matmul):
         env = dict(os.environ, VOLGA_ISA=isa, VOLGA_MATMUL=matmul)
@@ -297,6 +297,8 @@ class IsaPaths(unittest.TestCase):
                 for ty in ("f32", "f16", "bf16", "q8_0", "q4_0", "q5_1", "q4_k_m", "q6_k"):
                     if matmul == "int8" and ty in ("f32", "f16", "bf16"):
                         continue  # no integer products for these types
+                    if matmul == "int8" and arch in ("qwen3moe", "deepseek2"):
+                        continue  # the magnified differences can flip an expert choice: no near-tie bound holds
                     path = synth("%s-%s" % (arch, ty), *synth_args(arch, ty))
                     want = self.generate(path, "ref", matmul)
                     for isa in ("avx2", "avx512"):
