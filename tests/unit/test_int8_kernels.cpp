@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "kernel_fixtures.h"
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
 #include "kernels/ref/int8_ref.h"
@@ -15,23 +16,9 @@
 
 using namespace volga;
 using namespace volga::kernels;
+using namespace volga::test;
 
 namespace {
-
-std::vector<Isa> available_isas() {
-  std::vector<Isa> out;
-  for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512})
-    if (isa_available(isa)) out.push_back(isa);
-  return out;
-}
-
-std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 const DType kInt8Types[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
                             DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
@@ -39,22 +26,6 @@ const DType kInt8Types[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
 std::vector<int64_t> widths(DType t) {
   const int64_t bs = traits(t).block_size;
   return {bs, 3 * bs, 7 * bs};
-}
-
-struct Matrix {
-  std::vector<uint8_t> bytes;
-  WeightMatrix w;
-};
-
-Matrix make_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) {
-  Matrix m;
-  auto src = random_floats(static_cast<size_t>(rows * cols), seed);
-  const int64_t stride = row_bytes(t, cols);
-  m.bytes.resize(static_cast<size_t>(stride * rows) + 4);
-  uint8_t* base = m.bytes.data() + 4;  // not vector-aligned, as in a GGUF file
-  for (int64_t r = 0; r < rows; ++r) quantize_row(t, src.data() + r * cols, base + r * stride, cols);
-  m.w = WeightMatrix{t, rows, cols, stride, base};
-  return m;
 }
 
 struct Acts {

@@ -8,29 +8,16 @@
 #include <random>
 #include <vector>
 
+#include "kernel_fixtures.h"
 #include "kernels/dispatch.h"
 #include "tensor/quant.h"
 #include "util/error.h"
 
 using namespace volga;
 using namespace volga::kernels;
+using namespace volga::test;
 
 namespace {
-
-std::vector<Isa> available_isas() {
-  std::vector<Isa> out;
-  for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512})
-    if (isa_available(isa)) out.push_back(isa);
-  return out;
-}
-
-std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 const DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
                         DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
@@ -41,24 +28,6 @@ std::vector<int64_t> widths(DType t) {
   int64_t bs = traits(t).block_size;
   if (bs == 1) return {1, 7, 8, 15, 16, 17, 33, 100, 257};
   return {bs, 3 * bs, 7 * bs};
-}
-
-struct Matrix {
-  std::vector<uint8_t> bytes;
-  WeightMatrix w;
-};
-
-Matrix make_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) {
-  Matrix m;
-  auto src = random_floats(static_cast<size_t>(rows * cols), seed);
-  int64_t stride = row_bytes(t, cols);
-  m.bytes.resize(static_cast<size_t>(stride * rows) + 4);
-  // Misaligned for vector loads (the SIMD kernels must not assume 16/32/64-byte
-  // alignment), but aligned for the scalars the block formats hold, as in a GGUF file.
-  uint8_t* base = m.bytes.data() + 4;
-  for (int64_t r = 0; r < rows; ++r) quantize_row(t, src.data() + r * cols, base + r * stride, cols);
-  m.w = WeightMatrix{t, rows, cols, stride, base};
-  return m;
 }
 
 }  // namespace

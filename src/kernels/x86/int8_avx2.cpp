@@ -185,35 +185,8 @@ void panel_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x,
   }
 }
 
-template <int G, bool MIN>
-void panel_all_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x, int64_t r0, int nr, float* y,
-                      int64_t ldy) {
-  int64_t t = 0;
-  for (; t + kMaxTok <= x.n_tokens; t += kMaxTok) panel_tokens<kMaxTok, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy);
-  switch (x.n_tokens - t) {
-    case 3: panel_tokens<3, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
-    case 2: panel_tokens<2, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
-    case 1: panel_tokens<1, G, MIN>(p, c0, chunks, x, t, r0, nr, y, ldy); break;
-    default: break;
-  }
-}
-
 }  // namespace
 
-void matmul_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy) {
-  const int64_t chunks = w.cols / 32;
-  with_int8_type(w.type, [&]<DType T>() {
-    constexpr int G = group_of<T>();
-    const Panel p = panel_for(std::min(chunks, kBlockChunks), 32 / G);
-    for (int64_t r = r0; r < r1; r += kPanelRows) {
-      const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
-      for (int64_t c0 = 0; c0 < chunks; c0 += kBlockChunks) {
-        const int64_t n = std::min(kBlockChunks, chunks - c0);
-        pack_panel<T>(w, r, nr, c0, n, p);
-        panel_all_tokens<G, has_min_of<T>()>(p, c0, n, x, r, nr, y, ldy);
-      }
-    }
-  });
-}
+#include "kernels/x86/int8_driver.inc"
 
 }  // namespace volga::kernels::avx2
