@@ -62,6 +62,7 @@ bool int8_matmul_enabled() {
 
 const KernelTable& active_kernels() {
   static const KernelTable& table = []() -> const KernelTable& {
+    int8_matmul_enabled();  // a bad VOLGA_MATMUL fails here, at start-up, not in the first product
     if (const char* env = std::getenv("VOLGA_ISA"); env && *env) return kernel_table(parse_isa(env));
     for (Isa isa : {Isa::Avx512, Isa::Avx2})
       if (isa_available(isa)) return kernel_table(isa);

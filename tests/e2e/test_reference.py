@@ -215,6 +215,13 @@ class Cli(unittest.TestCase):
         plain = run(VOLGA, "run", path, "-p", "Hello", "-n", "12", "--temperature", "0").stdout
         self.assertEqual(plain, j["text"])
 
+    def test_unknown_matmul_mode_is_refused_at_start(self):
+        path = synth("qwen2-q8_0", *synth_args("qwen2", "q8_0"))
+        p = run(VOLGA, "run", path, "-p", "Hi", "-n", "1", check=False, env=dict(os.environ, VOLGA_MATMUL="fp8"))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("unknown VOLGA_MATMUL 'fp8' (accepts int8, float)", p.stderr)
+        self.assertEqual(p.stdout, "")
+
     def test_seeded_sampling_is_reproducible(self):
         path = synth("qwen2-q8_0", *synth_args("qwen2", "q8_0"))
         a = run(VOLGA, "run", path, "-p", "Hi", "-n", "16", "--seed", "7", "--temperature", "1.0", "--json").stdout
