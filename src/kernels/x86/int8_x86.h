@@ -13,9 +13,15 @@ namespace volga::kernels {
 namespace avx2 {
 void quantize_acts(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s);
 void matmul_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
+void panel_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
 }  // namespace avx2
 namespace avx512vnni {
 void quantize_acts(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s);
 void matmul_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
+void panel_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
+// Weights used in place, 8 rows in step (int8_gemv_avx512.cpp): faster than
+// the panels for up to kGemvMaxTokens tokens. Same results, bit for bit.
+constexpr int64_t kGemvMaxTokens = 8;
+void gemv_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
 }  // namespace avx512vnni
 }  // namespace volga::kernels
