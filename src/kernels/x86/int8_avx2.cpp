@@ -190,7 +190,8 @@ void panel_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x,
 #include "kernels/x86/int8_driver.inc"
 
 void matmul_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy) {
-  panel_rows_int8(w, r0, r1, x, y, ldy);
+  if (x.n_tokens <= kGemvMaxTokens) gemv_rows_int8(w, r0, r1, x, y, ldy);
+  else panel_rows_int8(w, r0, r1, x, y, ldy);
 }
 
 }  // namespace volga::kernels::avx2

@@ -1,0 +1,76 @@
+// Integer products for a few tokens (decode, small batches) with AVX2, for
+// CPUs without AVX-512 VNNI. Compiled with -mavx2 -mfma -mf16c.
+//
+// The scheme of int8_gemv_avx512.cpp with 256-bit vectors: 8 rows walked in
+// step, each row's 32-element chunk unpacked in place (int8_unpack.inc, the
+// panel kernel's unpacking) into centred signed integers, multiplied with
+// vpmaddubsw(|w|, sign(x, w)) + vpmaddwd (|w| <= 128, |x| <= 127: no
+// saturation, exact), and the 8 rows' partial sums reduced with horizontal
+// adds to one vector with rows in lanes. The float work is shared
+// (int8_gemv_common.inc), so results are bit-identical to the reference.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/x86/int8_x86.h"
+#include "tensor/blocks.h"
+
+namespace volga::kernels::avx2 {
+
+#include "kernels/x86/int8_unpack.inc"
+#include "kernels/x86/int8_gemv_common.inc"
+
+namespace gemv {
+
+// The unpacked integers are centred: no offset to correct.
+template <DType T>
+constexpr int32_t kOffset = 0;
+
+namespace {
+
+// 8 rows' chunks (w, and |w| in wa) against one token's 32 activations: each
+// row's exact sums over elements 0-15 (lane0) and 16-31 (lane1), rows in lanes.
+inline void row_sums(const __m256i* w, const __m256i* wa, __m256i x, __m256i* lane0, __m256i* lane1) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i p[kRows];
+  for (int i = 0; i < kRows; ++i) p[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(wa[i], _mm256_sign_epi8(x, w[i])), ones);
+  // hadd twice: 128-bit lane L of a = rows 0-3's sums over lane L, of b = rows 4-7's.
+  const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+  const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+  *lane0 = _mm256_permute2x128_si256(a, b, 0x20);
+  *lane1 = _mm256_permute2x128_si256(a, b, 0x31);
+}
+
+}  // namespace
+
+template <DType T, int NT>
+inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
+  constexpr int U = unit_chunks<T>();
+  __m256i q[U][kRows];
+  alignas(32) float s0[U][kRows], s1[U][kRows], mn[U][kRows];
+  for (int i = 0; i < kRows; ++i) unpack_unit<T>(rs.p[i], u, &q[0][i], kRows, &s0[0][i], &s1[0][i], &mn[0][i], kRows);
+  for (int k = 0; k < U; ++k) {
+    const int64_t c = u * U + k;
+    __m256i wa[kRows];
+    for (int i = 0; i < kRows; ++i) wa[i] = _mm256_abs_epi8(q[k][i]);
+    const __m256 sc0 = _mm256_load_ps(s0[k]);
+    __m256 sc1 = sc0, m = _mm256_setzero_ps();
+    if constexpr (kGroup<T> == 16) sc1 = _mm256_load_ps(s1[k]);
+    if constexpr (kMin<T>) m = _mm256_load_ps(mn[k]);
+    for (int t = 0; t < NT; ++t) {
+      __m256i l0, l1;
+      row_sums(q[k], wa, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tk.q[t] + 32 * c)), &l0, &l1);
+      if constexpr (kGroup<T> == 32) l0 = _mm256_add_epi32(l0, l1);
+      accumulate<T>(l0, l1, tk.d[t][c], tk.s[t][c], sc0, sc1, m, acc[t]);
+    }
+  }
+}
+
+}  // namespace gemv
+
+#include "kernels/x86/int8_gemv_driver.inc"
+
+}  // namespace volga::kernels::avx2
