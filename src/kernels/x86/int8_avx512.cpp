@@ -5,12 +5,13 @@
 // 8 vectors of 64 bytes, vector j holding elements 4j..4j+3 of each of the 16
 // rows (the layout vpdpbusd multiplies against one broadcast 4-byte group of a
 // token's activations, and the layout AMX's B tiles use), then the chunk's
-// per-row scales, minima and 128 * (sum of the row's integers). The panel
+// per-row scales, minima and -128 * (sum of the row's integers). The panel
 // (16 x K bytes plus 1/8 of that in scales: L1 or L2) is reused by every
 // token, in micro-tiles of up to 8 tokens: 8 dot products per weight vector
 // load, and the float scale work (4-5 operations per token and chunk) is
 // shared by 16 rows at once. Activations are used as unsigned q + 128 and the
-// 128 * sum(w) term is subtracted, which leaves the exact integer dot product.
+// 128 * sum(w) term is subtracted (the dot products start from its negation),
+// which leaves the exact integer dot product.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -54,7 +55,7 @@ constexpr int64_t kBlockChunks = 32;
 // Views into a thread's panel buffer for K columns.
 struct Panel {
   __m512i* q;      // [chunks][8]
-  int32_t* w128;   // [groups][16]
+  int32_t* w128;   // [groups][16], negated: -128 * sum(w), where the dot products start
   float* scale;    // [groups][16]
   float* min;      // [chunks][16]
 };
@@ -137,13 +138,13 @@ void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t c
         a0 = _mm512_dpbusd_epi32(a0, ones128, P[j]);
         a1 = _mm512_dpbusd_epi32(a1, ones128, P[j + 1]);
       }
-      _mm512_store_si512(p.w128 + 16 * c, _mm512_add_epi32(a0, a1));
+      _mm512_store_si512(p.w128 + 16 * c, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_add_epi32(a0, a1)));
     } else {
       __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
       for (int j = 0; j < 4; ++j) a0 = _mm512_dpbusd_epi32(a0, ones128, P[j]);
       for (int j = 4; j < 8; ++j) a1 = _mm512_dpbusd_epi32(a1, ones128, P[j]);
-      _mm512_store_si512(p.w128 + 32 * c, a0);
-      _mm512_store_si512(p.w128 + 32 * c + 16, a1);
+      _mm512_store_si512(p.w128 + 32 * c, _mm512_sub_epi32(_mm512_setzero_si512(), a0));
+      _mm512_store_si512(p.w128 + 32 * c + 16, _mm512_sub_epi32(_mm512_setzero_si512(), a1));
     }
   }
 }
@@ -168,22 +169,22 @@ void panel_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x,
   for (int64_t c = 0; c < chunks; ++c) {
     const __m512i* P = p.q + c * 8;
     for (int g = 0; g < 32 / G; ++g) {
+      const int64_t grp = c * (32 / G) + g;
+      const __m512i neg_w128 = _mm512_load_si512(p.w128 + 16 * grp);
       __m512i ia[S][NT];
-      for (int h = 0; h < S; ++h)
+      for (int t = 0; t < NT; ++t) ia[0][t] = neg_w128;
+      for (int h = 1; h < S; ++h)
         for (int t = 0; t < NT; ++t) ia[h][t] = _mm512_setzero_si512();
       for (int j = g * (G / 4); j < (g + 1) * (G / 4); ++j) {
         const __m512i wv = _mm512_load_si512(P + j);
         for (int t = 0; t < NT; ++t)
           ia[j % S][t] = _mm512_dpbusd_epi32(ia[j % S][t], _mm512_set1_epi32(static_cast<int32_t>(load_u32(xu + t * K + 32 * (c0 + c) + 4 * j))), wv);
       }
-      const int64_t grp = c * (32 / G) + g;
-      const __m512i w128 = _mm512_load_si512(p.w128 + 16 * grp);
       const __m512 sw = _mm512_load_ps(p.scale + 16 * grp);
       for (int t = 0; t < NT; ++t) {
         __m512i isum = ia[0][t];
         for (int h = 1; h < S; ++h) isum = _mm512_add_epi32(isum, ia[h][t]);
-        const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(isum, w128));
-        acc[t] = _mm512_fmadd_ps(f, _mm512_mul_ps(sw, _mm512_set1_ps(xd[t * xc + c])), acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(sw, _mm512_set1_ps(xd[t * xc + c])), acc[t]);
       }
     }
     if constexpr (MIN) {
