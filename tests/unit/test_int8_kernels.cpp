@@ -107,7 +107,7 @@ TEST(Int8Kernels, ProductIsBitIdenticalToReferenceOnEveryIsa) {
     for (DType t : kInt8Types)
       for (int64_t cols : widths(t))
         for (int64_t rows : {1, 5, 16, 19, 35})
-          for (int64_t tokens : {1, 2, 3, 8, 13}) {
+          for (int64_t tokens : {1, 2, 3, 4, 5, 7, 8, 9, 13}) {  // every micro-tile and small-batch path
             Matrix m = make_matrix(t, rows, cols, static_cast<uint32_t>(rows * 131 + cols));
             auto x = random_floats(static_cast<size_t>(tokens * cols), static_cast<uint32_t>(tokens));
             const Acts a = quantize(ref, x.data(), cols, tokens);
