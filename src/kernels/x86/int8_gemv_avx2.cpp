@@ -50,16 +50,30 @@ template <DType T, int NT>
 inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
   constexpr int U = unit_chunks<T>();
   __m256i q[U][kRows];
+  // Scales: the k-quants' are decoded for the 8 rows at once (gathers), the
+  // legacy types' one block per row as the panel kernel does.
   alignas(32) float s0[U][kRows], s1[U][kRows], mn[U][kRows];
-  for (int i = 0; i < kRows; ++i) unpack_unit<T>(rs.p[i], u, &q[0][i], kRows, &s0[0][i], &s1[0][i], &mn[0][i], kRows);
+  [[maybe_unused]] K45Scales k45;
+  [[maybe_unused]] Q6Scales q6;
+  if constexpr (T == DType::Q4_K || T == DType::Q5_K) k45 = k45_scales(rs, u * kBlockBytes<T>);
+  if constexpr (T == DType::Q6_K) q6 = q6_scales(rs, u * kBlockBytes<T>);
+  for (int i = 0; i < kRows; ++i)
+    unpack_unit<T, !kSuper<T>>(rs.p[i], u, &q[0][i], kRows, &s0[0][i], &s1[0][i], &mn[0][i], kRows);
   for (int k = 0; k < U; ++k) {
     const int64_t c = u * U + k;
     __m256i wa[kRows];
     for (int i = 0; i < kRows; ++i) wa[i] = _mm256_abs_epi8(q[k][i]);
-    const __m256 sc0 = _mm256_load_ps(s0[k]);
-    __m256 sc1 = sc0, m = _mm256_setzero_ps();
-    if constexpr (kGroup<T> == 16) sc1 = _mm256_load_ps(s1[k]);
-    if constexpr (kMin<T>) m = _mm256_load_ps(mn[k]);
+    __m256 sc0, sc1, m = _mm256_setzero_ps();
+    if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
+      k45_scale_min(k45, k, &sc0, &m);
+      sc1 = sc0;
+    } else if constexpr (T == DType::Q6_K) {
+      sc0 = q6_scale(q6, 2 * k);
+      sc1 = q6_scale(q6, 2 * k + 1);
+    } else {
+      sc0 = sc1 = _mm256_load_ps(s0[k]);
+      if constexpr (kMin<T>) m = _mm256_load_ps(mn[k]);
+    }
     for (int t = 0; t < NT; ++t) {
       __m256i l0, l1;
       row_sums(q[k], wa, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tk.q[t] + 32 * c)), &l0, &l1);
