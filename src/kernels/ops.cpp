@@ -37,15 +37,23 @@ Int8Acts quantize_activations(const KernelTable& k, const float* x, int64_t cols
   return out;
 }
 
+// Units per range taken from the pool's shared counter: about four per
+// thread, so a thread slowed down by something else is covered by the others,
+// while each range stays long enough for the prefetchers to follow.
+int64_t dynamic_chunk(int64_t units, const ThreadPool& pool) {
+  return std::max<int64_t>(1, units / (4 * static_cast<int64_t>(pool.size())));
+}
+
 }  // namespace
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
   const KernelTable& k = active_kernels();
   if (int8_matmul_supported(w.type) && int8_matmul_enabled()) {
     const Int8Acts xq = quantize_activations(k, x, w.cols, n_tokens, pool);
-    pool.parallel_for((w.rows + 15) / 16, [&](int64_t b0, int64_t b1, int) {
+    const int64_t tiles = (w.rows + 15) / 16;
+    pool.parallel_for_dynamic(tiles, [&](int64_t b0, int64_t b1, int) {
       k.matmul_rows_int8(w, b0 * 16, std::min(w.rows, b1 * 16), xq, y, w.rows);
-    }, 1);
+    }, dynamic_chunk(tiles, pool));
     return;
   }
   // Tiles of 16 rows: enough work per task to hide scheduling, small enough
@@ -61,14 +69,14 @@ void matmul_grouped(const WeightMatrix* w, int64_t n_groups, const float* x, int
   if (int8_matmul_supported(w[0].type) && int8_matmul_enabled()) {
     const int64_t rows = w[0].rows, cols = w[0].cols, tiles = (rows + 15) / 16;
     const Int8Acts xq = quantize_activations(k, x, cols, n_groups * n_tokens, pool);
-    pool.parallel_for(n_groups * tiles, [&](int64_t b0, int64_t b1, int) {
+    pool.parallel_for_dynamic(n_groups * tiles, [&](int64_t b0, int64_t b1, int) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t g = b / tiles, r0 = (b % tiles) * 16, chunks = cols / 32;
         const Int8Acts xg{cols, n_tokens, xq.q + g * n_tokens * cols, xq.qu + g * n_tokens * cols,
                           xq.d + g * n_tokens * chunks, xq.s + g * n_tokens * chunks};
         k.matmul_rows_int8(w[g], r0, std::min(rows, r0 + 16), xg, y + g * n_tokens * rows, rows);
       }
-    }, 1);
+    }, dynamic_chunk(n_groups * tiles, pool));
     return;
   }
   const int64_t rows = w[0].rows, cols = w[0].cols, tiles = (rows + 15) / 16;

@@ -50,6 +50,33 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
                               int64_t grain) {
+  dispatch(n, fn, grain, false);
+}
+
+void ThreadPool::parallel_for_dynamic(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
+                                      int64_t chunk) {
+  dispatch(n, fn, chunk, true);
+}
+
+// This thread's share of the current job: its static range, or ranges taken
+// from the shared counter until none is left.
+void ThreadPool::run_share(int index) {
+  const auto& fn = *job_;
+  if (job_dynamic_) {
+    for (;;) {
+      const int64_t b = next_.fetch_add(job_grain_, std::memory_order_relaxed);
+      if (b >= job_n_) break;
+      fn(b, std::min(job_n_, b + job_grain_), index);
+    }
+    return;
+  }
+  int64_t b, e;
+  split_range(job_n_, job_grain_, n_threads_, index, &b, &e);
+  if (b < e) fn(b, e, index);
+}
+
+void ThreadPool::dispatch(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain,
+                          bool dynamic) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   if (n_threads_ == 1 || n <= grain) {
@@ -61,13 +88,13 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     job_ = &fn;
     job_n_ = n;
     job_grain_ = grain;
+    job_dynamic_ = dynamic;
+    next_.store(0, std::memory_order_relaxed);
     pending_.store(n_threads_ - 1);
     generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
-  int64_t b, e;
-  split_range(n, grain, n_threads_, 0, &b, &e);
-  if (b < e) fn(b, e, 0);
+  run_share(0);
   auto t0 = std::chrono::steady_clock::now();
   while (pending_.load(std::memory_order_acquire) != 0) {
     VOLGA_CPU_RELAX();
@@ -89,20 +116,14 @@ void ThreadPool::worker_loop(int index) {
     while (generation_.load(std::memory_order_acquire) == seen &&
            std::chrono::steady_clock::now() - t0 < kSpin)
       VOLGA_CPU_RELAX();
-    const std::function<void(int64_t, int64_t, int)>* job;
-    int64_t n, grain;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       start_cv_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
       if (stop_) return;
       seen = generation_.load();
-      job = job_;
-      n = job_n_;
-      grain = job_grain_;
     }
-    int64_t b, e;
-    split_range(n, grain, n_threads_, index, &b, &e);
-    if (b < e) (*job)(b, e, index);
+    // The job's fields are stable until every worker has decremented pending_.
+    run_share(index);
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lock(mutex_);  // pairs with the waiter's predicate check
       done_cv_.notify_one();

@@ -29,9 +29,18 @@ class ThreadPool {
   // Ranges are rounded to multiples of `grain` (except the last).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
                     int64_t grain = 1);
+  // As parallel_for, but the threads take ranges of `chunk` units one after
+  // another from a shared counter until none is left: a thread that is slowed
+  // down (another process, a busy hypervisor) takes fewer. fn may be called
+  // several times per thread; which thread computes a range varies. With one
+  // thread, or n <= chunk, it is one call over [0, n).
+  void parallel_for_dynamic(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
+                            int64_t chunk);
 
  private:
   void worker_loop(int index);
+  void run_share(int index);
+  void dispatch(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain, bool dynamic);
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -41,6 +50,8 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
   int64_t job_grain_ = 1;
+  bool job_dynamic_ = false;
+  std::atomic<int64_t> next_{0};  // dynamic jobs: the first unit not yet taken
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   bool stop_ = false;
