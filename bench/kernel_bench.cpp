@@ -1,0 +1,121 @@
+// Single-thread throughput of the integer-product kernels, straight from the
+// ISA tables: for each quantized type, bytes of weights per second for the
+// in-place (few-token) kernel and the panel kernel, next to a plain read of
+// the same bytes. Random weights quantized with quantize_row, random
+// activations; best of the repetitions (the minimum time is the least
+// disturbed by the host).
+//
+//   build/bin/volga-kernel-bench [--rows R] [--cols K] [--tokens T] [--isa avx512|avx2] [--reps N]
+//
+// rows x cols larger than the caches measures from memory (the default,
+// 8192 x 4864, is 20-40 MB); small ones measure from L2.
+#include <immintrin.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "kernels/dispatch.h"
+#include "kernels/x86/int8_x86.h"
+#include "tensor/dtype.h"
+#include "tensor/quant.h"
+#include "util/cpu_features.h"
+
+using namespace volga;
+using namespace volga::kernels;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+template <typename Fn>
+double best_seconds(int reps, Fn&& fn) {
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    fn();
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return best;
+}
+
+// Sums the bytes 32 at a time (AVX2): the read rate the kernels compete with.
+__attribute__((target("avx2"))) int64_t plain_read(const uint8_t* p, size_t n) {
+  __m256i acc = _mm256_setzero_si256();
+  for (size_t i = 0; i + 32 <= n; i += 32)
+    acc = _mm256_add_epi64(acc, _mm256_sad_epu8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)),
+                                                 _mm256_setzero_si256()));
+  alignas(32) int64_t v[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(v), acc);
+  return v[0] + v[1] + v[2] + v[3];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Single-thread throughput of the integer-product kernels (GB/s of weights)"};
+  int64_t rows = 8192, cols = 4864, tokens = 1;
+  int reps = 20;
+  std::string isa_name_arg = "avx512";
+  app.add_option("--rows", rows, "Weight rows")->check(CLI::Range(int64_t{8}, int64_t{1} << 22));
+  app.add_option("--cols", cols, "Weight columns (a multiple of 256 for the k-quants, else 32)")
+      ->check(CLI::Range(int64_t{32}, int64_t{1} << 20));
+  app.add_option("--tokens", tokens, "Activation rows (tokens)")->check(CLI::Range(1, 64));
+  app.add_option("--isa", isa_name_arg, "Kernel set: avx512 (VNNI) or avx2")->check(CLI::IsMember({"avx512", "avx2"}));
+  app.add_option("--reps", reps, "Repetitions; the best is reported")->check(CLI::Range(1, 1000));
+  CLI11_PARSE(app, argc, argv);
+  if (cols % 32 != 0) {
+    std::fprintf(stderr, "volga-kernel-bench: --cols must be a multiple of 32\n");
+    return 2;
+  }
+  const bool avx512 = isa_name_arg == "avx512";
+  const CpuFeatures& cpu = cpu_features();
+  if (avx512 ? !(cpu.avx512f && cpu.avx512bw && cpu.avx512vl && cpu.avx512vnni) : !(cpu.avx2 && cpu.fma)) {
+    std::fprintf(stderr, "volga-kernel-bench: this CPU cannot run the %s kernels\n", isa_name_arg.c_str());
+    return 2;
+  }
+  auto gemv = avx512 ? avx512vnni::gemv_rows_int8 : avx2::gemv_rows_int8;
+  auto panel = avx512 ? avx512vnni::panel_rows_int8 : avx2::panel_rows_int8;
+  const KernelTable& k = kernel_table(avx512 ? Isa::Avx512 : Isa::Avx2);
+
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd;
+  std::vector<float> xf(static_cast<size_t>(cols * tokens));
+  for (auto& v : xf) v = nd(rng);
+  const int64_t nc = cols / 32;
+  std::vector<int8_t> q(xf.size());
+  std::vector<uint8_t> qu(xf.size());
+  std::vector<float> d(static_cast<size_t>(nc * tokens)), s(d.size());
+  for (int64_t t = 0; t < tokens; ++t)
+    k.quantize_acts(xf.data() + t * cols, cols, q.data() + t * cols, qu.data() + t * cols, d.data() + t * nc,
+                    s.data() + t * nc);
+  const Int8Acts acts{cols, tokens, q.data(), qu.data(), d.data(), s.data()};
+
+  std::printf("%s, %lld x %lld, %lld token(s), best of %d, one thread\n", isa_name_arg.c_str(),
+              static_cast<long long>(rows), static_cast<long long>(cols), static_cast<long long>(tokens), reps);
+  std::printf("| type | MB | plain read GB/s | in place GB/s | panel GB/s |\n|---|---|---|---|---|\n");
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+                     DType::Q6_K}) {
+    if (cols % traits(type).block_size != 0) continue;
+    const int64_t rb = row_bytes(type, cols);
+    std::vector<uint8_t> w(static_cast<size_t>(rb * rows));
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (auto& v : row) v = nd(rng);
+      quantize_row(type, row.data(), w.data() + r * rb, cols);
+    }
+    const WeightMatrix wm{type, rows, cols, rb, w.data()};
+    std::vector<float> y(static_cast<size_t>(rows * tokens));
+    volatile int64_t sink = 0;
+    const double bytes = static_cast<double>(w.size());
+    const double t_read = best_seconds(reps, [&] { sink = sink + plain_read(w.data(), w.size()); });
+    const double t_gemv = best_seconds(reps, [&] { gemv(wm, 0, rows, acts, y.data(), rows); });
+    const double t_panel = best_seconds(reps, [&] { panel(wm, 0, rows, acts, y.data(), rows); });
+    std::printf("| %s | %.1f | %.2f | %.2f | %.2f |\n", dtype_name(type), bytes / 1e6, bytes / t_read / 1e9,
+                bytes / t_gemv / 1e9, bytes / t_panel / 1e9);
+  }
+  return 0;
+}
