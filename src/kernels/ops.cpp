@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "kernels/dispatch.h"
@@ -58,9 +59,40 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
   }
   // Tiles of 16 rows: enough work per task to hide scheduling, small enough
   // that both cores stay busy on the narrowest matrices (a few hundred rows).
-  pool.parallel_for((w.rows + 15) / 16, [&](int64_t b0, int64_t b1, int) {
+  const int64_t tiles = (w.rows + 15) / 16;
+  pool.parallel_for_dynamic(tiles, [&](int64_t b0, int64_t b1, int) {
     k.matmul_rows(w, b0 * 16, std::min(w.rows, b1 * 16), x, n_tokens, y, w.rows);
-  }, 1);
+  }, dynamic_chunk(tiles, pool));
+}
+
+void matmul_multi(const WeightMatrix* const* w, float* const* y, int n, const float* x, int64_t n_tokens,
+                  ThreadPool& pool) {
+  const KernelTable& k = active_kernels();
+  const bool int8 = int8_matmul_enabled() && int8_matmul_supported(w[0]->type);
+  bool same = true;  // one quantization serves all only if every matrix takes the same path
+  for (int i = 1; i < n; ++i)
+    same = same && w[i]->cols == w[0]->cols && (int8_matmul_enabled() && int8_matmul_supported(w[i]->type)) == int8;
+  if (!same || n == 1) {
+    for (int i = 0; i < n; ++i) matmul(*w[i], x, n_tokens, y[i], pool);
+    return;
+  }
+  constexpr int kMax = 8;
+  if (n > kMax) throw std::invalid_argument("matmul_multi: too many matrices");
+  int64_t first[kMax + 1] = {0};  // tile index where matrix i starts
+  for (int i = 0; i < n; ++i) first[i + 1] = first[i] + (w[i]->rows + 15) / 16;
+  const int64_t tiles = first[n];
+  Int8Acts xq{};
+  if (int8) xq = quantize_activations(k, x, w[0]->cols, n_tokens, pool);
+  pool.parallel_for_dynamic(tiles, [&](int64_t b0, int64_t b1, int) {
+    for (int i = 0; i < n; ++i) {
+      const int64_t lo = std::max(b0, first[i]), hi = std::min(b1, first[i + 1]);
+      if (lo >= hi) continue;
+      const WeightMatrix& m = *w[i];
+      const int64_t r0 = (lo - first[i]) * 16, r1 = std::min(m.rows, (hi - first[i]) * 16);
+      if (int8) k.matmul_rows_int8(m, r0, r1, xq, y[i], m.rows);
+      else k.matmul_rows(m, r0, r1, x, n_tokens, y[i], m.rows);
+    }
+  }, dynamic_chunk(tiles, pool));
 }
 
 void matmul_grouped(const WeightMatrix* w, int64_t n_groups, const float* x, int64_t n_tokens, float* y,

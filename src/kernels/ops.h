@@ -22,6 +22,14 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
 void matmul_grouped(const WeightMatrix* w, int64_t n_groups, const float* x, int64_t n_tokens, float* y,
                     ThreadPool& pool);
 
+// Several products of one input: y[i] = matmul(*w[i], x) for i < n, all
+// w[i] with the same cols. One activation quantization and one pass of the
+// pool over all the rows, instead of one each: q/k/v and gate/up in decode
+// are small enough that the pool's synchronisation shows. Results are
+// bit-identical to separate matmul calls.
+void matmul_multi(const WeightMatrix* const* w, float* const* y, int n, const float* x, int64_t n_tokens,
+                  ThreadPool& pool);
+
 // out[k] = w[r][k] (dequantized row), e.g. an embedding lookup.
 void get_row(const WeightMatrix& w, int64_t r, float* out);
 

@@ -57,8 +57,9 @@ void swiglu_ffn(const FfnWeights& w, const float* h, int64_t T, float* out, Thre
   thread_local std::vector<float> gate, up;
   gate.resize(static_cast<size_t>(T * w.n_ff));
   up.resize(gate.size());
-  kernels::matmul(w.gate, h, T, gate.data(), pool);
-  kernels::matmul(w.up, h, T, up.data(), pool);
+  const WeightMatrix* m[2] = {&w.gate, &w.up};
+  float* y[2] = {gate.data(), up.data()};
+  kernels::matmul_multi(m, y, 2, h, T, pool);
   kernels::swiglu(gate.data(), up.data(), T * w.n_ff, gate.data());
   kernels::matmul(w.down, gate.data(), T, out, pool);
 }
@@ -140,8 +141,9 @@ void moe_ffn(const ModelSpec& s, const MoeWeights& w, const float* h, int64_t T,
     gate.resize(static_cast<size_t>(n * F));
     up.resize(gate.size());
     ys.resize(xs.size());
-    kernels::matmul(w.gate[static_cast<size_t>(e)], xs.data(), n, gate.data(), pool);
-    kernels::matmul(w.up[static_cast<size_t>(e)], xs.data(), n, up.data(), pool);
+    const WeightMatrix* m[2] = {&w.gate[static_cast<size_t>(e)], &w.up[static_cast<size_t>(e)]};
+    float* y[2] = {gate.data(), up.data()};
+    kernels::matmul_multi(m, y, 2, xs.data(), n, pool);
     kernels::swiglu(gate.data(), up.data(), n * F, gate.data());
     kernels::matmul(w.down[static_cast<size_t>(e)], gate.data(), n, ys.data(), pool);
     for (int64_t j = 0; j < n; ++j)

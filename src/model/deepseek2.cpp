@@ -135,15 +135,16 @@ Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const MlaLayer& L = layers_[static_cast<size_t>(l)];
     for (int64_t t = 0; t < T; ++t) kernels::rms_norm(&x[t * E], L.attn_norm.data(), s.rms_eps, E, &h[t * E]);
+    {  // the query's first product and the latent KV share their input
+      const WeightMatrix* w[2] = {s.n_lora_q > 0 ? &L.wq_a : &L.wq, &L.wkv_a};
+      float* y[2] = {s.n_lora_q > 0 ? qa.data() : q.data(), kv.data()};
+      kernels::matmul_multi(w, y, 2, h.data(), T, pool_);
+    }
     if (s.n_lora_q > 0) {
-      kernels::matmul(L.wq_a, h.data(), T, qa.data(), pool_);
       for (int64_t t = 0; t < T; ++t)
         kernels::rms_norm(&qa[t * s.n_lora_q], L.q_a_norm.data(), s.rms_eps, s.n_lora_q, &qa[t * s.n_lora_q]);
       kernels::matmul(L.wq_b, qa.data(), T, q.data(), pool_);
-    } else {
-      kernels::matmul(L.wq, h.data(), T, q.data(), pool_);
     }
-    kernels::matmul(L.wkv_a, h.data(), T, kv.data(), pool_);
     for (int64_t t = 0; t < T; ++t) {
       const float* c = &cosv[static_cast<size_t>(t * n_pairs)];
       const float* sn = &sinv[static_cast<size_t>(t * n_pairs)];

@@ -124,9 +124,11 @@ Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const LayerWeights& L = layers_[static_cast<size_t>(l)];
     for (int64_t t = 0; t < T; ++t) kernels::rms_norm(&x[t * E], L.attn_norm.data(), s.rms_eps, E, &h[t * E]);
-    kernels::matmul(L.wq, h.data(), T, q.data(), pool_);
-    kernels::matmul(L.wk, h.data(), T, k.data(), pool_);
-    kernels::matmul(L.wv, h.data(), T, v.data(), pool_);
+    {
+      const WeightMatrix* w[3] = {&L.wq, &L.wk, &L.wv};
+      float* y[3] = {q.data(), k.data(), v.data()};
+      kernels::matmul_multi(w, y, 3, h.data(), T, pool_);
+    }
     for (int64_t t = 0; t < T; ++t) {
       if (!L.bq.empty()) {
         for (int64_t j = 0; j < qd; ++j) q[t * qd + j] += L.bq[j];

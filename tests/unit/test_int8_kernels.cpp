@@ -203,3 +203,36 @@ TEST(Int8Kernels, GroupedProductEqualsOneProductPerGroup) {
     }
   }
 }
+
+// Several products of one input (q/k/v, gate/up) share one quantization and
+// one pass of the pool; each result equals its own plain product, whether
+// the matrices all take the integer path, the float path, or a mix of both.
+TEST(Int8Kernels, MultiProductEqualsSeparateProducts) {
+  ThreadPool pool(2);
+  const std::vector<std::vector<DType>> sets = {
+      {DType::Q8_0, DType::Q5_0, DType::Q6_K}, {DType::F16, DType::F16}, {DType::Q4_K, DType::F16, DType::Q8_0}};
+  const int64_t cols = 512, rows[3] = {40, 7, 130};
+  for (const auto& types : sets)
+    for (int64_t tokens : {1, 5, 20}) {
+      const int n = static_cast<int>(types.size());
+      std::vector<Matrix> ms;
+      for (int i = 0; i < n; ++i) ms.push_back(make_matrix(types[static_cast<size_t>(i)], rows[i], cols, static_cast<uint32_t>(i + 7)));
+      auto x = random_floats(static_cast<size_t>(tokens * cols), 9);
+      std::vector<std::vector<float>> y(static_cast<size_t>(n));
+      std::vector<const WeightMatrix*> w;
+      std::vector<float*> yp;
+      for (int i = 0; i < n; ++i) {
+        y[static_cast<size_t>(i)].assign(static_cast<size_t>(tokens * rows[i]), -1.0f);
+        w.push_back(&ms[static_cast<size_t>(i)].w);
+        yp.push_back(y[static_cast<size_t>(i)].data());
+      }
+      matmul_multi(w.data(), yp.data(), n, x.data(), tokens, pool);
+      for (int i = 0; i < n; ++i) {
+        std::vector<float> one(static_cast<size_t>(tokens * rows[i]));
+        matmul(ms[static_cast<size_t>(i)].w, x.data(), tokens, one.data(), pool);
+        for (size_t j = 0; j < one.size(); ++j)
+          ASSERT_EQ(y[static_cast<size_t>(i)][j], one[j])
+              << dtype_name(types[static_cast<size_t>(i)]) << " matrix " << i << " tokens " << tokens << " at " << j;
+      }
+    }
+}
