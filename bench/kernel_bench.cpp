@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   app.add_option("--rows", rows, "Weight rows")->check(CLI::Range(int64_t{8}, int64_t{1} << 22));
   app.add_option("--cols", cols, "Weight columns (a multiple of 256 for the k-quants, else 32)")
       ->check(CLI::Range(int64_t{32}, int64_t{1} << 20));
-  app.add_option("--tokens", tokens, "Activation rows (tokens)")->check(CLI::Range(1, 64));
+  app.add_option("--tokens", tokens, "Activation rows (tokens)")->check(CLI::Range(1, 512));
   app.add_option("--isa", isa_name_arg, "Kernel set: avx512 (VNNI) or avx2")->check(CLI::IsMember({"avx512", "avx2"}));
   app.add_option("--reps", reps, "Repetitions; the best is reported")->check(CLI::Range(1, 1000));
   CLI11_PARSE(app, argc, argv);
@@ -116,6 +116,31 @@ int main(int argc, char** argv) {
     const double t_panel = best_seconds(reps, [&] { panel(wm, 0, rows, acts, y.data(), rows); });
     std::printf("| %s | %.1f | %.2f | %.2f | %.2f |\n", dtype_name(type), bytes / 1e6, bytes / t_read / 1e9,
                 bytes / t_gemv / 1e9, bytes / t_panel / 1e9);
+  }
+
+  // The float products (16-bit weights, fp32 FMA): GFLOP/s against this
+  // thread's own FMA peak, which is what bounds them in prefill.
+  const double flops = 2.0 * static_cast<double>(rows * cols * tokens);
+  double peak = 0;
+  for (int r = 0; r < 3; ++r) {
+    const auto t0 = Clock::now();
+    const double ops = k.fma_probe(20'000'000);
+    peak = std::max(peak, ops / std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::printf("\n| type | MB | GFLOP/s | of the fp32 FMA peak (%.1f GFLOP/s) |\n|---|---|---|---|\n", peak / 1e9);
+  for (DType type : {DType::F16, DType::BF16}) {
+    const int64_t rb = row_bytes(type, cols);
+    std::vector<uint8_t> w(static_cast<size_t>(rb * rows));
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (auto& v : row) v = nd(rng);
+      quantize_row(type, row.data(), w.data() + r * rb, cols);
+    }
+    const WeightMatrix wm{type, rows, cols, rb, w.data()};
+    std::vector<float> y(static_cast<size_t>(rows * tokens));
+    const double t = best_seconds(reps, [&] { k.matmul_rows(wm, 0, rows, xf.data(), tokens, y.data(), rows); });
+    std::printf("| %s | %.1f | %.1f | %.0f%% |\n", dtype_name(type), static_cast<double>(w.size()) / 1e6,
+                flops / t / 1e9, 100 * flops / t / peak);
   }
   return 0;
 }
