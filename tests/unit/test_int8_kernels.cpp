@@ -52,12 +52,18 @@ Acts quantize(const KernelTable& k, const float* x, int64_t cols, int64_t tokens
 }  // namespace
 
 TEST(Int8Kernels, ActivationQuantizationFollowsItsDefinitionOnEveryIsa) {
-  const int64_t cols = 32 * 9;
+  // 41 chunks: the AVX-512 quantizer takes 16 chunks at a time (two blocks)
+  // and then single chunks; the special chunks below fall in both.
+  const int64_t cols = 32 * 41;
   auto x = random_floats(static_cast<size_t>(cols) + 1, 3, 2.0f);
   float* xp = x.data() + 1;  // unaligned
-  for (int i = 0; i < 32; ++i) xp[32 + i] = 0.0f;   // an all-zero chunk
-  xp[64] = 1e30f, xp[65] = -1e-30f;                // a huge outlier beside a tiny value
-  for (int i = 0; i < 32; ++i) xp[96 + i] = 127.0f * static_cast<float>(i - 16) / 254.0f * 2;  // exact .5 ties
+  for (int64_t c = 0; c < cols / 32; ++c)  // a different scale per chunk
+    for (int i = 0; i < 32; ++i) xp[32 * c + i] *= std::ldexp(1.0f, static_cast<int>(c % 7) - 3);
+  for (int base : {32, 32 * 21, 32 * 35}) {
+    for (int i = 0; i < 32; ++i) xp[base + i] = 0.0f;  // an all-zero chunk
+    xp[base + 32] = 1e30f, xp[base + 33] = -1e-30f;    // a huge outlier beside a tiny value
+    for (int i = 0; i < 32; ++i) xp[base + 64 + i] = 127.0f * static_cast<float>(i - 16) / 254.0f * 2;  // exact .5 ties
+  }
   const Acts want = quantize(ref_kernels(), xp, cols, 1);
   for (int64_t c = 0; c < cols / 32; ++c) {
     double amax = 0;
