@@ -30,6 +30,10 @@ void split_range(int64_t n, int64_t grain, int n_threads, int index, int64_t* be
 // microseconds long: waking a sleeping thread costs about as much. So both
 // sides spin briefly before sleeping on the condition variable.
 constexpr auto kSpin = std::chrono::microseconds(200);
+// The clock is read every so many pauses, not on every one: reading it costs
+// more than the pause, and a spinning thread should take as little as it can
+// from a sibling hardware thread that has work.
+constexpr unsigned kSpinsPerClock = 32;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -96,9 +100,9 @@ void ThreadPool::dispatch(int64_t n, const std::function<void(int64_t, int64_t, 
   start_cv_.notify_all();
   run_share(0);
   auto t0 = std::chrono::steady_clock::now();
-  while (pending_.load(std::memory_order_acquire) != 0) {
+  for (unsigned spins = 1; pending_.load(std::memory_order_acquire) != 0; ++spins) {
     VOLGA_CPU_RELAX();
-    if (std::chrono::steady_clock::now() - t0 > kSpin) {
+    if (spins % kSpinsPerClock == 0 && std::chrono::steady_clock::now() - t0 > kSpin) {
       std::unique_lock<std::mutex> lock(mutex_);
       done_cv_.wait(lock, [this] { return pending_.load() == 0; });
       break;
@@ -113,9 +117,10 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     // Spin for new work first, then sleep.
     auto t0 = std::chrono::steady_clock::now();
-    while (generation_.load(std::memory_order_acquire) == seen &&
-           std::chrono::steady_clock::now() - t0 < kSpin)
+    for (unsigned spins = 1; generation_.load(std::memory_order_acquire) == seen; ++spins) {
       VOLGA_CPU_RELAX();
+      if (spins % kSpinsPerClock == 0 && std::chrono::steady_clock::now() - t0 >= kSpin) break;
+    }
     {
       std::unique_lock<std::mutex> lock(mutex_);
       start_cv_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
