@@ -63,6 +63,14 @@ struct KernelTable {
   // Throughput probe for `volga bench`: runs `iters` rounds of independent
   // fused multiply-adds and returns the floating-point operations done.
   double (*fma_probe)(int64_t iters);
+  // Attention of `group` query heads that share one key/value head, over
+  // positions [0, n_pos): out[g] = sum_p softmax_p(scale * dot(q[g], k[p])) v[p],
+  // with k[p] = keys + p * kstride, v[p] = values + p * vstride; q is
+  // [group][dk], out [group][dv], scores a scratch of group * n_pos floats.
+  // The arithmetic is exactly this table's dot (times scale), softmax, and
+  // axpy in ascending p; it saves their calls and re-reads.
+  void (*attend)(const float* q, int group, int64_t dk, int64_t dv, const float* keys, int64_t kstride,
+                 const float* values, int64_t vstride, int n_pos, float scale, float* scores, float* out);
 };
 
 // Int8 dot-product probe (AVX-512 VNNI): operations done, or 0 when the CPU

@@ -30,6 +30,11 @@ void matmul_grouped(const WeightMatrix* w, int64_t n_groups, const float* x, int
 void matmul_multi(const WeightMatrix* const* w, float* const* y, int n, const float* x, int64_t n_tokens,
                   ThreadPool& pool);
 
+// Attention of a group of query heads sharing one key/value head (see
+// KernelTable::attend); scores is a scratch of group * n_pos floats.
+void attend(const float* q, int group, int64_t dk, int64_t dv, const float* keys, int64_t kstride,
+            const float* values, int64_t vstride, int n_pos, float scale, float* scores, float* out);
+
 // out[k] = w[r][k] (dequantized row), e.g. an embedding lookup.
 void get_row(const WeightMatrix& w, int64_t r, float* out);
 

@@ -84,21 +84,19 @@ void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, 
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t Dk = s.head_dim_k, Dv = s.head_dim_v, group = s.n_head / s.n_head_kv;
   const float scale = s.attn_scale > 0 ? s.attn_scale : 1.0f / std::sqrt(static_cast<float>(Dk));
-  pool_.parallel_for(T * s.n_head, [&](int64_t i0, int64_t i1, int) {
+  // One unit per (token, key/value head): the group of query heads that
+  // share the head reads each cached key and value once.
+  pool_.parallel_for(T * s.n_head_kv, [&](int64_t i0, int64_t i1, int) {
     std::vector<float> scores;
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / s.n_head, h = i % s.n_head, hk = h / group;
+      const int64_t t = i / s.n_head_kv, hk = i % s.n_head_kv;
       const BatchToken& bt = batch.tokens[static_cast<size_t>(t)];
       const int n_pos = bt.pos + 1;
-      const float* qh = q + t * s.n_head * Dk + h * Dk;
-      scores.resize(static_cast<size_t>(n_pos));
-      for (int p = 0; p < n_pos; ++p)
-        scores[static_cast<size_t>(p)] = kernels::dot(qh, cache.key(layer, bt.seq, p) + hk * Dk, Dk) * scale;
-      kernels::softmax(scores.data(), n_pos);
-      float* o = out + t * s.n_head * Dv + h * Dv;
-      for (int64_t d = 0; d < Dv; ++d) o[d] = 0;
-      for (int p = 0; p < n_pos; ++p)
-        kernels::axpy(scores[static_cast<size_t>(p)], cache.value(layer, bt.seq, p) + hk * Dv, o, Dv);
+      scores.resize(static_cast<size_t>(group * n_pos));
+      kernels::attend(q + t * s.n_head * Dk + hk * group * Dk, static_cast<int>(group), Dk, Dv,
+                      cache.key(layer, bt.seq, 0) + hk * Dk, cache.key_width(),
+                      cache.value(layer, bt.seq, 0) + hk * Dv, cache.value_width(), n_pos, scale, scores.data(),
+                      out + t * s.n_head * Dv + hk * group * Dv);
     }
   });
 }

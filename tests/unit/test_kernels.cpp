@@ -173,3 +173,36 @@ TEST(Kernels, ExpHandlesExtremeInputs) {
     }
   }
 }
+
+// The grouped attention kernel is the table's own dot, softmax and axpy in
+// one call: bit for bit on every ISA, over head groups, strided caches,
+// head widths with and without a vector tail, and many positions (more
+// scores than one transposing reduction takes).
+TEST(Kernels, AttendIsDotSoftmaxAxpyOfTheSameTable) {
+  for (Isa isa : available_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (int group : {1, 3, 7})
+      for (int64_t dk : {64, 48, 20})
+        for (int n_pos : {1, 5, 37}) {
+          const int64_t dv = dk == 20 ? 24 : dk, kstride = dk * 2 + 3, vstride = dv * 2 + 1;
+          auto q = random_floats(static_cast<size_t>(group * dk), 1, 2.0f);
+          auto keys = random_floats(static_cast<size_t>(n_pos * kstride), 2, 2.0f);
+          auto values = random_floats(static_cast<size_t>(n_pos * vstride), 3);
+          const float scale = 0.125f;
+          std::vector<float> scores(static_cast<size_t>(group * n_pos)), out(static_cast<size_t>(group * dv), -7.0f);
+          k.attend(q.data(), group, dk, dv, keys.data(), kstride, values.data(), vstride, n_pos, scale, scores.data(),
+                   out.data());
+          std::vector<float> want(static_cast<size_t>(group * dv), 0.0f), sc(static_cast<size_t>(n_pos));
+          for (int g = 0; g < group; ++g) {
+            for (int p = 0; p < n_pos; ++p)
+              sc[static_cast<size_t>(p)] = k.dot(q.data() + g * dk, keys.data() + p * kstride, dk) * scale;
+            k.softmax(sc.data(), n_pos);
+            for (int p = 0; p < n_pos; ++p)
+              k.axpy(sc[static_cast<size_t>(p)], values.data() + p * vstride, want.data() + g * dv, dv);
+          }
+          for (size_t i = 0; i < want.size(); ++i)
+            ASSERT_EQ(out[i], want[i]) << isa_name(isa) << " group " << group << " dk " << dk << " n_pos " << n_pos
+                                       << " at " << i;
+        }
+  }
+}

@@ -77,12 +77,24 @@ double fma_probe_ref(int64_t iters) {
 void swiglu_ref(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
+
+void attend_ref(const float* q, int group, int64_t dk, int64_t dv, const float* keys, int64_t kstride,
+                const float* values, int64_t vstride, int n_pos, float scale, float* scores, float* out) {
+  for (int g = 0; g < group; ++g) {
+    float* sc = scores + static_cast<int64_t>(g) * n_pos;
+    for (int p = 0; p < n_pos; ++p) sc[p] = dot_ref(q + g * dk, keys + p * kstride, dk) * scale;
+    softmax_ref(sc, n_pos);
+    float* o = out + g * dv;
+    for (int64_t d = 0; d < dv; ++d) o[d] = 0;
+    for (int p = 0; p < n_pos; ++p) axpy_ref(sc[p], values + p * vstride, o, dv);
+  }
+}
 }  // namespace
 
 const KernelTable& ref_kernels() {
   static const KernelTable t{Isa::Ref, "ref", dequantize_row, matmul_rows_ref, quantize_acts_ref,
                              matmul_rows_int8_ref, dot_ref, axpy_ref,
-                             rms_norm_ref, softmax_ref, swiglu_ref, fma_probe_ref};
+                             rms_norm_ref, softmax_ref, swiglu_ref, fma_probe_ref, attend_ref};
   return t;
 }
 
