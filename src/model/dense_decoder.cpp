@@ -85,8 +85,11 @@ void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, 
   const int64_t Dk = s.head_dim_k, Dv = s.head_dim_v, group = s.n_head / s.n_head_kv;
   const float scale = s.attn_scale > 0 ? s.attn_scale : 1.0f / std::sqrt(static_cast<float>(Dk));
   // One unit per (token, key/value head): the group of query heads that
-  // share the head reads each cached key and value once.
-  pool_.parallel_for(T * s.n_head_kv, [&](int64_t i0, int64_t i1, int) {
+  // share the head reads each cached key and value once. Later tokens of a
+  // prompt attend to more positions, so the units are handed out from a
+  // shared counter rather than split in halves.
+  const int64_t units = T * s.n_head_kv;
+  pool_.parallel_for_dynamic(units, [&](int64_t i0, int64_t i1, int) {
     std::vector<float> scores;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / s.n_head_kv, hk = i % s.n_head_kv;
@@ -98,7 +101,7 @@ void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, 
                       cache.value(layer, bt.seq, 0) + hk * Dv, cache.value_width(), n_pos, scale, scores.data(),
                       out + t * s.n_head * Dv + hk * group * Dv);
     }
-  });
+  }, std::max<int64_t>(1, units / (8 * pool_.size())));
 }
 
 Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
