@@ -71,6 +71,9 @@ struct KernelTable {
   // axpy in ascending p; it saves their calls and re-reads.
   void (*attend)(const float* q, int group, int64_t dk, int64_t dv, const float* keys, int64_t kstride,
                  const float* values, int64_t vstride, int n_pos, float scale, float* scores, float* out);
+  // Rotates n_pairs pairs of one head in place by the angles whose cosines
+  // and sines are given: pair i is (i, i + n_pairs) when neox, else (2i, 2i+1).
+  void (*rope)(float* head, const float* cos, const float* sin, int n_pairs, bool neox);
 };
 
 // Int8 dot-product probe (AVX-512 VNNI): operations done, or 0 when the CPU

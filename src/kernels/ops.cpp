@@ -127,12 +127,7 @@ void rms_norm(const float* x, const float* weight, float eps, int64_t n, float* 
 }
 
 void rope(float* head, const float* cos, const float* sin, int n_pairs, bool neox) {
-  for (int i = 0; i < n_pairs; ++i) {
-    int a = neox ? i : 2 * i, b = neox ? i + n_pairs : 2 * i + 1;
-    float x0 = head[a], x1 = head[b];
-    head[a] = x0 * cos[i] - x1 * sin[i];
-    head[b] = x0 * sin[i] + x1 * cos[i];
-  }
+  active_kernels().rope(head, cos, sin, n_pairs, neox);
 }
 
 void softmax(float* x, int64_t n) { active_kernels().softmax(x, n); }

@@ -78,6 +78,15 @@ void swiglu_ref(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+void rope_ref(float* head, const float* cos, const float* sin, int n_pairs, bool neox) {
+  for (int i = 0; i < n_pairs; ++i) {
+    const int a = neox ? i : 2 * i, b = neox ? i + n_pairs : 2 * i + 1;
+    const float x0 = head[a], x1 = head[b];
+    head[a] = x0 * cos[i] - x1 * sin[i];
+    head[b] = x0 * sin[i] + x1 * cos[i];
+  }
+}
+
 void attend_ref(const float* q, int group, int64_t dk, int64_t dv, const float* keys, int64_t kstride,
                 const float* values, int64_t vstride, int n_pos, float scale, float* scores, float* out) {
   for (int g = 0; g < group; ++g) {
@@ -94,7 +103,7 @@ void attend_ref(const float* q, int group, int64_t dk, int64_t dv, const float* 
 const KernelTable& ref_kernels() {
   static const KernelTable t{Isa::Ref, "ref", dequantize_row, matmul_rows_ref, quantize_acts_ref,
                              matmul_rows_int8_ref, dot_ref, axpy_ref,
-                             rms_norm_ref, softmax_ref, swiglu_ref, fma_probe_ref, attend_ref};
+                             rms_norm_ref, softmax_ref, swiglu_ref, fma_probe_ref, attend_ref, rope_ref};
   return t;
 }
 

@@ -43,6 +43,14 @@ static inline float vsum(V v) {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+// [x1 x0 x3 x2 ...]: the two lanes of each adjacent pair swapped.
+static inline V vswap_pairs(V x) { return _mm256_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)); }
+// [p0 p0 p1 p1 p2 p2 p3 p3] from 4 floats.
+static inline V vload_dup_pairs(const float* p) {
+  return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+}
+// [-1 1 -1 1 ...]
+static inline V valt_sign() { return _mm256_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1); }
 // out[i] = vsum(a[i]) for 8 vectors at once, adding the very lane pairs of
 // vsum's tree (j and j+4, then j+2, then j+1) while transposing.
 static inline void vsum_w(const V* a, float* out) {
@@ -84,7 +92,7 @@ const KernelTable& avx2_kernels() {
   static const KernelTable t{Isa::Avx2, "avx2", avx2::dequantize_simd, avx2::matmul_rows_simd, avx2::quantize_acts,
                              avx2::matmul_rows_int8, avx2::dot_simd,
                              avx2::axpy_simd, avx2::rms_norm_simd, avx2::softmax_simd, avx2::swiglu_simd, avx2::fma_probe_simd,
-                             avx2::attend_simd};
+                             avx2::attend_simd, avx2::rope_simd};
   return t;
 }
 

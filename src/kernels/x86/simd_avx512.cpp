@@ -48,6 +48,15 @@ static inline float vsum(V v) {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+// [x1 x0 x3 x2 ...]: the two lanes of each adjacent pair swapped.
+static inline V vswap_pairs(V x) { return _mm512_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)); }
+// [p0 p0 p1 p1 ... p7 p7] from 8 floats.
+static inline V vload_dup_pairs(const float* p) {
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+                               _mm512_castps256_ps512(_mm256_loadu_ps(p)));
+}
+// [-1 1 -1 1 ...]
+static inline V valt_sign() { return _mm512_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1); }
 // out[i] = vsum(a[i]) for 16 vectors at once: each stage adds the very lane
 // pairs of vsum's tree while transposing, 45 instructions instead of 16 x 8.
 static inline void vsum_w(const V* a, float* out) {
@@ -117,7 +126,8 @@ const KernelTable& avx512_kernels() {
                              vnni ? avx512vnni::quantize_acts : avx2::quantize_acts,
                              vnni ? avx512vnni::matmul_rows_int8 : avx2::matmul_rows_int8,
                              avx512::dot_simd, avx512::axpy_simd, avx512::rms_norm_simd, avx512::softmax_simd,
-                             avx512::swiglu_simd, avx512::fma_probe_simd, avx512::attend_simd};
+                             avx512::swiglu_simd, avx512::fma_probe_simd, avx512::attend_simd,
+                             avx512::rope_simd};
   return t;
 }
 
