@@ -53,6 +53,19 @@ __attribute__((target("avx2"))) int64_t plain_read(const uint8_t* p, size_t n) {
   return v[0] + v[1] + v[2] + v[3];
 }
 
+// rows x cols random normal weights stored as `type` into `bytes`.
+WeightMatrix random_weights(DType type, int64_t rows, int64_t cols, std::mt19937& rng, std::vector<uint8_t>& bytes) {
+  std::normal_distribution<float> nd;
+  const int64_t rb = row_bytes(type, cols);
+  bytes.resize(static_cast<size_t>(rb * rows));
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& v : row) v = nd(rng);
+    quantize_row(type, row.data(), bytes.data() + r * rb, cols);
+  }
+  return WeightMatrix{type, rows, cols, rb, bytes.data()};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,14 +113,8 @@ int main(int argc, char** argv) {
   for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
                      DType::Q6_K}) {
     if (cols % traits(type).block_size != 0) continue;
-    const int64_t rb = row_bytes(type, cols);
-    std::vector<uint8_t> w(static_cast<size_t>(rb * rows));
-    std::vector<float> row(static_cast<size_t>(cols));
-    for (int64_t r = 0; r < rows; ++r) {
-      for (auto& v : row) v = nd(rng);
-      quantize_row(type, row.data(), w.data() + r * rb, cols);
-    }
-    const WeightMatrix wm{type, rows, cols, rb, w.data()};
+    std::vector<uint8_t> w;
+    const WeightMatrix wm = random_weights(type, rows, cols, rng, w);
     std::vector<float> y(static_cast<size_t>(rows * tokens));
     volatile int64_t sink = 0;
     const double bytes = static_cast<double>(w.size());
@@ -129,14 +136,8 @@ int main(int argc, char** argv) {
   }
   std::printf("\n| type | MB | GFLOP/s | of the fp32 FMA peak (%.1f GFLOP/s) |\n|---|---|---|---|\n", peak / 1e9);
   for (DType type : {DType::F16, DType::BF16}) {
-    const int64_t rb = row_bytes(type, cols);
-    std::vector<uint8_t> w(static_cast<size_t>(rb * rows));
-    std::vector<float> row(static_cast<size_t>(cols));
-    for (int64_t r = 0; r < rows; ++r) {
-      for (auto& v : row) v = nd(rng);
-      quantize_row(type, row.data(), w.data() + r * rb, cols);
-    }
-    const WeightMatrix wm{type, rows, cols, rb, w.data()};
+    std::vector<uint8_t> w;
+    const WeightMatrix wm = random_weights(type, rows, cols, rng, w);
     std::vector<float> y(static_cast<size_t>(rows * tokens));
     const double t = best_seconds(reps, [&] { k.matmul_rows(wm, 0, rows, xf.data(), tokens, y.data(), rows); });
     std::printf("| %s | %.1f | %.1f | %.0f%% |\n", dtype_name(type), static_cast<double>(w.size()) / 1e6,

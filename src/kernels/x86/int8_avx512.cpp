@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/x86/avx512_reduce.h"
 #include "kernels/x86/int8_x86.h"
 #include "tensor/blocks.h"
 
@@ -27,26 +28,6 @@ namespace volga::kernels::avx512vnni {
 #include "kernels/x86/int8_unpack.inc"
 
 namespace {
-
-// out lane i = op over the 16 lanes of a[i], for 16 vectors at once (shuffles
-// that transpose while they reduce). For max and integer sums the order of
-// the operations does not change the result.
-template <typename Op>
-inline __m512 reduce16_transposed(const __m512* a, Op op) {
-  __m512 b[8], c[4], d[2];
-  for (int p = 0; p < 8; ++p)
-    b[p] = op(_mm512_shuffle_f32x4(a[2 * p], a[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-              _mm512_shuffle_f32x4(a[2 * p], a[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  for (int p = 0; p < 4; ++p)
-    c[p] = op(_mm512_shuffle_f32x4(b[2 * p], b[2 * p + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-              _mm512_shuffle_f32x4(b[2 * p], b[2 * p + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-  for (int p = 0; p < 2; ++p)
-    d[p] = op(_mm512_shuffle_ps(c[2 * p], c[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-              _mm512_shuffle_ps(c[2 * p], c[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  const __m512 e = op(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                      _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), e);
-}
 
 // Rounds one chunk of 32 with the inverse scale id; returns the sum of its integers as 16 lanes.
 inline __m512i quantize_chunk(const float* x, __m512 vid, int8_t* q, uint8_t* qu) {
@@ -79,7 +60,7 @@ void quantize_acts(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* 
       const float* xc = x + 32 * (c + j);
       m[j] = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(xc)), _mm512_abs_ps(_mm512_loadu_ps(xc + 16)));
     }
-    const __m512 dc = _mm512_div_ps(reduce16_transposed(m, fmax), _mm512_set1_ps(127.0f));
+    const __m512 dc = _mm512_div_ps(x86::reduce16_transposed(m, fmax), _mm512_set1_ps(127.0f));
     const __mmask16 nz = _mm512_cmp_ps_mask(dc, _mm512_setzero_ps(), _CMP_NEQ_OQ);
     const __m512 id = _mm512_maskz_div_ps(nz, _mm512_set1_ps(1.0f), dc);
     alignas(64) float idv[16];
@@ -87,7 +68,7 @@ void quantize_acts(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* 
     __m512 sums[16];
     for (int j = 0; j < 16; ++j)
       sums[j] = _mm512_castsi512_ps(quantize_chunk(x + 32 * (c + j), _mm512_set1_ps(idv[j]), q + 32 * (c + j), qu + 32 * (c + j)));
-    const __m512 total = _mm512_cvtepi32_ps(_mm512_castps_si512(reduce16_transposed(sums, iadd)));
+    const __m512 total = _mm512_cvtepi32_ps(_mm512_castps_si512(x86::reduce16_transposed(sums, iadd)));
     _mm512_storeu_ps(d + c, dc);
     _mm512_storeu_ps(s + c, _mm512_mul_ps(dc, total));
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/dispatch.h"
+#include "kernels/x86/avx512_reduce.h"
 #include "kernels/x86/int8_x86.h"
 #include "util/cpu_features.h"
 #include "tensor/blocks.h"
@@ -57,24 +58,10 @@ static inline V vload_dup_pairs(const float* p) {
 }
 // [-1 1 -1 1 ...]
 static inline V valt_sign() { return _mm512_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1); }
-// out[i] = vsum(a[i]) for 16 vectors at once: each stage adds the very lane
-// pairs of vsum's tree while transposing, 45 instructions instead of 16 x 8.
+// out[i] = vsum(a[i]) for 16 vectors at once: the transposing tree adds the
+// very lane pairs of vsum's tree, so each sum is bit-identical to vsum.
 static inline void vsum_w(const V* a, float* out) {
-  V b[8], c[4], d[2];
-  for (int p = 0; p < 8; ++p)  // [a(L0+L2) a(L1+L3) | same for a+1], Lk = 128-bit lane k
-    b[p] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * p], a[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                         _mm512_shuffle_f32x4(a[2 * p], a[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  for (int p = 0; p < 4; ++p)  // 128-bit lane m of c[p]: 4 partial sums of a[4p + m]
-    c[p] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * p], b[2 * p + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(b[2 * p], b[2 * p + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-  for (int p = 0; p < 2; ++p)  // lanes j + j+2
-    d[p] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * p], c[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                         _mm512_shuffle_ps(c[2 * p], c[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  // lanes j + j+1; lane 4k + m now holds the sum of a[4m + k]
-  const V e = _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                            _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  const VI idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  _mm512_storeu_ps(out, _mm512_permutexvar_ps(idx, e));
+  _mm512_storeu_ps(out, x86::reduce16_transposed(a, [](V x, V y) { return _mm512_add_ps(x, y); }));
 }
 static inline VI vload_u8(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 static inline VI vload_i8(const int8_t* p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
