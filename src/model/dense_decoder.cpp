@@ -84,22 +84,30 @@ void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, 
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t Dk = s.head_dim_k, Dv = s.head_dim_v, group = s.n_head / s.n_head_kv;
   const float scale = s.attn_scale > 0 ? s.attn_scale : 1.0f / std::sqrt(static_cast<float>(Dk));
-  // One unit per (token, key/value head): the group of query heads that
-  // share the head reads each cached key and value once. Later tokens of a
-  // prompt attend to more positions, so the units are handed out from a
-  // shared counter rather than split in halves.
-  const int64_t units = T * s.n_head_kv;
+  // One unit per (token, key/value head, part of its group): the query heads
+  // of a part read each cached key and value once. Groups are split only when
+  // there are too few (token, head) pairs to keep every thread busy (decode
+  // of one sequence); a head's arithmetic is the same in any part. Later
+  // tokens of a prompt attend to more positions, so the units are handed out
+  // from a shared counter rather than split in halves.
+  const int64_t pairs = T * s.n_head_kv;
+  const int64_t parts = std::clamp<int64_t>((2 * pool_.size() + pairs - 1) / pairs, 1, group);
+  const int64_t per_part = (group + parts - 1) / parts;
+  const int64_t units = pairs * parts;
   pool_.parallel_for_dynamic(units, [&](int64_t i0, int64_t i1, int) {
     std::vector<float> scores;
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / s.n_head_kv, hk = i % s.n_head_kv;
+      const int64_t t = i / (s.n_head_kv * parts), hk = i / parts % s.n_head_kv;
+      const int64_t g0 = i % parts * per_part, g1 = std::min(group, g0 + per_part);
+      if (g0 >= g1) continue;
       const BatchToken& bt = batch.tokens[static_cast<size_t>(t)];
       const int n_pos = bt.pos + 1;
-      scores.resize(static_cast<size_t>(group * n_pos));
-      kernels::attend(q + t * s.n_head * Dk + hk * group * Dk, static_cast<int>(group), Dk, Dv,
+      const int64_t h0 = hk * group + g0;  // first query head of this part
+      scores.resize(static_cast<size_t>((g1 - g0) * n_pos));
+      kernels::attend(q + t * s.n_head * Dk + h0 * Dk, static_cast<int>(g1 - g0), Dk, Dv,
                       cache.key(layer, bt.seq, 0) + hk * Dk, cache.key_width(),
                       cache.value(layer, bt.seq, 0) + hk * Dv, cache.value_width(), n_pos, scale, scores.data(),
-                      out + t * s.n_head * Dv + hk * group * Dv);
+                      out + t * s.n_head * Dv + h0 * Dv);
     }
   }, std::max<int64_t>(1, units / (8 * pool_.size())));
 }
