@@ -35,9 +35,14 @@ GenerateResult generate(Model& model, KvCache& cache, const std::vector<int32_t>
   for (int32_t n = 0; n < opts.max_tokens; ++n) {
     int32_t id = sampler.sample(logits.row(0), logits.n_vocab);
     sampler.accept(id);
+    sampler.accept_output(id);
     res.ids.push_back(id);
     bool keep_going = !on_token || on_token(id);
     if (std::find(opts.stop_ids.begin(), opts.stop_ids.end(), id) != opts.stop_ids.end()) {
+      res.stopped = true;
+      break;
+    }
+    if (sampler.grammar_finished()) {  // nothing may follow: the text is complete
       res.stopped = true;
       break;
     }

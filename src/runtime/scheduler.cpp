@@ -192,7 +192,17 @@ void Scheduler::step(std::vector<Slot>& slots, KvCache& cache) {
     const size_t s = static_cast<size_t>(logits_slot[static_cast<size_t>(row)]);
     Slot& slot = slots[s];
     const float* l = logits.row(row);
-    const int32_t id = slot.sampler->sample(l, logits.n_vocab);
+    int32_t id = -1;
+    try {
+      id = slot.sampler->sample(l, logits.n_vocab);
+    } catch (const Error& e) {  // this request's grammar is stuck: end it alone
+      TokenEvent ev;
+      ev.kind = TokenEvent::Kind::Error;
+      ev.error = e.what();
+      slot.handle->push(std::move(ev));
+      release(s);
+      continue;
+    }
     slot.sampler->accept(id);
     slot.sampler->accept_output(id);
     ++slot.n_generated;
@@ -200,7 +210,8 @@ void Scheduler::step(std::vector<Slot>& slots, KvCache& cache) {
     ev.id = id;
     if (slot.req.top_logprobs >= 0) add_logprobs(l, logits.n_vocab, id, slot.req.top_logprobs, ev);
     slot.handle->push(std::move(ev));
-    const bool stop_id = std::find(slot.req.stop_ids.begin(), slot.req.stop_ids.end(), id) != slot.req.stop_ids.end();
+    const bool stop_id = std::find(slot.req.stop_ids.begin(), slot.req.stop_ids.end(), id) != slot.req.stop_ids.end() ||
+                         slot.sampler->grammar_finished();
     const bool full = slot.n_generated >= slot.req.max_tokens || cache.length(static_cast<int>(s)) >= opts_.n_ctx;
     if (stop_id || full) {
       TokenEvent done;

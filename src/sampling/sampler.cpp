@@ -17,9 +17,27 @@ void SamplingParams::validate() const {
   if (repeat_last_n < 0) throw Error("repeat_last_n must be >= 0");
   if (!(presence_penalty >= -2.0f && presence_penalty <= 2.0f)) throw Error("presence_penalty must be between -2 and 2");
   if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f)) throw Error("frequency_penalty must be between -2 and 2");
+  if (static_cast<bool>(grammar) != static_cast<bool>(vocab)) throw Error("a grammar needs the vocabulary's token trie");
 }
 
-Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) { params_.validate(); }
+Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {
+  params_.validate();
+  if (params_.grammar) matcher_ = std::make_unique<GrammarMatcher>(params_.grammar);
+}
+
+void Sampler::accept_output(int32_t token) {
+  ++output_counts_[token];
+  if (matcher_) matcher_->accept_token(*params_.vocab, token);
+}
+
+// Keeps only the candidates the grammar allows.
+void Sampler::apply_grammar() {
+  const TokenMask& mask = matcher_->token_mask(*params_.vocab);
+  const int32_t n_mask = params_.vocab->n_vocab();
+  std::erase_if(cand_, [&](const Candidate& c) { return c.id >= n_mask || !mask_allows(mask, c.id); });
+  if (cand_.empty())
+    throw Error("the grammar allows no token of this vocabulary here (a grammar literal the tokenizer cannot spell?)");
+}
 
 void Sampler::accept(int32_t token) {
   if (params_.repeat_last_n <= 0) return;
@@ -44,12 +62,19 @@ int32_t Sampler::sample(const float* logits, int64_t n_vocab) {
       cand_[static_cast<size_t>(id)].logit -= params_.frequency_penalty * static_cast<float>(count) +
                                                params_.presence_penalty * (count > 0 ? 1.0f : 0.0f);
     }
-  if (params_.temperature <= 0) {
+  auto argmax = [&] {
     size_t best = 0;
     for (size_t i = 1; i < cand_.size(); ++i)
       if (cand_[i].logit > cand_[best].logit) best = i;
     return cand_[best].id;
+  };
+  if (params_.temperature <= 0) {
+    int32_t best = argmax();
+    if (!matcher_ || matcher_->allows_token(*params_.vocab, best)) return best;
+    apply_grammar();
+    return argmax();
   }
+  if (matcher_) apply_grammar();
   auto by_logit = [](const Candidate& a, const Candidate& b) {
     return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
   };

@@ -102,7 +102,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_speci
 }
 
 std::string StreamDecoder::push(int32_t id) {
-  pending_ += tok_.token_bytes(id);
+  pending_ += tok_.token_bytes(id, special_);
   // Hold back a trailing sequence that later tokens may still complete (at
   // most 3 bytes); everything before it is emitted, invalid bytes as U+FFFD.
   size_t cut = pending_.size();

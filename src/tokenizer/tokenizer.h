@@ -89,13 +89,16 @@ class Tokenizer {
 // UTF-8 sequence: bytes of a character split across tokens are held back.
 class StreamDecoder {
  public:
-  explicit StreamDecoder(const Tokenizer& tok) : tok_(tok) {}
+  // render_special: control tokens (other than the caller's stop tokens)
+  // appear as their text, as chat markup parsers and grammars need.
+  explicit StreamDecoder(const Tokenizer& tok, bool render_special = false) : tok_(tok), special_(render_special) {}
   std::string push(int32_t id);
   std::string flush();  // whatever is pending (an incomplete sequence becomes U+FFFD)
   // Output is always valid UTF-8: bytes that cannot form a character become U+FFFD.
 
  private:
   const Tokenizer& tok_;
+  bool special_ = false;
   std::string pending_;
 };
 
