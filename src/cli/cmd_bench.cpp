@@ -15,6 +15,8 @@
 #include "format/gguf.h"
 #include "kernels/dispatch.h"
 #include "model/model.h"
+#include "sampling/sampler.h"
+#include "tokenizer/tokenizer.h"
 #include "util/cpu_features.h"
 #include "util/error.h"
 
@@ -30,6 +32,7 @@ struct BenchOptions {
   bool json = false;
   std::string isa;
   std::string matmul;
+  std::string grammar_file, schema_file;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -98,6 +101,52 @@ std::string human(double v, const char* unit) {
   std::snprintf(buf, sizeof buf, "%.1f %s", v / 1e9, unit);
   return buf;
 }
+// Decode with sampling, with and without a grammar, on the model's own
+// logits (each sampled token is fed back): tokens/s of each, so the cost of
+// the grammar mask shows as the difference. A finished grammar starts over.
+struct GrammarBench {
+  std::vector<double> plain, constrained;
+  int64_t completed = 0;  // grammar sentences finished during the runs
+};
+
+GrammarBench bench_grammar(Model& model, const GgufFile& file, std::shared_ptr<const Grammar> grammar, int n_gen, int reps) {
+  auto tok = Tokenizer::from_gguf(file);
+  auto trie = std::make_shared<TokenTrie>(*tok);
+  KvCache cache(model.spec(), 1, n_gen + 2);
+  GrammarBench out;
+  auto run = [&](bool constrained, uint64_t seed) {
+    SamplingParams sp;
+    sp.temperature = 1.0f;
+    sp.top_k = 0;
+    sp.top_p = 1.0f;
+    sp.min_p = 0.0f;
+    sp.seed = seed;
+    if (constrained) sp.grammar = grammar, sp.vocab = trie;
+    auto sampler = std::make_unique<Sampler>(sp);
+    cache.truncate(0, 0);
+    Batch batch;
+    int32_t next = tok->bos_id() >= 0 ? tok->bos_id() : 0;
+    auto t0 = Clock::now();
+    for (int i = 0; i < n_gen; ++i) {
+      batch.clear();
+      batch.add(next, i, 0, true);
+      Logits logits = model.forward(batch, cache);
+      next = sampler->sample(logits.row(0), logits.n_vocab);
+      sampler->accept_output(next);
+      if (constrained && (sampler->grammar_finished() || tok->is_end_of_generation(next))) {
+        ++out.completed;
+        sampler = std::make_unique<Sampler>(sp);
+      }
+    }
+    return n_gen / seconds_since(t0);
+  };
+  for (int rep = 0; rep < reps; ++rep) {  // alternate, so drifts of the host hit both alike
+    out.plain.push_back(run(false, static_cast<uint64_t>(rep)));
+    out.constrained.push_back(run(true, static_cast<uint64_t>(rep)));
+  }
+  return out;
+}
+
 }  // namespace
 
 Command add_bench(CLI::App& app) {
@@ -115,6 +164,11 @@ Command add_bench(CLI::App& app) {
                   "the default) or float (weights dequantized to float); same as VOLGA_MATMUL")
       ->check(CLI::IsMember({"int8", "float"}));
   cmd->add_flag("--json", o->json, "Print one JSON object instead of the table");
+  cmd->add_option("--grammar", o->grammar_file, "Also measure sampled decode under this GBNF grammar (vs. unconstrained)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--json-schema", o->schema_file, "Also measure sampled decode under this JSON Schema (vs. unconstrained)")
+      ->check(CLI::ExistingFile)
+      ->excludes("--grammar");
   return [o]() -> int {
     if (!o->isa.empty()) setenv("VOLGA_ISA", o->isa.c_str(), 1);
     if (!o->matmul.empty()) setenv("VOLGA_MATMUL", o->matmul.c_str(), 1);
@@ -171,6 +225,13 @@ Command add_bench(CLI::App& app) {
       }
     }
 
+    auto grammar = load_grammar_option(o->grammar_file, o->schema_file);
+    GrammarBench gb;
+    if (grammar && o->n_gen > 0) gb = bench_grammar(*model, *file, grammar, o->n_gen, o->reps);
+    const bool with_grammar = !gb.constrained.empty();
+    const Stats gp = with_grammar ? stats(gb.plain) : Stats{}, gc = with_grammar ? stats(gb.constrained) : Stats{};
+    const double overhead = with_grammar ? 1.0 - gc.median / gp.median : 0;
+
     const double bandwidth = measure_read_bandwidth(pool);
     const double fma_peak = measure_peak(pool, kt.fma_probe);
     const double int8_peak = kernels::isa_available(kernels::Isa::Avx512) ? measure_peak(pool, kernels::int8_probe) : 0;
@@ -211,6 +272,14 @@ Command add_bench(CLI::App& app) {
       j["prefill_fraction_of_fp32_peak"] = pp_flops / fma_peak;
       j["peak_int8_ops_per_s"] = int8_peak;
       if (int8_peak > 0) j["prefill_fraction_of_int8_peak"] = pp_flops / int8_peak;
+      if (with_grammar) {
+        j["sampled_decode_tokens_per_s"] = gp.median;
+        j["grammar_decode_tokens_per_s"] = gc.median;
+        j["grammar_decode_tokens_per_s_min"] = gc.min;
+        j["grammar_decode_tokens_per_s_max"] = gc.max;
+        j["grammar_overhead_fraction"] = overhead;
+        j["grammar_sentences_completed"] = gb.completed;
+      }
       std::printf("%s\n", j.dump(2).c_str());
       return 0;
     }
@@ -226,6 +295,12 @@ Command add_bench(CLI::App& app) {
     if (!tg.empty())
       std::printf("| tg%-4d | %17.1f | %7.1f .. %7.1f | %4.1f%% of bandwidth limit (%.1f tok/s) |\n", o->n_gen, g.median,
                   g.min, g.max, 100 * g.median / decode_limit, decode_limit);
+    if (with_grammar) {
+      std::printf("| tg%-4d sampled           | %17.1f | %7.1f .. %7.1f |\n", o->n_gen, gp.median, gp.min, gp.max);
+      std::printf("| tg%-4d sampled + grammar | %17.1f | %7.1f .. %7.1f | %.1f%% slower (%.2f ms/token), %lld sentences |\n",
+                  o->n_gen, gc.median, gc.min, gc.max, 100 * overhead, 1000 * (1 / gc.median - 1 / gp.median),
+                  static_cast<long long>(gb.completed));
+    }
     std::printf("machine: read bandwidth %s, fp32 FMA peak %s", human(bandwidth, "GB/s").c_str(),
                 human(fma_peak, "GFLOP/s").c_str());
     if (int8_peak > 0) std::printf(", int8 VNNI peak %s", human(int8_peak, "GOP/s").c_str());

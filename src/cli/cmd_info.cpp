@@ -3,6 +3,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "chat/chat_format.h"
 #include "cli/commands.h"
 #include "format/gguf.h"
 #include "model/model.h"
@@ -109,8 +110,12 @@ Command add_info(CLI::App& app) {
       if (const GgufValue* v = f->find("tokenizer.ggml.tokens")) std::printf(", %zu tokens", v->array.size());
       std::printf("\n");
     }
-    if (auto tmpl = f->get_string_opt("tokenizer.chat_template"))
+    if (auto tmpl = f->get_string_opt("tokenizer.chat_template")) {
+      ChatFormat fmt = detect_chat_format(*tmpl);
+      std::printf("chat format: tool calls %s, reasoning %s\n", fmt.tools == ToolCallStyle::None ? "none" : fmt.name.c_str(),
+                  fmt.reasoning ? (fmt.think_open + "..." + fmt.think_close).c_str() : "none");
       std::printf("chat template:\n%s\n", tmpl->c_str());
+    }
     else
       std::printf("chat template: (none)\n");
     if (*all) {

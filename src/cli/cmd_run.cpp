@@ -5,10 +5,12 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "chat/chat_template.h"
 #include "cli/commands.h"
 #include "format/gguf.h"
 #include "model/model.h"
 #include "runtime/generate.h"
+#include "sampling/json_schema.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -43,8 +45,35 @@ struct RunOptions {
   bool special = false;
   SamplingParams sampling;
   int64_t seed = -1;
+  std::string grammar_file, schema_file;
 };
 }  // namespace
+
+void add_grammar_options(CLI::App* cmd, std::string& grammar_file, std::string& schema_file) {
+  cmd->add_option("--grammar", grammar_file,
+                  "Constrain the output to a GBNF grammar read from FILE (llama.cpp's notation; start rule 'root')")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--json-schema", schema_file,
+                  "Constrain the output to JSON valid against the JSON Schema in FILE (see docs/STRUCTURED_OUTPUT.md)")
+      ->check(CLI::ExistingFile)
+      ->excludes("--grammar");
+}
+
+std::shared_ptr<const Grammar> load_grammar_option(const std::string& grammar_file, const std::string& schema_file) {
+  if (!grammar_file.empty()) return Grammar::parse(read_text_file(grammar_file));
+  if (schema_file.empty()) return nullptr;
+  nlohmann::ordered_json schema;
+  try {
+    schema = nlohmann::ordered_json::parse(read_text_file(schema_file));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(schema_file + " is not valid JSON: " + e.what());
+  }
+  try {
+    return Grammar::parse(json_schema_to_gbnf(schema));
+  } catch (const SchemaError& e) {
+    throw Error(schema_file + ": " + e.what());
+  }
+}
 
 Command add_run(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
@@ -58,11 +87,15 @@ Command add_run(CLI::App& app) {
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-generation tokens");
   cmd->add_flag("--special", o->special, "Recognise control-token texts such as <|im_start|> in the prompt (e.g. a prompt made by 'volga template')");
   cmd->add_flag("--json", o->json, "Print one JSON object with prompt_ids, ids and text instead of the text");
+  add_grammar_options(cmd, o->grammar_file, o->schema_file);
   return [o]() -> int {
     finish_sampling_options(o->sampling, o->seed);
     o->model = resolve_model(o->model);
     auto file = GgufFile::open(o->model);
     auto tok = Tokenizer::from_gguf(*file);
+    o->sampling.grammar = load_grammar_option(o->grammar_file, o->schema_file);
+    if (o->sampling.grammar) o->sampling.vocab = std::make_shared<TokenTrie>(*tok);
+    const bool special_text = o->sampling.grammar != nullptr;  // the grammar matched control tokens as text
     ThreadPool pool(resolve_threads(o->threads));
     auto model = load_model(*file, pool);
     std::vector<int32_t> prompt = tok->encode(o->prompt, true, o->special);
@@ -80,7 +113,7 @@ Command add_run(CLI::App& app) {
     if (!o->ignore_eos)
       for (int32_t id = 0; id < tok->n_vocab(); ++id)
         if (tok->is_end_of_generation(id)) gopt.stop_ids.push_back(id);
-    StreamDecoder dec(*tok);
+    StreamDecoder dec(*tok, special_text);
     const bool stream = !o->json;
     GenerateResult res = generate(*model, cache, prompt, gopt, [&](int32_t id) {
       if (stream && !tok->is_end_of_generation(id)) {
@@ -91,12 +124,13 @@ Command add_run(CLI::App& app) {
       return true;
     });
     std::vector<int32_t> out_ids = res.ids;
-    if (res.stopped && !out_ids.empty()) out_ids.pop_back();  // the stop token is not text
+    if (res.stopped && !out_ids.empty() && tok->is_end_of_generation(out_ids.back()))
+      out_ids.pop_back();  // the stop token is not text
     if (o->json) {
       nlohmann::json j;
       j["prompt_ids"] = prompt;
       j["ids"] = res.ids;
-      j["text"] = sanitize_utf8(tok->decode(out_ids));
+      j["text"] = sanitize_utf8(tok->decode(out_ids, special_text));
       j["stopped"] = res.stopped;
       std::printf("%s\n", j.dump().c_str());
     } else {

@@ -14,7 +14,7 @@ Command add_serve(CLI::App& app) {
   auto key = std::make_shared<std::string>();
   auto key_file = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
-      "serve", "Serve a model over the OpenAI API (/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)");
+      "serve", "Serve a model over the OpenAI API (/v1/chat/completions, /v1/completions, /v1/responses, /v1/models, /health, /metrics)");
   cmd->add_option("model", o->model_path, kModelHelp)->check(CLI::ExistingFile);
   cmd->add_option("--host", o->host, "Address to listen on (0.0.0.0 for every interface)")->default_val("127.0.0.1");
   cmd->add_option("--port", o->port, "TCP port")->default_val(8080)->check(CLI::Range(0, 65535));
@@ -25,6 +25,7 @@ Command add_serve(CLI::App& app) {
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
   cmd->add_option("--max-queue", o->max_queue, "Requests that may wait for a slot; beyond it the server answers 503")->default_val(64)->check(CLI::Range(0, 100000));
   cmd->add_option("--alias", o->model_name, "Model name reported by the API (default: the file name)");
+  cmd->add_flag("-q,--quiet", o->quiet, "Do not log one line per request on stderr");
   cmd->add_option("--chat-template-file", o->chat_template_file, "Use this Jinja2 template instead of the model's")->check(CLI::ExistingFile);
   return [o, key, key_file]() -> int {
     if (!key->empty()) o->api_keys.push_back(*key);

@@ -34,6 +34,11 @@ nlohmann::ordered_json parse_var_assignments(const std::vector<std::string>& var
 void add_sampling_options(CLI::App* cmd, SamplingParams& params, int64_t& seed);
 void finish_sampling_options(SamplingParams& params, int64_t seed);
 
+// --grammar FILE / --json-schema FILE (run and chat); load_... returns the
+// compiled grammar or null, and throws volga::Error naming the file.
+void add_grammar_options(CLI::App* cmd, std::string& grammar_file, std::string& schema_file);
+std::shared_ptr<const Grammar> load_grammar_option(const std::string& grammar_file, const std::string& schema_file);
+
 // The model to load: `given` when not empty, else the demo model that ships in
 // the repository (models/volga-demo-q8_0.gguf, found beside the executable's
 // source tree, in ../share/volga/models, or via $VOLGA_DEMO_MODEL). Throws

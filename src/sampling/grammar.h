@@ -73,6 +73,13 @@ class Grammar {
   uint32_t root_ = 0;
 };
 
+// A GBNF expression (to be placed in a rule body) matching any text that
+// does not contain `stop`, followed by `stop` itself: the first occurrence
+// of `stop` ends it. Rules it needs are appended to `rules` under names
+// starting with `prefix`. Used for free text before a marker (reasoning
+// before "</think>", raw parameter values before "</parameter>").
+std::string gbnf_text_until(const std::string& stop, const std::string& prefix, std::string& rules);
+
 class TokenTrie {
  public:
   // Every non-control token with at least one byte. `eog_ids` are the

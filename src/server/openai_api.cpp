@@ -1,5 +1,7 @@
 #include "server/openai_api.h"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 
@@ -60,6 +62,90 @@ bool boolean(const Json& body, const char* name, bool def) {
 
 }  // namespace
 
+Json parse_tools(const Json& tools, const std::string& param) {
+  if (!tools.is_array()) bad(param, "must be an array of {\"type\": \"function\", \"function\": {...}} objects");
+  Json out = Json::array();
+  std::vector<std::string> names;
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const std::string where = param + "[" + std::to_string(i) + "]";
+    const Json& t = tools[i];
+    if (!t.is_object()) bad(where, "must be an object");
+    auto type = t.find("type");
+    if (type != t.end() && (!type->is_string() || *type != "function"))
+      bad(where + ".type", "must be \"function\" (the only tool type this server runs)");
+    auto fn = t.find("function");
+    if (fn == t.end() || !fn->is_object()) bad(where + ".function", "is required and must be an object");
+    auto name = fn->find("name");
+    if (name == fn->end() || !name->is_string() || name->get<std::string>().empty())
+      bad(where + ".function.name", "is required and must be a non-empty string");
+    for (char c : name->get<std::string>())
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+        bad(where + ".function.name", "may hold only letters, digits, '_', '-' and '.'");
+    if (std::find(names.begin(), names.end(), name->get<std::string>()) != names.end())
+      bad(where + ".function.name", "repeats the tool name '" + name->get<std::string>() + "'");
+    names.push_back(name->get<std::string>());
+    auto params = fn->find("parameters");
+    if (params != fn->end() && !params->is_null() && !params->is_object()) bad(where + ".function.parameters", "must be a JSON Schema object");
+    auto desc = fn->find("description");
+    if (desc != fn->end() && !desc->is_null() && !desc->is_string()) bad(where + ".function.description", "must be a string");
+    Json clean = {{"type", "function"}, {"function", *fn}};
+    if (params == fn->end() || params->is_null())
+      clean["function"]["parameters"] = Json{{"type", "object"}, {"properties", Json::object()}};
+    out.push_back(clean);
+  }
+  return out;
+}
+
+void parse_tool_choice(const Json& choice, const Json& tools, CompletionParams& p, const std::string& param) {
+  const bool have_tools = tools.is_array() && !tools.empty();
+  if (choice.is_string()) {
+    std::string c = choice.get<std::string>();
+    if (c != "auto" && c != "none" && c != "required")
+      bad(param, "must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+    if (c == "required" && !have_tools) bad(param, "is \"required\" but the request has no tools");
+    p.tool_choice = c;
+    p.tool_choice_named = false;
+    return;
+  }
+  if (!choice.is_object()) bad(param, "must be a string or an object");
+  const Json* fn = field(choice, "function");
+  const Json* name = fn && fn->is_object() ? field(*fn, "name") : field(choice, "name");  // Responses API: {type, name}
+  if (!name || !name->is_string()) bad(param, "must name a function: {\"type\": \"function\", \"function\": {\"name\": ...}}");
+  if (!have_tools) bad(param, "names a function but the request has no tools");
+  bool found = false;
+  for (const Json& t : tools) found |= t["function"]["name"] == *name;
+  if (!found) bad(param, "names '" + name->get<std::string>() + "', which is not one of the request's tools");
+  p.tool_choice = name->get<std::string>();
+  p.tool_choice_named = true;
+}
+
+void parse_response_format(const Json& format, CompletionParams& p, const std::string& param) {
+  if (!format.is_object()) bad(param, "must be an object like {\"type\": \"json_schema\", \"json_schema\": {...}}");
+  const Json* type = field(format, "type");
+  if (!type || !type->is_string()) bad(param + ".type", "is required: \"text\", \"json_object\" or \"json_schema\"");
+  const std::string t = type->get<std::string>();
+  if (t == "text") return;
+  if (t == "json_object") {
+    const Json* schema = field(format, "schema");  // llama.cpp's extension: a schema beside json_object
+    if (schema && !schema->is_object() && !schema->is_boolean()) bad(param + ".schema", "must be a JSON Schema object");
+    p.json_schema = schema ? *schema : Json{{"type", "object"}};
+    return;
+  }
+  if (t != "json_schema") bad(param + ".type", "must be \"text\", \"json_object\" or \"json_schema\", got \"" + t + "\"");
+  // Chat Completions nests the schema in "json_schema"; the Responses API puts it beside "type".
+  const Json* holder = field(format, "json_schema");
+  std::string where = param + ".json_schema";
+  if (!holder) holder = &format, where = param;
+  if (!holder->is_object()) bad(where, "must be an object with a \"schema\"");
+  const Json* schema = field(*holder, "schema");
+  if (!schema || (!schema->is_object() && !schema->is_boolean())) bad(where + ".schema", "is required and must be a JSON Schema object");
+  const Json* name = field(*holder, "name");
+  if (name && !name->is_string()) bad(where + ".name", "must be a string");
+  const Json* strict = field(*holder, "strict");
+  if (strict && !strict->is_boolean()) bad(where + ".strict", "must be true or false");
+  p.json_schema = *schema;  // enforced whether or not "strict" is set
+}
+
 CompletionParams parse_completion_request(const Json& body, bool chat) {
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
   CompletionParams p;
@@ -82,10 +168,9 @@ CompletionParams parse_completion_request(const Json& body, bool chat) {
           if (!part.is_object()) bad(where + ".content", "parts must be objects like {\"type\": \"text\", \"text\": ...}");
     }
     p.messages = *m;
-    if (const Json* t = field(body, "tools")) {
-      if (!t->is_array()) bad("tools", "must be an array");
-      p.tools = *t;
-    }
+    if (const Json* t = field(body, "tools")) p.tools = parse_tools(*t, "tools");
+    if (const Json* c = field(body, "tool_choice")) parse_tool_choice(*c, p.tools, p, "tool_choice");
+    p.parallel_tool_calls = boolean(body, "parallel_tool_calls", true);
     if (const Json* k = field(body, "chat_template_kwargs")) {
       if (!k->is_object()) bad("chat_template_kwargs", "must be an object");
       p.template_kwargs = *k;
@@ -109,6 +194,19 @@ CompletionParams parse_completion_request(const Json& body, bool chat) {
       bad("prompt", "must be a string (batches of several prompts are not supported; send one request each)");
     }
     p.echo = boolean(body, "echo", false);
+    if (const Json* g = field(body, "grammar")) {
+      if (!g->is_string() || g->get<std::string>().empty()) bad("grammar", "must be a non-empty GBNF grammar string");
+      p.grammar = g->get<std::string>();
+    }
+    if (const Json* js = field(body, "json_schema")) {
+      if (!js->is_object() && !js->is_boolean()) bad("json_schema", "must be a JSON Schema object");
+      if (!p.grammar.empty()) bad("json_schema", "cannot be combined with 'grammar'");
+      p.json_schema = *js;
+    }
+  }
+  if (const Json* rf = field(body, "response_format")) {
+    if (!p.grammar.empty() || !p.json_schema.is_null()) bad("response_format", "cannot be combined with 'grammar' or 'json_schema'");
+    parse_response_format(*rf, p, "response_format");
   }
   if (const Json* mt = field(body, "max_completion_tokens"))
     p.max_tokens = static_cast<int32_t>(integer(body, "max_completion_tokens", -1, 1, INT32_MAX)), (void)mt;

@@ -30,7 +30,15 @@ Json error_body(const std::string& message, const std::string& type, const std::
 struct CompletionParams {
   bool chat = false;
   Json messages;                 // chat
-  Json tools;                    // chat, null if none
+  Json tools;                    // chat, null if none (validated: [{type: function, function: {name, parameters}}])
+  // "auto", "none", "required", or the name of the one function to call.
+  std::string tool_choice = "auto";
+  bool tool_choice_named = false;
+  bool parallel_tool_calls = true;
+  // Structured output: a JSON Schema (json_object = {"type": "object"}) or a
+  // GBNF grammar; at most one of them.
+  Json json_schema;              // null if none
+  std::string grammar;           // "" if none
   Json template_kwargs = Json::object();  // chat_template_kwargs (e.g. enable_thinking)
   std::string prompt_text;       // completions with a text prompt
   std::vector<int32_t> prompt_ids;  // completions with a token-id prompt
@@ -47,5 +55,11 @@ struct CompletionParams {
 
 // Throws ApiError (400) naming the field that is missing or has the wrong type.
 CompletionParams parse_completion_request(const Json& body, bool chat);
+
+// The parts shared with the Responses API (throw ApiError naming the field):
+// `tools` as OpenAI chat tools, `tool_choice`, and a response_format object.
+Json parse_tools(const Json& tools, const std::string& param);
+void parse_tool_choice(const Json& choice, const Json& tools, CompletionParams& p, const std::string& param);
+void parse_response_format(const Json& format, CompletionParams& p, const std::string& param);
 
 }  // namespace volga::server

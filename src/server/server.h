@@ -23,6 +23,7 @@ struct ServerOptions {
   int threads = 0;
   int max_queue = 64;             // requests waiting beyond the running ones
   std::string chat_template_file;
+  bool quiet = false;             // no per-request log lines
 };
 
 // Runs until SIGINT/SIGTERM, then finishes in-flight requests and returns 0.

@@ -299,3 +299,31 @@ TEST(Grammar, RealVocabularyMaskMatchesTokenBytes) {
 
 }  // namespace
 }  // namespace volga
+
+namespace volga {
+namespace {
+
+// Text up to the first occurrence of a stop string, against a direct search.
+TEST(Grammar, TextUntilStopsAtTheFirstOccurrence) {
+  std::mt19937 rng(11);
+  for (std::string stop : {"</think>", "aab", "abab", "</parameter>", "｜end｜"}) {
+    std::string rules;
+    std::string expr = gbnf_text_until(stop, "until", rules);
+    auto g = Grammar::parse("root ::= " + expr + "\n" + rules);
+    const std::vector<std::string> pieces = {"a", "b", "<", "/", "think", ">", "</", "x", "П", "｜", "end", "\n",
+                                             "parameter", stop};
+    for (int t = 0; t < 400; ++t) {
+      std::string text;
+      int len = static_cast<int>(rng() % 8);
+      for (int i = 0; i < len; ++i) text += pieces[rng() % pieces.size()];
+      size_t first = text.find(stop);
+      bool expected = first != std::string::npos && first + stop.size() == text.size();
+      GrammarMatcher m(g);
+      bool ours = m.accept_bytes(text) && m.is_complete();
+      ASSERT_EQ(ours, expected) << "stop '" << stop << "' text '" << text << "'";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace volga

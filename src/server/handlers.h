@@ -1,0 +1,69 @@
+// The endpoints that generate: chat completions, completions (chat_api.cpp)
+// and the Responses API (responses_api.cpp), over the state every HTTP
+// thread shares. server.cpp owns routing, authentication and start-up.
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <list>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "server/generation.h"
+#include "server/metrics.h"
+
+namespace volga::server {
+
+// Responses kept for `previous_response_id`: the conversation that led to
+// each (input items + output items), bounded in count and age.
+class ResponseStore {
+ public:
+  void put(const std::string& id, Json items);
+  // Throws ApiError (404-style 400) when the id is unknown or expired.
+  Json get(const std::string& id);
+
+ private:
+  struct Entry {
+    Json items;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::mutex mutex_;
+  std::map<std::string, Entry> entries_;
+  std::list<std::string> order_;
+};
+
+struct ServerState {
+  ModelContext model;
+  Scheduler* scheduler = nullptr;
+  std::string name;
+  Metrics metrics;
+  std::atomic<int> active{0};
+  std::atomic<bool> draining{false};
+  bool quiet = false;
+  ResponseStore responses;
+};
+
+// One line on stderr per request (unless --quiet): method, route, status,
+// tokens in and out, seconds.
+void log_request(const ServerState& s, const std::string& method, const std::string& path, int status,
+                 int64_t prompt_tokens = 0, int64_t completion_tokens = 0, double seconds = 0);
+
+void send_json(httplib::Response& res, int status, const Json& body);
+std::string random_id(const char* prefix);
+int64_t unix_time();
+
+// `body` is the request body (read whatever its content type).
+void handle_completion(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res,
+                       bool chat);
+void handle_responses(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res);
+
+// Parses the body, or answers 400 and returns false.
+bool parse_body(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res, Json& out);
+// Submits a prepared request; ApiError (503) when the queue is full.
+std::shared_ptr<RequestHandle> submit(ServerState& s, PreparedRequest& prep);
+// Answers an ApiError (or another volga::Error as 400) and logs it.
+void answer_error(ServerState& s, const httplib::Request& req, httplib::Response& res, const std::exception& e);
+
+}  // namespace volga::server
