@@ -99,38 +99,49 @@ json normalize_tool_calls(const json& calls, const ChatFormat& f, size_t index) 
   return out;
 }
 
-// One normalised message (tool-call names are looked up in `call_names`).
+// Assistant fields: reasoning_content, tool_calls (whose names are noted in `call_names`).
+void add_assistant_fields(json& out, const json& m, size_t index, const ChatFormat& f,
+                          std::map<std::string, std::string>& call_names) {
+  if (m.contains("reasoning_content") && m["reasoning_content"].is_string()) out["reasoning_content"] = m["reasoning_content"];
+  if (!out.contains("tool_calls")) return;
+  out["tool_calls"] = normalize_tool_calls(m["tool_calls"], f, index);
+  for (const json& call : m["tool_calls"])
+    if (call.contains("id") && call["id"].is_string())
+      call_names[call["id"].get<std::string>()] = call["function"]["name"].get<std::string>();
+}
+
+// Tool-result fields: tool_call_id (fixed-length where the template wants it)
+// and the called function's name.
+void add_tool_fields(json& out, const json& m, size_t index, const ChatFormat& f,
+                     const std::map<std::string, std::string>& call_names) {
+  const json id_value = m.value("tool_call_id", json());
+  if (!id_value.is_string() && !id_value.is_null()) throw Error(where(index) + ".tool_call_id must be a string");
+  std::string id = id_value.is_string() ? id_value.get<std::string>() : "";
+  auto found = call_names.find(id);
+  if (!out.contains("name") && found != call_names.end()) out["name"] = found->second;
+  if (f.tool_call_id_length > 0) id = fixed_length_id(id, f.tool_call_id_length);
+  if (id_value.is_string() || f.tool_call_id_length > 0) out["tool_call_id"] = id;
+}
+
+bool has_tool_calls(const json& m) {
+  return m.contains("tool_calls") && !m["tool_calls"].is_null() && !(m["tool_calls"].is_array() && m["tool_calls"].empty());
+}
+
+// One normalised message (tool-call names are noted and looked up in `call_names`).
 json normalize_message(const json& m, size_t index, const ChatFormat& f, std::map<std::string, std::string>& call_names) {
   if (!m.is_object()) throw Error(where(index) + " must be a JSON object with \"role\" and \"content\"");
   json out = json::object();
   std::string role = normalize_role(m, index);
   out["role"] = role;
+  bool calls = role == "assistant" && has_tool_calls(m);
   json content = normalize_content(m.value("content", json()), index);
-  bool has_calls = role == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null() &&
-                   !(m["tool_calls"].is_array() && m["tool_calls"].empty());
-  if (content.is_null() && !(has_calls && f.null_content_with_tool_calls)) content = "";
-  if (has_calls && f.null_content_with_tool_calls && content == "") content = nullptr;
+  if (calls && f.null_content_with_tool_calls && content == "") content = nullptr;
+  if (content.is_null() && !(calls && f.null_content_with_tool_calls)) content = "";
   out["content"] = std::move(content);
   if (m.contains("name") && m["name"].is_string()) out["name"] = m["name"];
-  if (role == "assistant" && m.contains("reasoning_content") && m["reasoning_content"].is_string())
-    out["reasoning_content"] = m["reasoning_content"];
-  if (has_calls) {
-    out["tool_calls"] = normalize_tool_calls(m["tool_calls"], f, index);
-    for (size_t i = 0; i < m["tool_calls"].size(); ++i) {
-      const json& original = m["tool_calls"][i];
-      if (original.contains("id") && original["id"].is_string())
-        call_names[original["id"].get<std::string>()] = original["function"]["name"].get<std::string>();
-    }
-  }
-  if (role == "tool") {
-    if (m.contains("tool_call_id") && !m["tool_call_id"].is_string() && !m["tool_call_id"].is_null())
-      throw Error(where(index) + ".tool_call_id must be a string");
-    std::string id = m.contains("tool_call_id") && m["tool_call_id"].is_string() ? m["tool_call_id"].get<std::string>() : "";
-    auto found = call_names.find(id);
-    if (!out.contains("name") && found != call_names.end()) out["name"] = found->second;
-    if (f.tool_call_id_length > 0) id = fixed_length_id(id, f.tool_call_id_length);
-    if (m.contains("tool_call_id") || f.tool_call_id_length > 0) out["tool_call_id"] = id;
-  }
+  if (calls) out["tool_calls"] = nullptr;  // placeholder, filled below (keeps the key order)
+  if (role == "assistant") add_assistant_fields(out, m, index, f, call_names);
+  if (role == "tool") add_tool_fields(out, m, index, f, call_names);
   return out;
 }
 

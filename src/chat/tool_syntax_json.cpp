@@ -1,6 +1,7 @@
 // Tool-call readers for the families whose calls are JSON objects inside
 // markers: Hermes (Qwen2.5/Qwen3/QwQ), Llama 3, Mistral Nemo, GigaChat 3.
 #include <cctype>
+#include <cstring>
 
 #include "chat/tool_syntax.h"
 
@@ -21,23 +22,34 @@ size_t skip_ws(std::string_view text, size_t pos) {
   return pos;
 }
 
+// Index of the quote that ends the string whose body starts at `i`, or npos.
+// memchr jumps from quote to quote (arguments can be long strings of code).
+size_t string_end(std::string_view text, size_t i) {
+  while (i < text.size()) {
+    const void* hit = std::memchr(text.data() + i, '"', text.size() - i);
+    if (!hit) return std::string_view::npos;
+    size_t q = static_cast<size_t>(static_cast<const char*>(hit) - text.data());
+    size_t backslashes = 0;
+    while (q - backslashes > i && text[q - backslashes - 1] == '\\') ++backslashes;
+    if (backslashes % 2 == 0) return q;
+    i = q + 1;
+  }
+  return std::string_view::npos;
+}
+
 size_t json_extent(std::string_view text, size_t pos) {
   int depth = 0;
-  bool in_string = false, escaped = false;
   for (size_t i = pos; i < text.size(); ++i) {
     char c = text[i];
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') {
-        in_string = false;
-        if (depth == 0) return i + 1;  // a lone string
-      }
-      continue;
+    if (c == '"') {
+      i = string_end(text, i + 1);
+      if (i == std::string_view::npos) return i;
+      if (depth == 0) return i + 1;  // a lone string
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return i + 1;
     }
-    if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') ++depth;
-    else if ((c == '}' || c == ']') && --depth == 0) return i + 1;
   }
   return std::string_view::npos;
 }

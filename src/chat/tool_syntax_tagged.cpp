@@ -83,7 +83,7 @@ json parameter_value(std::string_view raw, const std::set<std::string>* types) {
 // <tool_call>\n<function=NAME>\n<parameter=P>\nVALUE\n</parameter>\n...</function>\n</tool_call>
 class Qwen3CoderSyntax : public ToolSyntax {
  public:
-  explicit Qwen3CoderSyntax(const json& tools) {
+  explicit Qwen3CoderSyntax(const json& tools) : json_calls_(make_hermes_syntax()) {
     markers_ = {{"<tool_call>"}, {"<function="}};
     read_parameter_types(tools);
   }
@@ -93,6 +93,7 @@ class Qwen3CoderSyntax : public ToolSyntax {
     size_t pos = markers_[marker].text.size();
     if (wrapped) {
       pos = skip_ws(text, pos);
+      if (pos < text.size() && text[pos] == '{') return json_calls_->scan(text, 0, at_end);  // a JSON call now and then
       Match m = match_at(text, pos, "<function=");
       if (m != Match::Yes) return m == Match::Partial ? need_more(at_end) : invalid();
       pos += 10;
@@ -157,15 +158,41 @@ class Qwen3CoderSyntax : public ToolSyntax {
     if (gt == std::string_view::npos) return need_more(at_end);
     std::string name(text.substr(pos, gt - pos));
     if (name.empty() || name.find_first_of("<\n") != std::string::npos) return invalid();
-    static constexpr std::string_view kClose = "</parameter>";
-    size_t close = text.find(kClose, gt + 1);
+    const std::set<std::string>* types = types_of(call.name, name);
+    size_t start = gt + 1 < text.size() && text[gt + 1] == '\n' ? gt + 2 : gt + 1;
+    size_t close = std::string_view::npos;
+    if (!(types && types->size() == 1 && types->count("string"))) {
+      MarkupScan json_end = json_value_end(text, start, at_end, close);
+      if (json_end.status != MarkupScan::Status::Complete) return json_end;
+    }
+    if (close == std::string_view::npos) close = text.find(kParamClose, start);
     if (close == std::string_view::npos) return need_more(at_end);
-    std::string_view raw = text.substr(gt + 1, close - gt - 1);
-    if (!raw.empty() && raw.front() == '\n') raw.remove_prefix(1);
+    std::string_view raw = text.substr(start, close - start);
     if (!raw.empty() && raw.back() == '\n') raw.remove_suffix(1);
-    call.arguments[name] = parameter_value(raw, types_of(call.name, name));
-    return complete(close + kClose.size(), {});
+    call.arguments[name] = parameter_value(raw, types);
+    return complete(close + kParamClose.size(), {});
   }
+
+  // A value that is a JSON object, array or string may hold "</parameter>":
+  // its end is found by its brackets when "</parameter>" follows it. Sets
+  // `close` to that "</parameter>", or leaves it npos (not such a value).
+  static MarkupScan json_value_end(std::string_view text, size_t start, bool at_end, size_t& close) {
+    if (start >= text.size()) return need_more(at_end);
+    if (text[start] != '{' && text[start] != '[' && text[start] != '"') return complete(start, {});
+    size_t end = json_extent(text, start);
+    if (end == std::string_view::npos) {
+      // Unbalanced: plain text after all if "</parameter>" is already there.
+      return at_end || text.find(kParamClose, start) != std::string_view::npos ? complete(start, {}) : need_more(false);
+    }
+    if (parse_json(text.substr(start, end - start)).is_discarded()) return complete(start, {});
+    size_t at = skip_ws(text, end);
+    Match m = match_at(text, at, kParamClose);
+    if (m == Match::Partial) return need_more(at_end);
+    if (m == Match::Yes) close = at;
+    return complete(start, {});
+  }
+
+  static constexpr std::string_view kParamClose = "</parameter>";
 
   // After "</function>": "</tool_call>" (required when the call opened with <tool_call>).
   MarkupScan read_close(std::string_view text, size_t pos, bool wrapped, bool at_end, ParsedCall call) const {
@@ -178,6 +205,7 @@ class Qwen3CoderSyntax : public ToolSyntax {
     return complete(pos, {std::move(call)});
   }
 
+  std::unique_ptr<ToolSyntax> json_calls_;  // <tool_call>{"name": ..., "arguments": ...}</tool_call>
   std::map<std::string, std::map<std::string, std::set<std::string>>> types_;
 };
 
