@@ -180,10 +180,9 @@ class Qwen3CoderSyntax : public ToolSyntax {
     if (start >= text.size()) return need_more(at_end);
     if (text[start] != '{' && text[start] != '[' && text[start] != '"') return complete(start, {});
     size_t end = json_extent(text, start);
-    if (end == std::string_view::npos) {
-      // Unbalanced: plain text after all if "</parameter>" is already there.
-      return at_end || text.find(kParamClose, start) != std::string_view::npos ? complete(start, {}) : need_more(false);
-    }
+    // Not closed yet (a "</parameter>" seen so far may be inside it); at the
+    // end, plain text after all.
+    if (end == std::string_view::npos) return at_end ? complete(start, {}) : need_more(false);
     if (parse_json(text.substr(start, end - start)).is_discarded()) return complete(start, {});
     size_t at = skip_ws(text, end);
     Match m = match_at(text, at, kParamClose);

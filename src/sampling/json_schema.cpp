@@ -191,6 +191,7 @@ struct SchemaConverter::Impl {
   // The schema's own constraints, its $ref target's and its allOf items', in order.
   void collect(const json& s, const std::string& where, int chain, std::vector<json>& out) {
     if (chain > kMaxRefChain) fail("$ref/allOf nested too deeply (a cycle?)", where, "$ref");
+    if (++work > kMaxWork) fail("schema too large to convert", where);
     if (s.is_boolean()) {
       if (s.get<bool>()) return;
       fail("the schema 'false' accepts no value", where);

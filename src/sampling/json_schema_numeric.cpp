@@ -341,9 +341,12 @@ NumericBounds read_bounds(const nlohmann::ordered_json& schema, const std::strin
 std::vector<std::pair<int, std::string>> digit_range_by_length(const std::string& lo, const std::string& hi) {
   std::vector<std::pair<int, std::string>> out;
   for (size_t len = lo.size(); len <= hi.size(); ++len) {
-    std::string a = len == lo.size() ? lo : "1" + std::string(len - 1, '0');
-    std::string b = len == hi.size() ? hi : std::string(len, '9');
-    if (len == 1 && lo != "0" && a == "0") a = "1";
+    std::string a = lo, b = hi;
+    if (len != lo.size()) {
+      a.assign(len, '0');
+      a[0] = '1';
+    }
+    if (len != hi.size()) b.assign(len, '9');
     out.emplace_back(static_cast<int>(len), same_length_range(a, b));
   }
   return out;
@@ -354,13 +357,13 @@ std::optional<std::string> integer_range_gbnf(RuleSet& rules, const NumericBound
   if (b.lo) {
     Decimal l = b.lo_exclusive ? add_one(floor_of(*b.lo)) : ceil_of(*b.lo);
     if (compare_decimal(l, kMaxMagnitude) > 0)
-      fail("the lower bound is beyond the 15-digit integers the grammar generates", where, "minimum");
+      fail("'minimum' is beyond the 15-digit integers the grammar generates", where, "minimum");
     if (compare_decimal(l, lo) > 0) lo = l;
   }
   if (b.hi) {
     Decimal h = b.hi_exclusive ? sub_one(ceil_of(*b.hi)) : floor_of(*b.hi);
     if (compare_decimal(h, negated(kMaxMagnitude)) < 0)
-      fail("the upper bound is beyond the 15-digit integers the grammar generates", where, "maximum");
+      fail("'maximum' is beyond the 15-digit integers the grammar generates", where, "maximum");
     if (compare_decimal(h, hi) < 0) hi = h;
   }
   if (compare_decimal(lo, hi) > 0) return std::nullopt;
@@ -387,9 +390,9 @@ std::optional<std::string> number_range_gbnf(RuleSet& rules, const NumericBounds
     if (c > 0 || (c == 0 && (b.lo_exclusive || b.hi_exclusive))) return std::nullopt;
   }
   if (b.lo && !b.lo->negative && compare_magnitude(*b.lo, kMaxMagnitude) >= 0)
-    fail("the lower bound is beyond the 15-digit numbers the grammar generates", where, "minimum");
+    fail("'minimum' is beyond the 15-digit numbers the grammar generates", where, "minimum");
   if (b.hi && b.hi->negative && compare_magnitude(*b.hi, kMaxMagnitude) >= 0)
-    fail("the upper bound is beyond the 15-digit numbers the grammar generates", where, "maximum");
+    fail("'maximum' is beyond the 15-digit numbers the grammar generates", where, "maximum");
   std::vector<std::string> alts;
   bool positive_side = !b.hi || !b.hi->negative;
   bool negative_side = !b.lo || b.lo->negative;

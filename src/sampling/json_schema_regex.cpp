@@ -398,6 +398,12 @@ uint64_t ceil_div(uint64_t a, uint64_t b) { return a == 0 ? 0 : (a - 1) / b + 1;
 std::optional<Regex> restrict_repeat(const Regex& r, uint64_t lo, uint64_t hi) {
   const Regex& kid = r.kids[0];
   auto [p, q] = lengths(kid);
+  if (hi == 0) {  // only the empty repetition fits
+    if (r.min > 0 && p > 0) return std::nullopt;
+    Regex none{Regex::Repeat, {}, {}, 0, 0};
+    none.kids.push_back(kid);
+    return none;
+  }
   uint64_t start = r.min;
   if (start == 0 && lo > 0) start = 1;
   if (q != kUnbounded && q > 0) start = std::max(start, ceil_div(lo, q));
@@ -429,6 +435,29 @@ std::optional<Regex> restrict_seq(const Regex& r, uint64_t lo, uint64_t hi) {
     sum_min = add_len(sum_min, a[i]);
   }
   if (sum_min > hi) return std::nullopt;
+  std::vector<size_t> variable;
+  for (size_t i = 0; i < n; ++i)
+    if (b[i] > a[i]) variable.push_back(i);
+  if (variable.size() == 2 && hi != kUnbounded && hi - sum_min <= 64) {
+    // Exact: one alternative per length of the first variable part (an
+    // unanchored pattern is prefix, match, suffix).
+    Regex alt{Regex::Alt, {}, {}, 1, 1};
+    size_t i = variable[0], j = variable[1];
+    uint64_t others = sum_min - a[i] - a[j];
+    for (uint64_t len = a[i]; len <= std::min(b[i], hi - others - a[j]); ++len) {
+      auto first = restrict_to(r.kids[i], len, len);
+      if (!first) continue;
+      uint64_t rest_lo = lo > others + len ? lo - others - len : 0;
+      auto second = restrict_to(r.kids[j], rest_lo, hi - others - len);
+      if (!second) continue;
+      Regex seq = r;
+      seq.kids[i] = std::move(*first);
+      seq.kids[j] = std::move(*second);
+      alt.kids.push_back(std::move(seq));
+    }
+    if (alt.kids.empty()) return std::nullopt;
+    return alt.kids.size() == 1 ? std::move(alt.kids[0]) : alt;
+  }
   std::vector<uint64_t> top = b;
   if (hi != kUnbounded) {
     // Share the slack above the minimums among the variable parts.

@@ -406,12 +406,12 @@ std::string json_string_rule(RuleSet& rules) {
 }
 
 std::string json_integer_rule(RuleSet& rules) {
-  return rules.helper("json-int", "\"-\"? ( \"0\" | [1-9] [0-9]{0,14} )");
+  return rules.helper("json-int", "\"0\" | \"-\"? [1-9] [0-9]{0,14}");
 }
 
 std::string json_number_rule(RuleSet& rules) {
-  json_integer_rule(rules);
-  return rules.helper("json-number", "json-int ( \".\" [0-9]{1,15} )? ( [eE] [-+]? [0-9]{1,2} )?");
+  return rules.helper("json-number",
+                      "\"-\"? ( \"0\" | [1-9] [0-9]{0,14} ) ( \".\" [0-9]{1,15} )? ( [eE] [-+]? [0-9]{1,2} )?");
 }
 
 std::string json_bool_rule(RuleSet& rules) { return rules.helper("json-bool", "\"true\" | \"false\""); }

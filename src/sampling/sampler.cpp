@@ -78,21 +78,28 @@ int32_t Sampler::sample(const float* logits, int64_t n_vocab) {
   auto by_logit = [](const Candidate& a, const Candidate& b) {
     return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
   };
+  // Sorting 150k candidates costs milliseconds: only top-k and top-p need
+  // an order; otherwise the candidates stay in id order.
   size_t n = cand_.size();
+  bool sorted = false;
   if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < n) {
     n = static_cast<size_t>(params_.top_k);
     std::partial_sort(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(n), cand_.end(), by_logit);
-  } else {
+    sorted = true;
+  } else if (params_.top_p < 1.0f) {
     std::sort(cand_.begin(), cand_.end(), by_logit);
+    sorted = true;
   }
   cand_.resize(n);
+  float max_logit = cand_[0].logit;
+  for (const auto& c : cand_) max_logit = std::max(max_logit, c.logit);
   auto softmax = [&](float temp) {
     double sum = 0;
-    for (auto& c : cand_) sum += c.p = static_cast<float>(std::exp((c.logit - cand_[0].logit) / temp));
+    for (auto& c : cand_) sum += c.p = static_cast<float>(std::exp((c.logit - max_logit) / temp));
     for (auto& c : cand_) c.p = static_cast<float>(c.p / sum);
   };
-  softmax(1.0f);
-  if (params_.top_p < 1.0f) {
+  if (params_.top_p < 1.0f || params_.min_p > 0) softmax(1.0f);  // truncation reads the untempered probabilities
+  if (params_.top_p < 1.0f) {  // sorted here
     double cum = 0;
     size_t keep = cand_.size();
     for (size_t i = 0; i < cand_.size(); ++i) {
@@ -105,10 +112,16 @@ int32_t Sampler::sample(const float* logits, int64_t n_vocab) {
     cand_.resize(keep);
   }
   if (params_.min_p > 0) {
-    float threshold = cand_[0].p * params_.min_p;
-    size_t keep = 1;
-    while (keep < cand_.size() && cand_[keep].p >= threshold) ++keep;
-    cand_.resize(keep);
+    float max_p = 0;
+    for (const auto& c : cand_) max_p = std::max(max_p, c.p);
+    const float threshold = max_p * params_.min_p;
+    if (sorted) {
+      size_t keep = 1;
+      while (keep < cand_.size() && cand_[keep].p >= threshold) ++keep;
+      cand_.resize(keep);
+    } else {
+      std::erase_if(cand_, [&](const Candidate& c) { return c.p < threshold; });
+    }
   }
   softmax(params_.temperature);
   double r = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);

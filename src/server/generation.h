@@ -19,7 +19,7 @@
 #include "chat/chat_format.h"
 #include "chat/chat_template.h"
 #include "chat/output_parser.h"
-#include "chat/tool_grammar.h"
+#include "sampling/tool_grammar.h"
 #include "runtime/scheduler.h"
 #include "sampling/grammar.h"
 #include "server/metrics.h"

@@ -385,6 +385,15 @@ TEST(ToolCalls, Qwen3CoderValuesFollowTheSchema) {
   expect_calls(typed.calls, {{"get_weather", {{"city", "123"}, {"zip", "null"}}}});
   Parsed untyped = parse(f, text, false, Split::Bytes, true, json());
   expect_calls(untyped.calls, {{"get_weather", {{"city", 123}, {"zip", nullptr}}}});
+  Parsed json_call = parse(f, "<tool_call>\n{\"name\": \"noop\", \"arguments\": {}}\n</tool_call>", false, Split::Bytes);
+  expect_calls(json_call.calls, {{"noop", json::object()}});
+  std::string tricky =
+      "<tool_call>\n<function=search>\n<parameter=filters>\n{\"a\": \"</parameter>\"}\n</parameter>\n"
+      "<parameter=query>\n\"quoted\" text\n</parameter>\n</function>\n</tool_call>";
+  for (Split split : {Split::Whole, Split::Bytes}) {
+    Parsed r = parse(f, tricky, false, split);
+    expect_calls(r.calls, {{"search", {{"filters", {{"a", "</parameter>"}}}, {"query", "\"quoted\" text"}}}});
+  }
 }
 
 TEST(ToolCalls, Utf8IsNeverSplitInDeltas) {

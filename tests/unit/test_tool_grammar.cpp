@@ -1,4 +1,4 @@
-// Forced tool-call grammars (chat/tool_grammar.h), checked two ways:
+// Forced tool-call grammars (sampling/tool_grammar.h), checked two ways:
 //  1. what the real chat template renders for a call is a sentence of the
 //     grammar (GrammarMatcher accepts it and is complete there);
 //  2. random walks through the grammar parse back (chat/output_parser.h)
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "chat/output_parser.h"
-#include "chat/tool_grammar.h"
+#include "sampling/tool_grammar.h"
 #include "sampling/grammar.h"
 #include "sampling/json_schema.h"
 #include "tool_call_fixtures.h"

@@ -53,7 +53,7 @@ inline std::vector<Call> sample_calls() {
       {"get_weather", json::parse(R"({"city": "Москва", "units": "celsius", "zip": "101000"})")},
       {"search", json::parse(R"({"query": "北京 天气 \"quoted\" back\\slash <b>&amp;",
                                  "filters": {"lang": ["zh", "ru"], "limit": 5, "exact": true,
-                                             "nested": {"a": null, "b": [1.5, -2, {"c": "d\n e"}]}}})")},
+                                             "nested": {"a": null, "b": [1.5, -2, {"c": "d\n e", "path": "C:\\dir\\"}]}}})")},
       {"set_flags", json::parse(R"({"enabled": true, "count": 3, "ratio": 0.25, "tags": ["x", "й"], "note": null})")},
       {"noop", json::object()},
   };

@@ -1,4 +1,4 @@
-#include "chat/tool_grammar.h"
+#include "sampling/tool_grammar.h"
 
 #include <algorithm>
 #include <cctype>
