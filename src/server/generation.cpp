@@ -180,6 +180,7 @@ ResultStream::ResultStream(const ModelContext& m, const CompletionParams& p, con
                            std::shared_ptr<RequestHandle> handle)
     : m_(m), handle_(std::move(handle)), dec_(*m.tok, prep.render_special), stops_(p.stop) {
   if (p.chat) parser_ = std::make_unique<ChatOutputParser>(m.format, prep.in_reasoning, prep.parse_tools, p.tools);
+  single_call_ = !p.parallel_tool_calls;
 }
 
 double ResultStream::seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
@@ -191,6 +192,9 @@ std::string ResultStream::finish_reason() const {
 
 void ResultStream::emit(std::vector<OutputDelta> deltas, std::vector<OutputDelta>& out) {
   for (auto& d : deltas) {
+    // parallel_tool_calls false: a model that writes more than one call gets the first.
+    const bool call = d.kind == OutputDelta::Kind::ToolCallStart || d.kind == OutputDelta::Kind::ToolCallArguments;
+    if (call && single_call_ && d.index > 0) continue;
     switch (d.kind) {
       case OutputDelta::Kind::Content: content_ += d.text; break;
       case OutputDelta::Kind::Reasoning: reasoning_ += d.text; break;

@@ -97,6 +97,7 @@ class ResultStream {
   std::unique_ptr<ChatOutputParser> parser_;  // chat only
   std::string finish_reason_, error_;
   bool done_ = false;
+  bool single_call_ = false;  // parallel_tool_calls false
   int64_t completion_tokens_ = 0;
   std::string content_, reasoning_;
   std::vector<ToolCall> calls_;

@@ -89,6 +89,7 @@ Json chat_tools(const Json& tools) {
 
 struct ResponsesRequest {
   CompletionParams params;
+  Json history = Json::array();  // the items of previous_response_id's conversation
   Json input_items;  // this request's input as items (stored for previous_response_id)
   Json echo;         // request fields echoed in the response object
   bool store = true;
@@ -118,7 +119,8 @@ ResponsesRequest parse_request(ServerState& s, const Json& body) {
   }
   if (body.contains("previous_response_id") && !body["previous_response_id"].is_null()) {
     if (!body["previous_response_id"].is_string()) bad("previous_response_id", "must be a string");
-    append_items(s.responses.get(body["previous_response_id"]), messages, "previous_response_id");
+    r.history = s.responses.get(body["previous_response_id"]);
+    append_items(r.history, messages, "previous_response_id");
   }
   if (!body.contains("input")) bad("input", "is required");
   const Json& input = body["input"];
@@ -290,11 +292,8 @@ void handle_responses(ServerState& s, const httplib::Request& req, const std::st
   ResponsesRequest rr;
   PreparedRequest prep;
   std::shared_ptr<RequestHandle> handle;
-  Json history;
   try {
     rr = parse_request(s, j);
-    if (j.contains("previous_response_id") && j["previous_response_id"].is_string())
-      history = s.responses.get(j["previous_response_id"]);
     prep = prepare(s.model, rr.params);
     handle = submit(s, prep);
   } catch (const std::exception& e) {
@@ -305,7 +304,7 @@ void handle_responses(ServerState& s, const httplib::Request& req, const std::st
   auto rs = std::make_shared<ResultStream>(s.model, rr.params, prep, handle);
   auto builder = std::make_shared<ResponseBuilder>(random_id("resp_"), unix_time(), s.name, rr.echo);
   const int64_t n_in = prep.prompt_tokens;
-  Json items = history.is_array() ? history : Json::array();
+  Json items = rr.history;
   for (auto& it : rr.input_items) items.push_back(it);
   const bool store = rr.store;
   // Ends the response: its final object, stored for previous_response_id.
