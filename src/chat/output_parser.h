@@ -63,6 +63,8 @@ class ChatOutputParser {
   const std::string& content() const { return content_; }
   const std::string& reasoning() const { return reasoning_; }
   const std::vector<ToolCall>& tool_calls() const { return calls_; }
+  // Inside a reasoning block now (for counting reasoning tokens).
+  bool in_reasoning() const { return mode_ == Mode::Reasoning; }
 
  private:
   enum class Mode { Start, Reasoning, Content, Markup };

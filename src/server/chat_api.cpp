@@ -17,8 +17,11 @@ struct Reply {
   bool include_usage;
 };
 
-Json usage_json(int64_t prompt, int64_t completion) {
-  return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+Json usage_json(int64_t prompt, const ResultStream& rs, bool chat) {
+  const int64_t completion = rs.completion_tokens();
+  Json u = {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+  if (chat) u["completion_tokens_details"] = {{"reasoning_tokens", rs.reasoning_tokens()}};
+  return u;
 }
 
 // The chat delta of one output piece.
@@ -102,7 +105,7 @@ void respond_whole(ServerState& s, const httplib::Request& req, httplib::Respons
   }
   choice["finish_reason"] = rs.finish_reason();
   Json out = {{"id", r.id}, {"object", r.object}, {"created", r.created}, {"model", r.model},
-              {"choices", Json::array({choice})}, {"usage", usage_json(prompt_tokens, rs.completion_tokens())}};
+              {"choices", Json::array({choice})}, {"usage", usage_json(prompt_tokens, rs, r.chat)}};
   send_json(res, 200, out);
   s.metrics.count_request(200);
   log_request(s, req.method, req.path, 200, prompt_tokens, rs.completion_tokens(), rs.seconds());
@@ -145,7 +148,7 @@ void respond_stream(ServerState& s, const httplib::Request& req, httplib::Respon
       write(chunk(r, r.chat ? Json::object() : Json(""), nullptr, rs->finish_reason()));
       if (r.include_usage) {
         Json u = {{"id", r.id}, {"object", r.object}, {"created", r.created}, {"model", r.model},
-                  {"choices", Json::array()}, {"usage", usage_json(prompt_tokens, rs->completion_tokens())}};
+                  {"choices", Json::array()}, {"usage", usage_json(prompt_tokens, *rs, r.chat)}};
         write(sse(u));
       }
     }

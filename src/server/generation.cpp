@@ -247,6 +247,7 @@ bool ResultStream::next(std::vector<OutputDelta>& out, Json* logprobs, int timeo
   }
   last_ = now;
   ++completion_tokens_;
+  if (parser_ && parser_->in_reasoning()) ++reasoning_tokens_;
   const bool eog = std::find(m_.stop_ids.begin(), m_.stop_ids.end(), ev.id) != m_.stop_ids.end();
   if (logprobs && !eog) {
     Json e = logprob_entry(ev.id, ev.logprob);

@@ -78,6 +78,8 @@ class ResultStream {
   // "stop", "length", or "tool_calls" when the reply is tool calls.
   std::string finish_reason() const;
   int64_t completion_tokens() const { return completion_tokens_; }
+  // Generated tokens that were part of reasoning (the closing tag included).
+  int64_t reasoning_tokens() const { return reasoning_tokens_; }
   double seconds() const;
   // The whole reply so far.
   const std::string& content() const { return content_; }
@@ -98,7 +100,7 @@ class ResultStream {
   std::string finish_reason_, error_;
   bool done_ = false;
   bool single_call_ = false;  // parallel_tool_calls false
-  int64_t completion_tokens_ = 0;
+  int64_t completion_tokens_ = 0, reasoning_tokens_ = 0;
   std::string content_, reasoning_;
   std::vector<ToolCall> calls_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_ = start_;

@@ -167,14 +167,14 @@ class ResponseBuilder {
   ResponseBuilder(std::string id, int64_t created, std::string model, Json echo)
       : id_(std::move(id)), created_(created), model_(std::move(model)), echo_(std::move(echo)) {}
 
-  Json response(const std::string& status, int64_t in, int64_t out, const std::string& finish) const {
+  Json response(const std::string& status, int64_t in, int64_t out, int64_t reasoning, const std::string& finish) const {
     Json r = {{"id", id_}, {"object", "response"}, {"created_at", created_}, {"status", status}, {"error", nullptr},
               {"incomplete_details", nullptr}, {"model", model_}, {"output", items_}};
     for (auto& [k, v] : echo_.items()) r[k] = v;
     if (status == "incomplete") r["incomplete_details"] = {{"reason", finish == "length" ? "max_output_tokens" : finish}};
     if (status != "in_progress")
       r["usage"] = {{"input_tokens", in}, {"input_tokens_details", {{"cached_tokens", 0}}}, {"output_tokens", out},
-                    {"output_tokens_details", {{"reasoning_tokens", 0}}}, {"total_tokens", in + out}};
+                    {"output_tokens_details", {{"reasoning_tokens", reasoning}}}, {"total_tokens", in + out}};
     else
       r["usage"] = nullptr;
     return r;
@@ -206,10 +206,11 @@ class ResponseBuilder {
     }
   }
 
-  void close(std::vector<Json>& events) {
+  // `cut_off`: generation stopped at max_output_tokens inside this item.
+  void close(std::vector<Json>& events, bool cut_off = false) {
     if (open_.empty()) return;
     Json& it = items_.back();
-    it["status"] = "completed";
+    it["status"] = cut_off ? "incomplete" : "completed";
     if (open_ == "message") {
       const Json& part = it["content"][0];
       events.push_back({{"type", "response.output_text.done"}, {"item_id", it["id"]}, {"output_index", index()},
@@ -309,9 +310,10 @@ void handle_responses(ServerState& s, const httplib::Request& req, const std::st
   const bool store = rr.store;
   // Ends the response: its final object, stored for previous_response_id.
   auto finish = [&s, rs, builder, n_in, items, store](std::vector<Json>& events) {
-    builder->close(events);
-    const std::string status = rs->finish_reason() == "length" ? "incomplete" : "completed";
-    Json r = builder->response(status, n_in, rs->completion_tokens(), rs->finish_reason());
+    const bool cut_off = rs->finish_reason() == "length";
+    builder->close(events, cut_off);
+    Json r = builder->response(cut_off ? "incomplete" : "completed", n_in, rs->completion_tokens(),
+                               rs->reasoning_tokens(), rs->finish_reason());
     if (store) {
       Json all = items;
       for (auto& it : builder->items()) all.push_back(it);
@@ -345,7 +347,7 @@ void handle_responses(ServerState& s, const httplib::Request& req, const std::st
       std::string t = event_text(ev, seq);
       return sink.write(t.data(), t.size());
     };
-    Json start = builder->response("in_progress", n_in, 0, "");
+    Json start = builder->response("in_progress", n_in, 0, 0, "");
     bool ok = write({{"type", "response.created"}, {"response", start}}) &&
               write({{"type", "response.in_progress"}, {"response", start}});
     while (ok && !rs->done()) {

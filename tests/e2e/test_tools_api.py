@@ -17,7 +17,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 
@@ -29,6 +28,8 @@ import test_server as ts
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT = os.path.join(HERE, "openai_tools_client.mjs")
 TEMPLATE = os.path.join(ts.ROOT, "..", "shared", "testdata", "templates", "Qwen-Qwen3-0.6B.jinja")
+# Qwen3.5's template opens the <think> block in the prompt: all a random model writes is reasoning.
+THINKING_TEMPLATE = os.path.join(os.path.dirname(TEMPLATE), "Qwen3.5-4B.jinja")
 MARKUP = ("<tool_call>", "</tool_call>", "<think>", "</think>", "<|im_end|>", "<|im_start|>")
 
 WEATHER = {"type": "function", "function": {
@@ -92,18 +93,119 @@ def loads(text, what):
         raise AssertionError("%s is not valid JSON (%s): %s" % (what, e, short(text))) from None
 
 
-class Server(ts.ServerProcess):
-    """test_server's server, with the Qwen3 template, failing fast if the process exits."""
+def is_json_object_prefix(text):
+    """Whether `text` can be continued into one JSON object (RFC 8259), whitespace around it allowed:
+    what json_object output cut off by max_tokens must be. A character-level pushdown recognizer."""
+    stack = []            # "{" or "["
+    state = "start"       # start, value, key_or_end, key, colon, comma_or_end, string, escape, hex, number, literal, done
+    key = False           # the string being read is an object key
+    hex_left, literal, number = 0, "", ""
+    number_re = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+    number_prefix_re = re.compile(r"-?((0|[1-9][0-9]*)(\.([0-9]+([eE][+-]?[0-9]*)?)?|[eE][+-]?[0-9]*)?)?")
 
-    def __init__(self, *extra, template=True):
+    def after_value():
+        return "comma_or_end" if stack else "done"
+
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if state == "string":
+            if c == '"':
+                state = "colon" if key else after_value()
+            elif c == "\\":
+                state = "escape"
+            elif ord(c) < 0x20:
+                return False
+        elif state == "escape":
+            if c == "u":
+                state, hex_left = "hex", 4
+            elif c in '"\\/bfnrt':
+                state = "string"
+            else:
+                return False
+        elif state == "hex":
+            if c not in "0123456789abcdefABCDEF":
+                return False
+            hex_left -= 1
+            if hex_left == 0:
+                state = "string"
+        elif state == "literal":
+            if not literal.startswith(c):
+                return False
+            literal = literal[1:]
+            if not literal:
+                state = after_value()
+        elif state == "number":
+            if c in "0123456789+-.eE" and number_prefix_re.fullmatch(number + c):
+                number += c
+            else:
+                if not number_re.fullmatch(number):
+                    return False
+                state = after_value()
+                continue  # reread c after the number
+        elif c in " \t\n\r":
+            pass
+        elif state == "start":
+            if c != "{":
+                return False
+            stack.append("{")
+            state = "key_or_end"
+        elif state in ("key_or_end", "key"):
+            if c == '"':
+                state, key = "string", True
+            elif c == "}" and state == "key_or_end":
+                stack.pop()
+                state = after_value()
+            else:
+                return False
+        elif state == "colon":
+            if c != ":":
+                return False
+            state = "value"
+        elif state in ("value", "value_or_end"):
+            key = False
+            if c == '"':
+                state = "string"
+            elif c in "{[":
+                stack.append(c)
+                state = "key_or_end" if c == "{" else "value_or_end"
+            elif c == "]" and state == "value_or_end":
+                stack.pop()
+                state = after_value()
+            elif c in "-0123456789":
+                state, number = "number", c
+            elif c in "tfn":
+                state, literal = "literal", {"t": "rue", "f": "alse", "n": "ull"}[c]
+            else:
+                return False
+        elif state == "comma_or_end":
+            if c == ",":
+                state = "key" if stack[-1] == "{" else "value"
+            elif c == ("}" if stack[-1] == "{" else "]"):
+                stack.pop()
+                state = after_value()
+            else:
+                return False
+        else:  # done: only whitespace may follow
+            return False
+        i += 1
+    return state != "number" or bool(number_prefix_re.fullmatch(number))
+
+
+class Server(ts.ServerProcess):
+    """test_server's server (its request helper), with a chat template, its log in a file (read by
+    stop() into stderr_text), failing fast if the process exits."""
+
+    def __init__(self, *extra, template=TEMPLATE):
         self.port = ts.free_port()
         keyfile = os.path.join(ts.TMP, "keys.txt")
         with open(keyfile, "w") as f:
             f.write("%s\n" % ts.KEY)
         args = [ts.VOLGA, "serve", ts.model_path(), "--port", str(self.port), "--api-key-file", keyfile, "-t", "2"]
         if template:
-            args += ["--chat-template-file", TEMPLATE]
-        self.proc = subprocess.Popen(args + list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            args += ["--chat-template-file", template]
+        self.log = open(os.path.join(ts.TMP, "serve-%d.log" % self.port), "w+b")
+        self.proc = subprocess.Popen(args + list(extra), stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.time() + 60
         while time.time() < deadline and self.proc.poll() is None:
             try:
@@ -115,7 +217,7 @@ class Server(ts.ServerProcess):
         raise AssertionError("server did not start: " + self.stderr_text)
 
     def stop(self):
-        if self.proc.stderr.closed:
+        if self.log.closed:
             return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -124,8 +226,9 @@ class Server(ts.ServerProcess):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.stderr_text = self.proc.stderr.read().decode("utf-8", "replace")
-        self.proc.stderr.close()
+        self.log.seek(0)
+        self.stderr_text = self.log.read().decode("utf-8", "replace")
+        self.log.close()
 
     def jobs(self, jobs):
         spec = {"baseURL": "http://127.0.0.1:%d/v1" % self.port, "apiKey": ts.KEY, "jobs": jobs}
@@ -155,9 +258,9 @@ def tearDownModule():
         SERVER.stop()
 
 
-def prompt_token_counts(conversations):
+def prompt_token_counts(conversations, template=TEMPLATE):
     """[(messages, tools, template_kwargs)] -> prompt token counts from jinja2 + the JS tokenizer."""
-    with open(TEMPLATE, encoding="utf-8") as f:
+    with open(template, encoding="utf-8") as f:
         source = f.read()
     texts = [hf_render.render(source, m, tools=t, add_generation_prompt=True, **kw) for m, t, kw in conversations]
     path = os.path.join(ts.TMP, "texts.json")
@@ -213,6 +316,7 @@ class Checks(unittest.TestCase):
         (content, reasoning, [(name, arguments text, id)], finish_reason)."""
         self.assertTrue(chunks, what)
         content, reasoning, finish, calls = "", "", None, {}
+        first = True
         for n, c in enumerate(chunks):
             self.assertEqual(c["object"], "chat.completion.chunk", what)
             if not c["choices"]:
@@ -220,6 +324,9 @@ class Checks(unittest.TestCase):
             ch = c["choices"][0]
             self.assertEqual(ch["index"], 0, what)
             delta = ch.get("delta") or {}
+            if first:
+                self.assertEqual(delta.get("role"), "assistant", "%s: the first chunk's delta has the role" % what)
+                first = False
             if delta.get("content") is not None:
                 self.assertIsInstance(delta["content"], str, what)
                 content += delta["content"]
@@ -273,7 +380,8 @@ class ToolCalls(Checks):
         jobs = []
         for s in seeds:
             jobs.append({"kind": "chat", "params": chat(tools=TOOLS, seed=s, **kw)})
-            jobs.append({"kind": "chat_stream", "params": chat(tools=TOOLS, seed=s, **kw)})
+            jobs.append({"kind": "chat_stream", "params": chat(tools=TOOLS, seed=s, **kw,
+                                                               stream_options={"include_usage": True})})
         results = SERVER.jobs(jobs)
         out = []
         for i, s in enumerate(seeds):
@@ -281,6 +389,11 @@ class ToolCalls(Checks):
             streamed = self.ok(results[2 * i + 1], "seed %d streamed" % s)["chunks"]
             a = self.check_chat_tool_message(plain, allowed, "seed %d" % s, finish)
             b = self.check_streamed_tool_calls(streamed, allowed, "seed %d" % s, finish)
+            self.assertEqual(self.assemble_chat_stream(streamed, "seed %d" % s)[3], plain["choices"][0]["finish_reason"],
+                             "seed %d: the same finish_reason streamed or not" % s)
+            # include_usage: a last chunk with no choices carries the usage, the same as unstreamed.
+            self.assertEqual(streamed[-1]["choices"], [], "seed %d: the usage chunk comes last" % s)
+            self.assertEqual(streamed[-1].get("usage"), plain["usage"], "seed %d" % s)
             out.append((a, b))
         return out
 
@@ -288,6 +401,22 @@ class ToolCalls(Checks):
         for s, (plain, streamed) in zip((1, 2, 3), self.run_seeds((1, 2, 3), TOOL_SCHEMAS, tool_choice="required")):
             # Same seed, same request: the same calls streamed or not.
             self.assertEqual(streamed, plain, "seed %d: streamed calls differ from the non-streamed ones" % s)
+
+    def test_streamed_arguments_concatenate_to_the_call(self):
+        # Volga sends a call's arguments once its markup is complete (so a malformed call can
+        # still fall back to content): the fragments of each index must add up to valid JSON
+        # equal to what the non-streamed reply gives for the same seed.
+        params = chat(tools=TOOLS, tool_choice="required", seed=1, parallel_tool_calls=False)
+        chunks = self.ok(SERVER.one("chat_stream", params))["chunks"]
+        per_index = {}
+        for c in chunks:
+            for tc in ((c["choices"][0].get("delta") or {}).get("tool_calls") or []) if c["choices"] else []:
+                per_index.setdefault(tc["index"], "")
+                per_index[tc["index"]] += (tc.get("function") or {}).get("arguments") or ""
+        self.assertEqual(sorted(per_index), [0])
+        plain = self.ok(SERVER.one("chat", params))
+        message = plain["response"]["choices"][0]["message"]
+        self.assertEqual(json.loads(per_index[0]), json.loads(message["tool_calls"][0]["function"]["arguments"]))
 
     def test_named_function(self):
         # OpenAI itself answers a forced function with finish_reason "stop"; "tool_calls" is accepted too.
@@ -386,23 +515,25 @@ class StructuredOutput(Checks):
             validate(loads(choice["message"]["content"], "content"), REF_SCHEMA, "seed %d" % s)
 
     def test_json_object(self):
+        # A random model rarely closes its first string, so most answers end at max_tokens:
+        # those must be the beginning of a JSON object, the others one whole object.
         fmt = {"type": "json_object"}
         seeds = (1, 2, 3)
-        results = SERVER.jobs([{"kind": "chat", "params": chat(response_format=fmt, seed=s, max_tokens=600)}
+        results = SERVER.jobs([{"kind": "chat", "params": chat(response_format=fmt, seed=s, max_tokens=200)}
                                for s in seeds] +
-                              [{"kind": "chat_stream", "params": chat(response_format=fmt, seed=1, max_tokens=600)}])
-        finished = 0
+                              [{"kind": "chat_stream", "params": chat(response_format=fmt, seed=1, max_tokens=200)}])
         for s, r in zip(seeds, results):
             choice = self.ok(r)["response"]["choices"][0]
             content = choice["message"]["content"]
             self.assertIn(choice["finish_reason"], ("stop", "length"))
-            self.assertTrue(content.lstrip().startswith("{"), "seed %d: %s" % (s, short(content)))
+            self.assertTrue(content.strip(), "seed %d: empty content" % s)
+            self.assertTrue(is_json_object_prefix(content), "seed %d: not the start of a JSON object: %s" %
+                            (s, short(content)))
             if choice["finish_reason"] == "stop":
-                finished += 1
                 self.assertIsInstance(loads(content, "seed %d content" % s), dict)
-        self.assertGreater(finished, 0, "no json_object answer finished within 600 tokens")
         content, _, _, finish = self.assemble_chat_stream(self.ok(results[-1])["chunks"], "streamed")
         self.assertEqual(content, results[0]["response"]["choices"][0]["message"]["content"])
+        self.assertEqual(finish, results[0]["response"]["choices"][0]["finish_reason"])
 
     def test_completions_json_schema_and_grammar(self):
         schema = {"type": "object", "properties": {"ok": {"type": "boolean"},
@@ -593,6 +724,67 @@ class Reasoning(Checks):
         self.assertEqual(body["usage"]["prompt_tokens"], expected)
 
 
+class ThinkingTemplate(Checks):
+    """A template that opens <think> in the prompt: the random model never closes it, so
+    everything it writes must come back as reasoning, none of it as the answer."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server("--parallel", "4", "-c", "2048", template=THINKING_TEMPLATE)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def test_chat_reasoning_content(self):
+        r = self.server.jobs([{"kind": "chat", "params": chat(seed=1, max_tokens=30)},
+                              {"kind": "chat_stream", "params": chat(seed=1, max_tokens=30)},
+                              {"kind": "chat", "params": chat(seed=1, max_tokens=30,
+                                                              chat_template_kwargs={"enable_thinking": False})}])
+        choice = self.ok(r[0])["response"]["choices"][0]
+        m = choice["message"]
+        self.assertEqual(choice["finish_reason"], "length")
+        self.assertIsInstance(m.get("reasoning_content"), str, short(m))
+        self.assertTrue(m["reasoning_content"].strip(), short(m))
+        self.check_no_markup(m["reasoning_content"], "reasoning_content")
+        self.assertFalse(m.get("content"), "the answer never started: %s" % short(m))
+        content, reasoning, calls, finish = self.assemble_chat_stream(self.ok(r[1])["chunks"], "streamed")
+        self.assertEqual((reasoning, content, calls, finish), (m["reasoning_content"], "", [], "length"))
+        expected, = prompt_token_counts([(ASK, None, {})], THINKING_TEMPLATE)
+        self.assertEqual(self.ok(r[0])["response"]["usage"]["prompt_tokens"], expected)
+        # Thinking off: the template closes the block itself, and all is the answer.
+        m = self.ok(r[2])["response"]["choices"][0]["message"]
+        self.assertFalse(m.get("reasoning_content"), short(m))
+        self.assertTrue(m["content"], short(m))
+        self.check_no_markup(m["content"], "content")
+
+    def test_responses_reasoning_item(self):
+        params = {"model": "x", "input": "Why is the Volga long?", "max_output_tokens": 20, "temperature": 0}
+        plain, streamed = self.server.jobs([{"kind": "responses", "params": params},
+                                            {"kind": "responses_stream", "params": params}])
+        r = self.ok(plain)["response"]
+        self.assertEqual(r["status"], "incomplete")
+        reasoning = [item for item in r["output"] if item["type"] == "reasoning"]
+        self.assertEqual(len(reasoning), 1, short(r["output"]))
+        text = "".join(c["text"] for c in reasoning[0].get("content") or [] if c["type"] == "reasoning_text")
+        self.assertTrue(text.strip(), short(reasoning))
+        self.check_no_markup(text, "reasoning text")
+        self.assertEqual(r["output_text"], "")
+        events = self.ok(streamed)["events"]
+        types = [e["type"] for e in events]
+        self.assertEqual(types[-1], "response.incomplete", types)
+        deltas = "".join(e["delta"] for e in events if e["type"] == "response.reasoning_text.delta")
+        self.assertEqual(deltas, text, "greedy: the streamed reasoning is the same")
+        # The items a client got back are valid input for the next turn (reasoning included).
+        follow = self.ok(self.server.one("responses", {"model": "x", "max_output_tokens": 16, "input": [
+            {"role": "user", "content": "Why is the Volga long?"}, *r["output"],
+            {"role": "user", "content": "And the Don?"}]}), "reasoning items as input")["response"]
+        self.assertIn(follow["status"], ("completed", "incomplete"))
+        # All 20 output tokens were reasoning.
+        self.assertEqual(r["usage"]["output_tokens_details"]["reasoning_tokens"], r["usage"]["output_tokens"],
+                         short(r["usage"]))
+
+
 R_WEATHER = {"type": "function", "name": "get_weather", "description": "Current weather in a city.",
              "parameters": WEATHER["function"]["parameters"], "strict": True}
 R_ALARM = {"type": "function", "name": "set_alarm", "description": "Set an alarm clock.",
@@ -636,15 +828,26 @@ class ResponsesApi(Checks):
                                              "input": [{"type": "message", "role": "user",
                                                         "content": [{"type": "input_text", "text": text}]}]}},
             {"kind": "responses", "params": {"model": "x", "instructions": "Be brief.", "max_output_tokens": 16,
-                                             "input": [{"role": "user", "content": text}]}}])
+                                             "input": [{"role": "user", "content": text}]}},
+            {"kind": "responses", "params": {"model": "x", "max_output_tokens": 16,
+                                             "input": [{"role": "developer", "content": "Be brief."},
+                                                       {"role": "user", "content": text}]}},
+            {"kind": "responses", "params": {"model": "x", "max_output_tokens": 16, "input": [
+                {"role": "user", "content": "Hi"},
+                {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Hello!"}]},
+                {"role": "user", "content": [{"type": "input_text", "text": text}]}]}}])
         for i, x in enumerate(r):
             self.check_response(self.ok(x, "request %d" % i)["response"], "request %d" % i, 16)
-        plain, with_system = prompt_token_counts([([{"role": "user", "content": text}], None, {}),
-                                                  ([{"role": "system", "content": "Be brief."},
-                                                    {"role": "user", "content": text}], None, {})])
+        plain, with_system, history = prompt_token_counts([
+            ([{"role": "user", "content": text}], None, {}),
+            ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}], None, {}),
+            ([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+              {"role": "user", "content": text}], None, {})])
         self.assertEqual(r[0]["response"]["usage"]["input_tokens"], plain)
         self.assertEqual(r[1]["response"]["usage"]["input_tokens"], with_system, "instructions are the system message")
         self.assertEqual(r[2]["response"]["usage"]["input_tokens"], with_system)
+        self.assertEqual(r[3]["response"]["usage"]["input_tokens"], with_system, "a developer message is the system one")
+        self.assertEqual(r[4]["response"]["usage"]["input_tokens"], history, "earlier turns as message items")
 
     def test_streaming_events(self):
         params = {"model": "x", "input": "Is the Volga long?", "text": TEXT_FORMAT, "max_output_tokens": 400,
@@ -678,6 +881,15 @@ class ResponsesApi(Checks):
         final = self.ok(helper)["final"]
         self.assertEqual(output_text(final), text)
         self.assertEqual(self.ok(plain)["response"]["output_text"], text)
+
+    def test_cut_off_message_item_is_incomplete(self):
+        # OpenAI marks the message item cut by max_output_tokens "incomplete" as well as the response.
+        r = self.ok(SERVER.one("responses", {"model": "x", "input": "Tell a long story.", "max_output_tokens": 16,
+                                             "temperature": 0}))["response"]
+        self.assertEqual(r["status"], "incomplete")
+        messages = [item for item in r["output"] if item["type"] == "message"]
+        self.assertEqual(len(messages), 1, short(r["output"]))
+        self.assertEqual(messages[0]["status"], "incomplete", "the message item cut off by max_output_tokens")
 
     def test_streaming_cut_by_max_output_tokens_ends_incomplete(self):
         # The spec's terminal event for a response cut short is response.incomplete.
@@ -727,6 +939,40 @@ class ResponsesApi(Checks):
         stateless = self.ok(stateless, "function_call items as input")["response"]
         self.check_response(stateless, "stateless", 16)
         self.assertEqual(stateless["usage"]["input_tokens"], chained["usage"]["input_tokens"])
+
+    def test_streamed_function_call(self):
+        params = {"model": "x", "input": "Weather in Kazan?", "tools": [R_WEATHER, R_ALARM], "tool_choice": "required",
+                  "max_output_tokens": 400, "temperature": 0}
+        raw, helper = SERVER.jobs([{"kind": "responses_stream", "params": params},
+                                   {"kind": "responses_stream_helper", "params": params}])
+        events = self.ok(raw)["events"]
+        types = [e["type"] for e in events]
+        self.assertEqual(types[0], "response.created", types)
+        self.assertEqual(types[-1], "response.completed", types)
+        completed = events[-1]["response"]
+        calls = self.check_function_call(completed, TOOL_SCHEMAS, "streamed")
+        added = {e["output_index"]: e["item"] for e in events if e["type"] == "response.output_item.added"}
+        done = {e["output_index"]: e["item"] for e in events if e["type"] == "response.output_item.done"}
+        for index, item in enumerate(completed["output"]):
+            if item["type"] != "function_call":
+                continue
+            what = "output %d" % index
+            self.assertEqual(added[index]["type"], "function_call", what)
+            self.assertEqual((added[index]["id"], added[index]["call_id"], added[index]["name"]),
+                             (item["id"], item["call_id"], item["name"]), what)
+            deltas = "".join(e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"
+                             and e["output_index"] == index)
+            args_done = [e for e in events if e["type"] == "response.function_call_arguments.done"
+                         and e["output_index"] == index]
+            self.assertEqual(len(args_done), 1, what)
+            self.assertEqual(args_done[0]["arguments"], item["arguments"], what)
+            self.assertEqual(deltas, item["arguments"], what)
+            self.assertEqual(done[index]["arguments"], item["arguments"], what)
+        final = self.ok(helper, "ResponseStream helper")["final"]
+        self.check_function_call(final, TOOL_SCHEMAS, "helper's final response")
+        # Greedy: the helper's stream made the same calls.
+        self.assertEqual([(c["name"], c["arguments"]) for c in final["output"] if c["type"] == "function_call"],
+                         [(c["name"], c["arguments"]) for c in calls])
 
     def test_text_format_json_schema(self):
         for s, x in zip((0.0, 1.0), SERVER.jobs([{"kind": "responses", "params": {
@@ -790,8 +1036,10 @@ class ServerDefects(unittest.TestCase):
 
     def test_one_log_line_per_request_and_quiet(self):
         def exercise(server):
+            self.addCleanup(server.stop)
             self.assertEqual(server.request("POST", "/v1/completions", {"prompt": "hi", "max_tokens": 2})[0], 200)
-            self.assertEqual(server.request("POST", "/v1/completions", {"prompt": "hi", "max_tokens": 2})[0], 200)
+            self.assertEqual(server.request("POST", "/v1/completions", {"prompt": "hi", "max_tokens": 2,
+                                                                        "stream": True})[0], 200)
             self.assertEqual(server.request("POST", "/v1/completions", {"prompt": 5})[0], 400)
             self.assertEqual(server.request("GET", "/v1/nothing")[0], 404)
             self.assertEqual(server.request("GET", "/v1/models")[0], 200)
@@ -803,12 +1051,12 @@ class ServerDefects(unittest.TestCase):
                     re.compile(r"(?<![\w.])%d(?![\w.])" % status)]
             return sum(1 for line in lines if all(p.search(line) for p in pats))
 
-        lines = exercise(Server("--parallel", "1", "-c", "256", template=False))
+        lines = exercise(Server("--parallel", "1", "-c", "256", template=None))
         self.assertEqual(count(lines, "POST", "/v1/completions", 200), 2, "\n".join(lines))
         self.assertEqual(count(lines, "POST", "/v1/completions", 400), 1, "\n".join(lines))
         self.assertEqual(count(lines, "GET", "/v1/nothing", 404), 1, "\n".join(lines))
         self.assertEqual(count(lines, "GET", "/v1/models", 200), 1, "\n".join(lines))
-        quiet = exercise(Server("--parallel", "1", "-c", "256", "--quiet", template=False))
+        quiet = exercise(Server("--parallel", "1", "-c", "256", "--quiet", template=None))
         self.assertEqual([line for line in quiet if "/v1/" in line], [], "--quiet logs no requests")
 
 
