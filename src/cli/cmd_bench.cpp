@@ -2,7 +2,9 @@
 // tokens per second, in the style of llama-bench, with the fraction of this
 // machine's limits reached: read bandwidth for decode (weights streamed per
 // token), peak arithmetic for prefill. The limits are measured by the bench
-// itself, on the same threads.
+// itself, on the same threads. With -d N both tests run after N tokens are
+// already in the KV cache (like llama-bench's -d), so attention over a long
+// context shows.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -27,6 +29,7 @@ struct BenchOptions {
   std::string model;
   int n_prompt = 512;
   int n_gen = 128;
+  int depth = 0;
   int threads = 0;
   int reps = 3;
   bool json = false;
@@ -152,6 +155,26 @@ GrammarBench bench_grammar(Model& model, const GgufFile& file, std::shared_ptr<c
   return out;
 }
 
+// Puts `depth` random tokens in sequence 0 of the cache (not timed), in
+// chunks of 512 so the activations stay small.
+void fill_cache(Model& model, KvCache& cache, int depth, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(model.spec().n_vocab - 1));
+  cache.truncate(0, 0);
+  Batch batch;
+  for (int pos = 0; pos < depth;) {
+    batch.clear();
+    for (int i = 0; i < 512 && pos < depth; ++i, ++pos) batch.add(tok(rng), pos, 0, pos + 1 == depth);
+    model.forward(batch, cache);
+  }
+}
+
+// "pp512" or "pp512 @ d4096", as llama-bench labels its tests.
+std::string test_label(const char* kind, int n, int depth) {
+  std::string label = kind + std::to_string(n);
+  if (depth > 0) label += " @ d" + std::to_string(depth);
+  return label;
+}
+
 }  // namespace
 
 Command add_bench(CLI::App& app) {
@@ -161,6 +184,8 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("model", o->model, "GGUF model file")->required()->check(CLI::ExistingFile);
   cmd->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens processed in one batch (prefill test)")->default_val(512)->check(CLI::Range(0, 1 << 16));
   cmd->add_option("-n,--n-gen", o->n_gen, "Tokens generated one at a time (decode test)")->default_val(128)->check(CLI::Range(0, 1 << 16));
+  cmd->add_option("-d,--depth", o->depth, "Tokens already in the KV cache before each test (like llama-bench -d)")
+      ->default_val(0)->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
   cmd->add_option("-r,--reps", o->reps, "Repetitions; the median is reported with min..max")->default_val(3)->check(CLI::Range(1, 100));
   cmd->add_option("--isa", o->isa, "Kernel set: ref, avx2, avx512 (default: the best this CPU runs; same as VOLGA_ISA)");
@@ -199,7 +224,7 @@ Command add_bench(CLI::App& app) {
         matmul_params += static_cast<double>(t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3]) * share;
     }
 
-    const int ctx = std::max(16, o->n_prompt + o->n_gen + 1);
+    const int ctx = std::max(16, o->depth + std::max(o->n_prompt, o->n_gen) + 1);
     KvCache cache(s, 1, ctx);
     std::mt19937 rng(1234);
     std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(s.n_vocab - 1));
@@ -207,19 +232,21 @@ Command add_bench(CLI::App& app) {
     // Warm-up: page the weights in and size the buffers.
     batch.add(tok(rng), 0, 0, true);
     model->forward(batch, cache);
+    fill_cache(*model, cache, o->depth, rng);  // once: every test starts from this depth
 
     std::vector<double> pp, tg;
     for (int rep = 0; rep < o->reps; ++rep) {
-      cache.truncate(0, 0);
+      cache.truncate(0, o->depth);
       if (o->n_prompt > 0) {
         batch.clear();
-        for (int i = 0; i < o->n_prompt; ++i) batch.add(tok(rng), i, 0, i + 1 == o->n_prompt);
+        for (int i = 0; i < o->n_prompt; ++i) batch.add(tok(rng), o->depth + i, 0, i + 1 == o->n_prompt);
         auto t0 = Clock::now();
         model->forward(batch, cache);
         pp.push_back(o->n_prompt / seconds_since(t0));
       }
+      cache.truncate(0, o->depth);
       if (o->n_gen > 0) {
-        int pos = cache.length(0);
+        int pos = o->depth;
         auto t0 = Clock::now();
         for (int i = 0; i < o->n_gen; ++i) {
           batch.clear();
@@ -244,12 +271,15 @@ Command add_bench(CLI::App& app) {
     const double bandwidth = measure_read_bandwidth(pool);
     const double fma_peak = measure_peak(pool, kt.fma_probe);
     const double int8_peak = kernels::isa_available(kernels::Isa::Avx512) ? measure_peak(pool, kernels::int8_probe) : 0;
-    const double decode_limit = bandwidth / weight_bytes;
+    // Decode reads the weights and, at depth, the cached keys/values as well.
+    const double kv_bytes = static_cast<double>(s.n_layer) * static_cast<double>(s.kv_key_width() + s.kv_value_width()) *
+                            sizeof(float) * (o->depth + o->n_gen / 2.0);
+    const double decode_limit = bandwidth / (weight_bytes + kv_bytes);
     // Prefill work per token: 2 flops per matrix weight, plus attention over
     // on average half the prompt (q.k and p.v).
     // MLA attends in the latent space: q.k over latent + rope dims, p.v over the latent.
     const int64_t att_k = s.is_mla() ? s.kv_key_width() : s.head_dim_k, att_v = s.is_mla() ? s.n_lora_kv : s.head_dim_v;
-    const double attn_flops = 2.0 * static_cast<double>(s.n_layer * s.n_head * (att_k + att_v)) * (o->n_prompt / 2.0);
+    const double attn_flops = 2.0 * static_cast<double>(s.n_layer * s.n_head * (att_k + att_v)) * (o->depth + o->n_prompt / 2.0);
     const double flops_per_token = 2.0 * matmul_params + attn_flops;
 
     Stats p = pp.empty() ? Stats{} : stats(pp), g = tg.empty() ? Stats{} : stats(tg);
@@ -265,6 +295,7 @@ Command add_bench(CLI::App& app) {
       j["matmul"] = matmul_mode;
       j["n_prompt"] = o->n_prompt;
       j["n_gen"] = o->n_gen;
+      j["depth"] = o->depth;
       j["reps"] = o->reps;
       j["prefill_tokens_per_s"] = p.median;
       j["prefill_tokens_per_s_min"] = p.min;
@@ -273,6 +304,7 @@ Command add_bench(CLI::App& app) {
       j["decode_tokens_per_s_min"] = g.min;
       j["decode_tokens_per_s_max"] = g.max;
       j["weight_bytes_per_token"] = weight_bytes;
+      j["kv_cache_bytes_per_token"] = kv_bytes;
       j["read_bandwidth_bytes_per_s"] = bandwidth;
       j["decode_limit_tokens_per_s"] = decode_limit;
       j["decode_fraction_of_bandwidth"] = g.median / decode_limit;
@@ -299,14 +331,16 @@ Command add_bench(CLI::App& app) {
     std::printf("model: %s (%s, %.0f MiB%s%s), %d threads, kernels %s, matmul %s, CPU: %s\n", o->model.c_str(),
                 s.arch.c_str(), static_cast<double>(file->file_size()) / (1 << 20), type.empty() ? "" : ", ",
                 type.c_str(), pool.size(), kt.name, matmul_mode, cpu_features().describe().c_str());
-    std::printf("| test   | tokens/s (median) | min .. max        | of the machine's limit |\n");
-    std::printf("|--------|-------------------|-------------------|------------------------|\n");
+    std::printf("| test            | tokens/s (median) | min .. max        | of the machine's limit |\n");
+    std::printf("|-----------------|-------------------|-------------------|------------------------|\n");
     if (!pp.empty())
-      std::printf("| pp%-4d | %17.1f | %7.1f .. %7.1f | %4.1f%% of fp32 FMA peak%s |\n", o->n_prompt, p.median, p.min, p.max,
+      std::printf("| %-15s | %17.1f | %7.1f .. %7.1f | %4.1f%% of fp32 FMA peak%s |\n",
+                  test_label("pp", o->n_prompt, o->depth).c_str(), p.median, p.min, p.max,
                   100 * pp_flops / fma_peak,
                   int8_peak > 0 ? (", " + std::to_string(static_cast<int>(std::lround(100 * pp_flops / int8_peak))) + "% of int8").c_str() : "");
     if (!tg.empty())
-      std::printf("| tg%-4d | %17.1f | %7.1f .. %7.1f | %4.1f%% of bandwidth limit (%.1f tok/s) |\n", o->n_gen, g.median,
+      std::printf("| %-15s | %17.1f | %7.1f .. %7.1f | %4.1f%% of bandwidth limit (%.1f tok/s) |\n",
+                  test_label("tg", o->n_gen, o->depth).c_str(), g.median,
                   g.min, g.max, 100 * g.median / decode_limit, decode_limit);
     if (with_grammar) {
       std::printf("| tg%-4d sampled           | %17.1f | %7.1f .. %7.1f | sampling %.2f ms/token |\n", o->n_gen, gp.median,
@@ -319,7 +353,8 @@ Command add_bench(CLI::App& app) {
     std::printf("machine: read bandwidth %s, fp32 FMA peak %s", human(bandwidth, "GB/s").c_str(),
                 human(fma_peak, "GFLOP/s").c_str());
     if (int8_peak > 0) std::printf(", int8 VNNI peak %s", human(int8_peak, "GOP/s").c_str());
-    std::printf("; %.0f MB of weights per decoded token, %.2f GFLOP per prefill token\n", weight_bytes / 1e6,
+    std::printf("; %.0f MB of weights%s per decoded token, %.2f GFLOP per prefill token\n", weight_bytes / 1e6,
+                o->depth > 0 ? (" + " + std::to_string(std::lround(kv_bytes / 1e6)) + " MB of KV cache").c_str() : "",
                 flops_per_token / 1e9);
     return 0;
   };

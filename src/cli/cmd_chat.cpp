@@ -1,9 +1,12 @@
 // volga chat MODEL: an interactive multi-turn conversation in the terminal,
 // formatted with the model's own chat template. Between turns only the new
 // part of the prompt is computed: the KV cache keeps the common prefix.
+// When the conversation outgrows the context, the oldest turns after the
+// system message are dropped (with a notice) so that the chat goes on.
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 #include <iostream>
 
 #include "chat/chat_template.h"
@@ -28,6 +31,27 @@ struct ChatOptions {
   SamplingParams sampling;
   int64_t seed = -1;
 };
+
+using Messages = nlohmann::ordered_json;
+using Encoder = std::function<std::vector<int32_t>(const Messages&)>;
+
+// Drops whole turns (a user message and the replies after it), oldest first
+// and never the system message nor the newest message, until the prompt
+// leaves `reserve` tokens of the context for the reply. Returns the prompt
+// of what is left and the number of messages dropped.
+std::pair<std::vector<int32_t>, int> fit_context(Messages& messages, const Encoder& encode, int ctx, int reserve) {
+  std::vector<int32_t> prompt = encode(messages);
+  const size_t first = !messages.empty() && messages[0]["role"] == "system" ? 1 : 0;
+  int dropped = 0;
+  while (static_cast<int64_t>(prompt.size()) + reserve > ctx && messages.size() > first + 1) {
+    do {
+      messages.erase(messages.begin() + static_cast<std::ptrdiff_t>(first));
+      ++dropped;
+    } while (messages.size() > first + 1 && messages[first]["role"] != "user");
+    prompt = encode(messages);
+  }
+  return {std::move(prompt), dropped};
+}
 }  // namespace
 
 Command add_chat(CLI::App& app) {
@@ -60,6 +84,13 @@ Command add_chat(CLI::App& app) {
     gopt.sampling = o->sampling;
     for (int32_t id = 0; id < tok->n_vocab(); ++id)
       if (tok->is_end_of_generation(id)) gopt.stop_ids.push_back(id);
+    const Encoder encode = [&](const Messages& m) {
+      std::vector<int32_t> ids = tok->encode(tmpl.render(m, ropts), false, true);
+      if (tok->add_bos() && (ids.empty() || ids[0] != tok->bos_id())) ids.insert(ids.begin(), tok->bos_id());
+      return ids;
+    };
+    // Room kept for a reply when the conversation is trimmed to fit.
+    const int reserve = std::max(1, std::min(o->n_predict, ctx / 4));
     const bool interactive = isatty(STDIN_FILENO);
     nlohmann::ordered_json messages = nlohmann::ordered_json::array();
     auto reset = [&] {
@@ -87,13 +118,12 @@ Command add_chat(CLI::App& app) {
       }
       if (line.empty()) continue;
       messages.push_back({{"role", "user"}, {"content", sanitize_utf8(line)}});
-      std::string text = tmpl.render(messages, ropts);
-      std::vector<int32_t> prompt = tok->encode(text, false, true);
-      if (tok->add_bos() && (prompt.empty() || prompt[0] != tok->bos_id()))
-        prompt.insert(prompt.begin(), tok->bos_id());
+      auto [prompt, dropped] = fit_context(messages, encode, ctx, reserve);
+      if (dropped > 0)
+        std::fprintf(stderr, "volga: context full: dropped %d oldest message%s\n", dropped, dropped == 1 ? "" : "s");
       if (static_cast<int>(prompt.size()) >= ctx) {
-        std::fprintf(stderr, "volga: the conversation has %zu tokens, more than the context of %d; "
-                     "type /reset or raise --ctx-size\n", prompt.size(), ctx);
+        std::fprintf(stderr, "volga: the message needs %zu tokens with the system prompt, more than the context of %d; "
+                     "send a shorter one or raise --ctx-size\n", prompt.size(), ctx);
         messages.erase(messages.end() - 1);
         continue;
       }

@@ -31,7 +31,26 @@ struct Scheduler::Slot {
   size_t n_prefilled = 0;   // prompt tokens already in the cache
   int32_t next_token = -1;  // sampled, not yet in the cache
   int32_t n_generated = 0;
+  // Token ids whose keys/values the cache holds at positions 0..size-1; kept
+  // after the request ends, for the next request to reuse.
+  std::vector<int32_t> cached;
+  uint64_t last_used = 0;  // admission number of its latest request
 };
+
+namespace {
+size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  const size_t n = std::min(a.size(), b.size());
+  size_t i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+// Cached tokens a prompt can take from a slot: never its last token, whose
+// logits must be computed.
+size_t reusable(const std::vector<int32_t>& cached, const std::vector<int32_t>& prompt) {
+  return std::min(common_prefix(cached, prompt), prompt.size() - 1);
+}
+}  // namespace
 
 Scheduler::Scheduler(Model& model, const SchedulerOptions& opts) : model_(model), opts_(opts) {
   if (opts_.n_slots < 1 || opts_.n_ctx < 8 || opts_.step_tokens < opts_.n_slots || opts_.max_queue < 0)
@@ -68,7 +87,64 @@ std::shared_ptr<RequestHandle> Scheduler::submit(GenerationRequest req) {
 
 SchedulerStats Scheduler::stats() {
   std::lock_guard<std::mutex> lock(mutex_);
-  return {static_cast<int>(queue_.size()), running_};
+  SchedulerStats st = totals_;
+  st.queued = static_cast<int>(queue_.size());
+  st.running = running_;
+  st.slots = opts_.n_slots;
+  return st;
+}
+
+void Scheduler::admit(std::vector<Slot>& slots, KvCache& cache) {
+  while (!queue_.empty()) {
+    const std::vector<int32_t>& prompt = queue_.front().first.prompt;
+    int best = -1;
+    size_t best_reuse = 0;
+    for (size_t s = 0; s < slots.size(); ++s) {
+      if (slots[s].handle) continue;
+      const size_t reuse = reusable(slots[s].cached, prompt);
+      if (best < 0 || reuse > best_reuse ||
+          (reuse == best_reuse && slots[s].last_used < slots[static_cast<size_t>(best)].last_used)) {
+        best = static_cast<int>(s);
+        best_reuse = reuse;
+      }
+    }
+    if (best < 0) return;  // every slot is busy
+    auto [req, handle] = std::move(queue_.front());
+    queue_.pop_front();
+    Slot& slot = slots[static_cast<size_t>(best)];
+    slot.handle = std::move(handle);
+    slot.req = std::move(req);
+    slot.sampler = std::make_unique<Sampler>(slot.req.sampling);
+    for (int32_t id : slot.req.prompt) slot.sampler->accept(id);
+    slot.n_prefilled = best_reuse;
+    slot.next_token = -1;
+    slot.n_generated = 0;
+    slot.last_used = ++admissions_;
+    totals_.cached_tokens -= static_cast<int64_t>(slot.cached.size() - best_reuse);
+    slot.cached.resize(best_reuse);
+    cache.truncate(best, static_cast<int>(best_reuse));
+    ++totals_.prefix_lookups;
+    totals_.prefix_hit_tokens += static_cast<int64_t>(best_reuse);
+    totals_.prompt_tokens += static_cast<int64_t>(slot.req.prompt.size());
+    ++running_;
+  }
+}
+
+void Scheduler::fail_all(std::vector<Slot>& slots, KvCache& cache, const std::string& error) {
+  for (size_t s = 0; s < slots.size(); ++s) {
+    Slot& slot = slots[s];
+    // The cache keeps what was computed: `cached` grows only after a forward pass succeeds.
+    cache.truncate(static_cast<int>(s), static_cast<int>(slot.cached.size()));
+    if (!slot.handle) continue;
+    TokenEvent ev;
+    ev.kind = TokenEvent::Kind::Error;
+    ev.error = error;
+    slot.handle->push(std::move(ev));
+    slot.handle.reset();
+    slot.sampler.reset();
+    std::lock_guard<std::mutex> lock(mutex_);
+    --running_;
+  }
 }
 
 void Scheduler::engine_loop() {
@@ -79,38 +155,13 @@ void Scheduler::engine_loop() {
       std::unique_lock<std::mutex> lock(mutex_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty() || running_ > 0; });
       if (stop_) break;
-      // Admit waiting requests into free slots, oldest first.
-      for (size_t s = 0; s < slots.size() && !queue_.empty(); ++s) {
-        if (slots[s].handle) continue;
-        auto [req, handle] = std::move(queue_.front());
-        queue_.pop_front();
-        Slot& slot = slots[s];
-        slot.handle = std::move(handle);
-        slot.req = std::move(req);
-        slot.sampler = std::make_unique<Sampler>(slot.req.sampling);
-        for (int32_t id : slot.req.prompt) slot.sampler->accept(id);
-        slot.n_prefilled = 0;
-        slot.next_token = -1;
-        slot.n_generated = 0;
-        cache.truncate(static_cast<int>(s), 0);
-        ++running_;
-      }
+      admit(slots, cache);
     }
     try {
       step(slots, cache);
     } catch (const std::exception& e) {
       // A failure in the forward pass ends the requests in it, not the server.
-      for (size_t s = 0; s < slots.size(); ++s) {
-        if (!slots[s].handle) continue;
-        TokenEvent ev;
-        ev.kind = TokenEvent::Kind::Error;
-        ev.error = e.what();
-        slots[s].handle->push(std::move(ev));
-        slots[s].handle.reset();
-        cache.truncate(static_cast<int>(s), 0);
-        std::lock_guard<std::mutex> lock(mutex_);
-        --running_;
-      }
+      fail_all(slots, cache, e.what());
     }
   }
   for (auto& slot : slots)
@@ -149,26 +200,23 @@ void add_logprobs(const float* logits, int64_t n_vocab, int32_t chosen, int32_t 
 }
 }  // namespace
 
-void Scheduler::step(std::vector<Slot>& slots, KvCache& cache) {
-  auto release = [&](size_t s) {
-    slots[s].handle.reset();
-    slots[s].sampler.reset();
-    cache.truncate(static_cast<int>(s), 0);
-    std::lock_guard<std::mutex> lock(mutex_);
-    --running_;
-  };
-  for (size_t s = 0; s < slots.size(); ++s)
-    if (slots[s].handle && slots[s].handle->cancelled()) release(s);
+void Scheduler::release(Slot& slot) {
+  slot.handle.reset();
+  slot.sampler.reset();  // the cache and `cached` stay, for the next request to reuse
+  std::lock_guard<std::mutex> lock(mutex_);
+  --running_;
+}
 
-  // One decode token per generating sequence first, then prompt chunks.
-  Batch batch;
-  std::vector<int> logits_slot;  // slot of each logits row, in batch order
+// One decode token per generating sequence first, then prompt chunks within
+// the step's token budget. `logits_slot` gets the slot of each logits row.
+void Scheduler::build_batch(std::vector<Slot>& slots, const KvCache& cache, Batch& batch,
+                            std::vector<size_t>& logits_slot) {
   int budget = opts_.step_tokens;
   for (size_t s = 0; s < slots.size(); ++s) {
     Slot& slot = slots[s];
     if (!slot.handle || slot.next_token < 0) continue;
     batch.add(slot.next_token, cache.length(static_cast<int>(s)), static_cast<int32_t>(s), true);
-    logits_slot.push_back(static_cast<int>(s));
+    logits_slot.push_back(s);
     --budget;
   }
   for (size_t s = 0; s < slots.size() && budget > 0; ++s) {
@@ -180,49 +228,64 @@ void Scheduler::step(std::vector<Slot>& slots, KvCache& cache) {
       const size_t p = slot.n_prefilled + i;
       const bool last = p + 1 == n_prompt;
       batch.add(slot.req.prompt[p], static_cast<int32_t>(p), static_cast<int32_t>(s), last);
-      if (last) logits_slot.push_back(static_cast<int>(s));
+      if (last) logits_slot.push_back(s);
     }
     slot.n_prefilled += take;
     budget -= static_cast<int>(take);
   }
+}
+
+// Samples a slot's next token from its logits row and sends it; ends the
+// request on a stop id, its length limit or a stuck grammar.
+void Scheduler::deliver(Slot& slot, const float* logits, int64_t n_vocab) {
+  int32_t id = -1;
+  try {
+    id = slot.sampler->sample(logits, n_vocab);
+  } catch (const Error& e) {  // this request's grammar is stuck: end it alone
+    TokenEvent ev;
+    ev.kind = TokenEvent::Kind::Error;
+    ev.error = e.what();
+    slot.handle->push(std::move(ev));
+    release(slot);
+    return;
+  }
+  slot.sampler->accept(id);
+  slot.sampler->accept_output(id);
+  ++slot.n_generated;
+  TokenEvent ev;
+  ev.id = id;
+  if (slot.req.top_logprobs >= 0) add_logprobs(logits, n_vocab, id, slot.req.top_logprobs, ev);
+  slot.handle->push(std::move(ev));
+  const bool stop_id = std::find(slot.req.stop_ids.begin(), slot.req.stop_ids.end(), id) != slot.req.stop_ids.end() ||
+                       slot.sampler->grammar_finished();
+  const bool full = slot.n_generated >= slot.req.max_tokens || static_cast<int>(slot.cached.size()) >= opts_.n_ctx;
+  if (stop_id || full) {
+    TokenEvent done;
+    done.kind = TokenEvent::Kind::Done;
+    done.finish_reason = stop_id ? "stop" : "length";
+    slot.handle->push(std::move(done));
+    release(slot);
+  } else {
+    slot.next_token = id;
+  }
+}
+
+void Scheduler::step(std::vector<Slot>& slots, KvCache& cache) {
+  for (Slot& slot : slots)
+    if (slot.handle && slot.handle->cancelled()) release(slot);
+  Batch batch;
+  std::vector<size_t> logits_slot;
+  build_batch(slots, cache, batch, logits_slot);
   if (batch.empty()) return;
   Logits logits = model_.forward(batch, cache);
-
-  for (int64_t row = 0; row < logits.rows(); ++row) {
-    const size_t s = static_cast<size_t>(logits_slot[static_cast<size_t>(row)]);
-    Slot& slot = slots[s];
-    const float* l = logits.row(row);
-    int32_t id = -1;
-    try {
-      id = slot.sampler->sample(l, logits.n_vocab);
-    } catch (const Error& e) {  // this request's grammar is stuck: end it alone
-      TokenEvent ev;
-      ev.kind = TokenEvent::Kind::Error;
-      ev.error = e.what();
-      slot.handle->push(std::move(ev));
-      release(s);
-      continue;
-    }
-    slot.sampler->accept(id);
-    slot.sampler->accept_output(id);
-    ++slot.n_generated;
-    TokenEvent ev;
-    ev.id = id;
-    if (slot.req.top_logprobs >= 0) add_logprobs(l, logits.n_vocab, id, slot.req.top_logprobs, ev);
-    slot.handle->push(std::move(ev));
-    const bool stop_id = std::find(slot.req.stop_ids.begin(), slot.req.stop_ids.end(), id) != slot.req.stop_ids.end() ||
-                         slot.sampler->grammar_finished();
-    const bool full = slot.n_generated >= slot.req.max_tokens || cache.length(static_cast<int>(s)) >= opts_.n_ctx;
-    if (stop_id || full) {
-      TokenEvent done;
-      done.kind = TokenEvent::Kind::Done;
-      done.finish_reason = stop_id ? "stop" : "length";
-      slot.handle->push(std::move(done));
-      release(s);
-    } else {
-      slot.next_token = id;
-    }
+  // Only now do the new positions count as cached: a failed pass leaves `cached` as it was.
+  for (const BatchToken& t : batch.tokens) slots[static_cast<size_t>(t.seq)].cached.push_back(t.token);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    totals_.cached_tokens += static_cast<int64_t>(batch.size());
   }
+  for (int64_t row = 0; row < logits.rows(); ++row)
+    deliver(slots[logits_slot[static_cast<size_t>(row)]], logits.row(row), logits.n_vocab);
 }
 
 }  // namespace volga

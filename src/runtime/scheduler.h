@@ -11,6 +11,15 @@
 // kernel computes each token's row with the same arithmetic whatever the
 // batch holds, and each request has its own Sampler and seed.
 //
+// Prefix reuse: a slot keeps its cache when its request ends, together with
+// the token ids its positions hold. A new request goes to the free slot
+// whose cached tokens share the longest prefix with its prompt (ties: the
+// least recently used slot) and only the rest of the prompt is computed;
+// the last prompt token is always computed again, since its logits are
+// needed. Because every token's keys and values are computed with the same
+// arithmetic whatever batch or chunk it came in, a reused prefix gives the
+// same logits, bit for bit, as computing it again.
+//
 // Thread-safety: submit(), stats() and RequestHandle's reader side may be
 // called from any thread.
 #pragma once
@@ -82,6 +91,11 @@ struct SchedulerOptions {
 struct SchedulerStats {
   int queued = 0;
   int running = 0;
+  int slots = 0;
+  int64_t cached_tokens = 0;        // positions held in the KV cache, all slots together
+  int64_t prefix_lookups = 0;       // requests admitted (each looks for a cached prefix)
+  int64_t prefix_hit_tokens = 0;    // prompt tokens taken from the cache instead of computed
+  int64_t prompt_tokens = 0;        // prompt tokens of the admitted requests
 };
 
 class Scheduler {
@@ -101,7 +115,13 @@ class Scheduler {
  private:
   struct Slot;
   void engine_loop();
+  // Moves queued requests into free slots (mutex_ held).
+  void admit(std::vector<Slot>& slots, KvCache& cache);
   void step(std::vector<Slot>& slots, KvCache& cache);
+  void build_batch(std::vector<Slot>& slots, const KvCache& cache, Batch& batch, std::vector<size_t>& logits_slot);
+  void deliver(Slot& slot, const float* logits, int64_t n_vocab);
+  void release(Slot& slot);
+  void fail_all(std::vector<Slot>& slots, KvCache& cache, const std::string& error);
 
   Model& model_;
   SchedulerOptions opts_;
@@ -109,6 +129,8 @@ class Scheduler {
   std::condition_variable cv_;
   std::deque<std::pair<GenerationRequest, std::shared_ptr<RequestHandle>>> queue_;
   int running_ = 0;
+  SchedulerStats totals_;  // the prefix-cache counters and cached_tokens (mutex_)
+  uint64_t admissions_ = 0;  // engine thread: orders slots by last use
   bool stop_ = false;
   std::thread engine_;
 };

@@ -48,7 +48,26 @@ void Metrics::observe_token_latency(double s) {
   token_latency_.observe(s);
 }
 
-std::string Metrics::render(int queued, int running) const {
+void Metrics::render_engine(std::string& out, const SchedulerStats& e) {
+  auto metric = [&out](const char* name, const char* type, const char* help, long long value) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name, value);
+    out += buf;
+  };
+  metric("volga_queue_length", "gauge", "Requests waiting for a free sequence slot.", e.queued);
+  metric("volga_running_requests", "gauge", "Requests being generated.", e.running);
+  metric("volga_slots", "gauge", "Sequence slots (--parallel).", e.slots);
+  metric("volga_kv_cached_tokens", "gauge", "Token positions held in the KV cache, all slots together.",
+         static_cast<long long>(e.cached_tokens));
+  metric("volga_prefix_cache_lookups_total", "counter", "Requests that looked for a cached prompt prefix.",
+         static_cast<long long>(e.prefix_lookups));
+  metric("volga_prefix_cache_hit_tokens_total", "counter",
+         "Prompt tokens taken from the KV cache instead of being computed.", static_cast<long long>(e.prefix_hit_tokens));
+  metric("volga_prefix_cache_prompt_tokens_total", "counter", "Prompt tokens of the requests that looked up the cache.",
+         static_cast<long long>(e.prompt_tokens));
+}
+
+std::string Metrics::render(const SchedulerStats& engine) const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string out;
   char buf[1024];
@@ -65,13 +84,7 @@ std::string Metrics::render(int queued, int running) const {
                 "volga_generation_tokens_total %llu\n",
                 static_cast<unsigned long long>(prompt_tokens_), static_cast<unsigned long long>(generated_tokens_));
   out += buf;
-  std::snprintf(buf, sizeof buf,
-                "# HELP volga_queue_length Requests waiting for a free sequence slot.\n# TYPE volga_queue_length gauge\n"
-                "volga_queue_length %d\n"
-                "# HELP volga_running_requests Requests being generated.\n# TYPE volga_running_requests gauge\n"
-                "volga_running_requests %d\n",
-                queued, running);
-  out += buf;
+  render_engine(out, engine);
   ttft_.render(out, "volga_time_to_first_token_seconds", "Time from request arrival to its first generated token.");
   token_latency_.render(out, "volga_time_per_output_token_seconds", "Time between consecutive tokens of one request.");
   return out;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/scheduler.h"
+
 namespace volga::server {
 
 class Metrics {
@@ -17,9 +19,11 @@ class Metrics {
   void add_generated_tokens(int64_t n);
   void observe_ttft(double seconds);           // time to first token
   void observe_token_latency(double seconds);  // time between tokens of one request
-  std::string render(int queued, int running) const;
+  // The server's counters plus the scheduler's gauges and prefix-cache counters.
+  std::string render(const SchedulerStats& engine) const;
 
  private:
+  static void render_engine(std::string& out, const SchedulerStats& engine);
   struct Histogram {
     std::vector<double> bounds;
     std::vector<uint64_t> counts;  // per bound, plus +Inf

@@ -94,6 +94,14 @@ void answer_error(ServerState& s, const httplib::Request& req, httplib::Response
 
 namespace {
 
+// GET /health: liveness plus the engine's slots and prefix-cache counters.
+Json health_json(const SchedulerStats& e) {
+  return {{"status", "ok"},
+          {"slots", {{"total", e.slots}, {"busy", e.running}, {"queued", e.queued}}},
+          {"prefix_cache", {{"cached_tokens", e.cached_tokens}, {"lookups", e.prefix_lookups},
+                            {"hit_tokens", e.prefix_hit_tokens}, {"prompt_tokens", e.prompt_tokens}}}};
+}
+
 class Server {
  public:
   explicit Server(const ServerOptions& o) : opts_(o), pool_(o.threads > 0 ? o.threads : 0) {
@@ -185,7 +193,7 @@ int Server::run() {
 
   http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     if (state_.draining) send_json(res, 503, {{"status", "shutting down"}});
-    else send_json(res, 200, {{"status", "ok"}});
+    else send_json(res, 200, health_json(scheduler_->stats()));
   });
   http_.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
@@ -195,8 +203,7 @@ int Server::run() {
   });
   http_.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
-    SchedulerStats s = scheduler_->stats();
-    res.set_content(state_.metrics.render(s.queued, s.running), "text/plain; version=0.0.4");
+    res.set_content(state_.metrics.render(scheduler_->stats()), "text/plain; version=0.0.4");
   });
   post("/v1/chat/completions", [this](const httplib::Request& req, const std::string& body, httplib::Response& res) {
     handle_completion(state_, req, body, res, true);

@@ -230,6 +230,17 @@ class Cli(unittest.TestCase):
         self.assertEqual(json.loads(a)["ids"], json.loads(b)["ids"])
         self.assertNotEqual(json.loads(a)["ids"], json.loads(c)["ids"])
 
+    def test_bench_at_depth(self):
+        path = synth("qwen2-q8_0", *synth_args("qwen2", "q8_0"))
+        j = json.loads(run(VOLGA, "bench", path, "-p", "8", "-n", "4", "-d", "40", "-r", "1", "-t", "2", "--json").stdout)
+        self.assertEqual(j["depth"], 40)
+        self.assertGreater(j["prefill_tokens_per_s"], 0)
+        self.assertGreater(j["decode_tokens_per_s"], 0)
+        self.assertGreater(j["kv_cache_bytes_per_token"], 0)
+        table = run(VOLGA, "bench", path, "-p", "8", "-n", "4", "-d", "40", "-r", "1", "-t", "2").stdout
+        self.assertIn("| pp8 @ d40", table)
+        self.assertIn("| tg4 @ d40", table)
+
     def test_info(self):
         path = synth("llama-q4_k_m", *synth_args("llama", "q4_k_m"))
         out = run(VOLGA, "info", path).stdout
@@ -370,6 +381,44 @@ class ChatCommand(unittest.TestCase):
         p = subprocess.run([VOLGA, "chat", path, *common], input="\n".join(turns).encode() + b"\n",
                            capture_output=True)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertEqual(p.stdout.decode("utf-8"), expected)
+
+    def test_chat_drops_oldest_turns_when_the_context_is_full(self):
+        # Expected: the documented policy replayed here: before each turn, whole
+        # turns after the system message go, oldest first, until the prompt
+        # leaves min(n_predict, ctx/4) tokens for the reply; each reply is a
+        # fresh `volga run` on what is left.
+        path, _ = self.model()
+        ctx, n_predict = 72, 8
+        turns = ["Привет! Как дела?", "Расскажи про Волгу.", "А про Дон?", "Спасибо, пока!", "Ещё вопрос."]
+        common = ["--temperature", "0", "-n", str(n_predict), "-t", "2"]
+        messages, expected, notices = [{"role": "system", "content": "Отвечай кратко."}], "", []
+
+        def n_tokens(msgs):
+            ids = run(VOLGA, "tokenize", path, "--special", "--json", "--no-bos", self.render(path, msgs)).stdout
+            return len(json.loads(ids))
+
+        for turn in turns:
+            messages.append({"role": "user", "content": turn})
+            dropped = 0
+            while n_tokens(messages) + min(n_predict, ctx // 4) > ctx and len(messages) > 2:
+                del messages[1]
+                dropped += 1
+                while len(messages) > 2 and messages[1]["role"] != "user":
+                    del messages[1]
+                    dropped += 1
+            if dropped:
+                notices.append("context full: dropped %d oldest message%s" % (dropped, "" if dropped == 1 else "s"))
+            reply = json.loads(run(VOLGA, "run", path, "-p", self.render(path, messages), "--special", "--json",
+                                   *common).stdout)["text"]
+            messages.append({"role": "assistant", "content": reply})
+            expected += reply + "\n"
+        self.assertGreaterEqual(len(notices), 2, "the test must overflow the context more than once")
+        p = subprocess.run([VOLGA, "chat", path, "--system", "Отвечай кратко.", "-c", str(ctx), *common],
+                           input="\n".join(turns).encode() + b"\n", capture_output=True)
+        stderr = p.stderr.decode("utf-8")
+        self.assertEqual(p.returncode, 0, stderr)
+        self.assertEqual([line[len("volga: "):] for line in stderr.splitlines() if "context full" in line], notices)
         self.assertEqual(p.stdout.decode("utf-8"), expected)
 
 

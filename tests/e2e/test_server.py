@@ -216,6 +216,51 @@ class OpenAIClient(unittest.TestCase):
             self.assertIn(name, body)
 
 
+class PrefixReuse(unittest.TestCase):
+    """A slot keeps its cache after a request; the next request prefills only what differs,
+    and gets exactly what a cold server gives (sampled tokens and log-probabilities)."""
+
+    SYSTEM = "Ты помощник. " + " ".join("Правило %d: отвечай точно и кратко." % i for i in range(12))
+
+    def chat(self, server, messages):
+        params = {"model": "x", "messages": messages, "max_tokens": 8, "temperature": 0.9, "seed": 5,
+                  "logprobs": True, "top_logprobs": 3}
+        r = server.client([{"kind": "chat", "params": params}])[0]
+        self.assertNotIn("error", r, r)
+        return r["text"], r["logprobs"]["content"]
+
+    def test_reused_prefix_gives_the_cold_result(self):
+        system = {"role": "system", "content": self.SYSTEM}
+        turn1 = [system, {"role": "user", "content": "Где находится Волга?"}]
+        warm = ServerProcess("--parallel", "1", "-c", "512")
+        self.addCleanup(warm.stop)
+        reply1, _ = self.chat(warm, turn1)
+        turn2 = turn1 + [{"role": "assistant", "content": reply1}, {"role": "user", "content": "А Дон?"}]
+        second_turn = self.chat(warm, turn2)  # reuses turn 1 and its reply
+        self.chat(warm, [system, {"role": "user", "content": "Другой вопрос"}])  # shares only the system prompt
+        again = self.chat(warm, turn2)  # reuses the system prompt, recomputes the rest
+        metrics = warm.request("GET", "/metrics")[1]
+        health = json.loads(warm.request("GET", "/health")[1])
+        cold = ServerProcess("--parallel", "1", "-c", "512")
+        self.addCleanup(cold.stop)
+        expected = self.chat(cold, turn2)
+        self.assertEqual(second_turn, expected)
+        self.assertEqual(again, expected)
+
+        def metric(name):
+            line = [l for l in metrics.splitlines() if l.startswith(name + " ")]
+            self.assertEqual(len(line), 1, metrics)
+            return int(line[0].split()[1])
+        self.assertEqual(metric("volga_prefix_cache_lookups_total"), 4)
+        # Every request after the first took at least the system prompt from the cache.
+        self.assertGreater(metric("volga_prefix_cache_hit_tokens_total"), 3 * 100)
+        self.assertLess(metric("volga_prefix_cache_hit_tokens_total"), metric("volga_prefix_cache_prompt_tokens_total"))
+        self.assertEqual(health["status"], "ok")
+        self.assertEqual(health["slots"]["total"], 1)
+        self.assertEqual(health["prefix_cache"]["hit_tokens"], metric("volga_prefix_cache_hit_tokens_total"))
+        self.assertGreater(health["prefix_cache"]["cached_tokens"], 0)
+
+
 class BadInput(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
