@@ -111,10 +111,20 @@ void Scheduler::admit(std::vector<Slot>& slots, KvCache& cache) {
     if (best < 0) return;  // every slot is busy
     auto [req, handle] = std::move(queue_.front());
     queue_.pop_front();
+    std::unique_ptr<Sampler> sampler;
+    try {
+      sampler = std::make_unique<Sampler>(req.sampling);
+    } catch (const Error& e) {  // e.g. a grammar that matches nothing: this request alone fails
+      TokenEvent ev;
+      ev.kind = TokenEvent::Kind::Error;
+      ev.error = e.what();
+      handle->push(std::move(ev));
+      continue;
+    }
     Slot& slot = slots[static_cast<size_t>(best)];
     slot.handle = std::move(handle);
     slot.req = std::move(req);
-    slot.sampler = std::make_unique<Sampler>(slot.req.sampling);
+    slot.sampler = std::move(sampler);
     for (int32_t id : slot.req.prompt) slot.sampler->accept(id);
     slot.n_prefilled = best_reuse;
     slot.next_token = -1;
@@ -241,7 +251,9 @@ void Scheduler::deliver(Slot& slot, const float* logits, int64_t n_vocab) {
   int32_t id = -1;
   try {
     id = slot.sampler->sample(logits, n_vocab);
-  } catch (const Error& e) {  // this request's grammar is stuck: end it alone
+    slot.sampler->accept(id);
+    slot.sampler->accept_output(id);
+  } catch (const Error& e) {  // this request's grammar is stuck or outgrew its limits: end it alone
     TokenEvent ev;
     ev.kind = TokenEvent::Kind::Error;
     ev.error = e.what();
@@ -249,8 +261,6 @@ void Scheduler::deliver(Slot& slot, const float* logits, int64_t n_vocab) {
     release(slot);
     return;
   }
-  slot.sampler->accept(id);
-  slot.sampler->accept_output(id);
   ++slot.n_generated;
   TokenEvent ev;
   ev.id = id;

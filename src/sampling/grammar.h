@@ -123,6 +123,9 @@ inline bool mask_allows(const TokenMask& m, int32_t id) {
 
 class GrammarMatcher {
  public:
+  // Throws GrammarError when the grammar matches no text at all. Any
+  // method that advances may throw GrammarError when the parser state
+  // outgrows its limits (a pathological grammar).
   explicit GrammarMatcher(std::shared_ptr<const Grammar> grammar);
 
   // Advances over `bytes`; returns false, leaving the state unchanged, when
@@ -164,6 +167,7 @@ class GrammarMatcher {
   int32_t node(uint32_t pos, int32_t parent);
   int32_t continuation(uint32_t pos, int32_t parent);
   void closure(int32_t stack, std::vector<int32_t>& out, int depth);
+  void begin_pass();
   int32_t intern(std::vector<int32_t>& stacks);
   int32_t step(int32_t set, uint8_t byte);
   int32_t walk(int32_t set, std::string_view bytes);
@@ -176,7 +180,9 @@ class GrammarMatcher {
   std::unordered_map<std::string, int32_t> set_index_;
   std::vector<TokenMask> masks_;
   std::vector<int32_t> walk_states_;  // per-depth scratch for the trie walk
-  std::vector<int32_t> expanding_;    // nodes being expanded by closure() (epsilon cycles)
+  std::vector<uint32_t> mark_;        // per node: the closure pass that expanded it
+  uint32_t epoch_ = 0;
+  size_t pass_work_ = 0;
   int32_t current_ = 0;
 };
 

@@ -15,8 +15,12 @@
 namespace volga {
 
 namespace {
-// A pathological grammar (huge nesting) stops growing here instead of eating memory.
-constexpr size_t kMaxNodes = size_t(1) << 22;
+// A pathological grammar (huge nesting, wild ambiguity) stops here instead of
+// eating memory and time: parser nodes in all, rule expansions per byte,
+// recursion depth of one expansion.
+constexpr size_t kMaxNodes = size_t(1) << 21;
+constexpr size_t kMaxPassWork = 200000;
+constexpr int kMaxDepth = 20000;
 // Cached token masks per matcher; beyond this the cache starts over.
 constexpr size_t kMaxMasks = 256;
 }  // namespace
@@ -93,8 +97,10 @@ void TokenTrie::build(std::vector<int32_t> eog_ids) {
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar) : g_(std::move(grammar)) {
   std::vector<int32_t> stacks;
+  begin_pass();
   for (uint32_t alt : g_->alternatives(g_->root())) closure(continuation(alt, kAccept), stacks, 0);
   current_ = intern(stacks);
+  if (current_ == kDead) throw GrammarError("grammar: the start rule matches no text");
 }
 
 int32_t GrammarMatcher::node(uint32_t pos, int32_t parent) {
@@ -112,25 +118,37 @@ int32_t GrammarMatcher::continuation(uint32_t pos, int32_t parent) {
 }
 
 // Expands rule references until every stack has a byte element on top (or
-// is the finished root). `out` collects stack ids; duplicates are removed by
-// intern(). Epsilon cycles revisit the same node: `depth` bounds them.
+// is the finished root). `out` collects stack ids. A node's expansion does
+// not depend on how it was reached, so each node is expanded once per pass
+// (begin_pass()): epsilon cycles end, and nullable rules nested in
+// themselves cost linear, not exponential, work.
 void GrammarMatcher::closure(int32_t stack, std::vector<int32_t>& out, int depth) {
   if (stack == kAccept) {
     out.push_back(kAccept);
     return;
   }
+  if (mark_.size() < nodes_.size()) mark_.resize(nodes_.size() * 2, 0);
+  if (mark_[static_cast<size_t>(stack)] == epoch_) return;
+  mark_[static_cast<size_t>(stack)] = epoch_;
   const Grammar::Element& e = g_->elements()[nodes_[static_cast<size_t>(stack)].pos];
   if (e.kind == Grammar::Kind::Bytes) {
     out.push_back(stack);
     return;
   }
-  if (std::find(expanding_.begin(), expanding_.end(), stack) != expanding_.end()) return;  // epsilon cycle
-  if (depth > 10000) throw GrammarError("grammar: rule nesting too deep");
-  expanding_.push_back(stack);
+  if (depth > kMaxDepth) throw GrammarError("grammar: rules nest too deeply here (more than 20000 levels)");
+  if (++pass_work_ > kMaxPassWork)
+    throw GrammarError("grammar: too many parses are possible at this point (the grammar is too ambiguous)");
   StackNode n = nodes_[static_cast<size_t>(stack)];
   int32_t cont = continuation(n.pos + 1, n.parent);
   for (uint32_t alt : g_->alternatives(e.value)) closure(continuation(alt, cont), out, depth + 1);
-  expanding_.pop_back();
+}
+
+void GrammarMatcher::begin_pass() {
+  if (++epoch_ == 0) {  // wrapped: forget every mark
+    std::fill(mark_.begin(), mark_.end(), 0);
+    epoch_ = 1;
+  }
+  pass_work_ = 0;
 }
 
 int32_t GrammarMatcher::intern(std::vector<int32_t>& stacks) {
@@ -157,6 +175,7 @@ int32_t GrammarMatcher::step(int32_t set, uint8_t byte) {
   if (cached != kUnknown) return cached;
   std::vector<int32_t> out;
   const std::vector<int32_t> stacks = s.stacks;  // sets_ may grow below
+  begin_pass();
   for (int32_t st : stacks) {
     if (st == kAccept) continue;
     StackNode n = nodes_[static_cast<size_t>(st)];

@@ -26,7 +26,7 @@ struct CodeRange {
 };
 
 constexpr uint32_t kMaxCodePoint = 0x10FFFF;
-constexpr uint32_t kMaxRepeat = 100000;
+constexpr uint32_t kMaxRepeat = 10000;
 
 }  // namespace
 

@@ -45,7 +45,9 @@ std::string schema_grammar(const ModelContext& m, const Json& schema, bool in_re
 
 std::shared_ptr<const Grammar> compile(const std::string& gbnf, const std::string& param) {
   try {
-    return Grammar::parse(gbnf);
+    auto g = Grammar::parse(gbnf);
+    GrammarMatcher probe(g);  // a grammar that matches nothing fails here, not in the engine
+    return g;
   } catch (const GrammarError& e) {
     throw ApiError(400, e.what(), param);
   }

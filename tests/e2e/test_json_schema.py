@@ -31,7 +31,7 @@ import jsonschema
 ROOT = os.environ.get("VOLGA_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 SAMPLE = os.environ.get("VOLGA_GRAMMAR_SAMPLE", os.path.join(ROOT, "build", "bin", "volga-grammar-sample"))
 SEED = int(os.environ.get("VOLGA_SCHEMA_SEED", "20240611"))
-COUNT = int(os.environ.get("VOLGA_SCHEMA_COUNT", "400"))
+COUNT = int(os.environ.get("VOLGA_SCHEMA_COUNT", "1000"))
 TMP = tempfile.mkdtemp(prefix="volga-schema-")
 
 # ---- format checkers (independent of the converter) ---------------------------------
@@ -417,11 +417,18 @@ class SchemaGen:
             s = self.one_of(depth)
         elif r < 0.87:
             s = self.all_of(depth)
-        elif r < 0.92:  # a definition used by $ref
+        elif r < 0.92:  # a definition used by $ref, sometimes recursive
             name = "Def%d" % len(self.defs)
+            ref = {"$ref": "#/$defs/" + name}
             self.defs[name] = {}  # the name is taken before the body is made
-            self.defs[name] = self.schema(depth + 1)
-            s = {"$ref": "#/$defs/" + name}
+            if self.chance(0.25):
+                self.defs[name] = self.pick([
+                    {"type": "object", "properties": {"v": self.schema(3), "next": ref}, "required": ["v"]},
+                    {"type": "array", "items": ref, "maxItems": 2},
+                    {"anyOf": [{"type": "null"}, {"type": "object", "properties": {"kid": ref}, "required": ["kid"]}]}])
+            else:
+                self.defs[name] = self.schema(depth + 1)
+            s = ref
             if self.chance(0.3):
                 s = {"allOf": [s], "description": "wrapped"}
         elif r < 0.96:  # type list / nullable
@@ -662,6 +669,18 @@ class JsonSchemaGrammar(unittest.TestCase):
         cities = {json.loads(s)["город"] for s in sentences}
         self.assertTrue(cities <= {"Москва", "Санкт-Петербург", "Нижний Новгород", "Казань"})
         self.assertGreater(len(cities), 1)
+
+    def test_oracle_catches_a_wrong_grammar(self):
+        # The same checks on a hand-written grammar that breaks the schema
+        # must fail: the oracle is not vacuous.
+        path = os.path.join(TMP, "wrong.gbnf")
+        with open(path, "w") as f:
+            f.write('root ::= "{\\"a\\":" [0-9] "}"\n')
+        proc = subprocess.run([SAMPLE, "--grammar", path, "-n", "30"], capture_output=True, timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        schema = {"type": "object", "properties": {"a": {"type": "integer", "maximum": 4}}}
+        with self.assertRaises(AssertionError):
+            Oracle(self).validate_output(schema, proc, "wrong grammar")
 
     def test_unsupported_schemas_are_refused_naming_the_keyword(self):
         for schema, keyword in UNSUPPORTED:

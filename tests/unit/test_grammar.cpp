@@ -327,3 +327,22 @@ TEST(Grammar, TextUntilStopsAtTheFirstOccurrence) {
 
 }  // namespace
 }  // namespace volga
+
+namespace volga {
+namespace {
+
+// Found by the grammar fuzzer: a rule that only derives itself, and a
+// nullable rule nested in itself many times, must fail cleanly or stay cheap.
+TEST(Grammar, PathologicalGrammarsFailCleanlyOrStayBounded) {
+  EXPECT_THROW(GrammarMatcher(Grammar::parse("root ::= root\n")), GrammarError);
+  EXPECT_THROW(GrammarMatcher(Grammar::parse("root ::= a\na ::= root\n")), GrammarError);
+  auto g = Grammar::parse("root ::= ws \"x\"\nws ::= ( \" .\" | \"\\n\" [ \\t] ws{0,20} )?\n");
+  GrammarMatcher m(g);
+  EXPECT_TRUE(m.accept_bytes("\n \n\t .\n "));
+  EXPECT_TRUE(m.accept_bytes("x"));
+  EXPECT_TRUE(m.is_complete());
+  EXPECT_LT(m.n_states(), 1000u);
+}
+
+}  // namespace
+}  // namespace volga

@@ -4,14 +4,18 @@
 // Each sentence is a random walk over GrammarMatcher::next_bytes(): the walk
 // picks an allowed byte at random, with a pull toward ending that grows with
 // the length so far (closing bytes " ] } weigh more, stopping where the text
-// is complete becomes likelier). A walk still unfinished after --max-bytes is
-// counted as incomplete and not printed. A walk that reaches a state with no
+// is complete becomes likelier; when no closing byte may come, bytes after
+// which one can come are preferred, and the grammar's literals are tried
+// whole). A walk still unfinished after --max-bytes is counted as incomplete
+// and not printed (VOLGA_SAMPLE_DEBUG=1 prints its start to stderr). A walk that reaches a state with no
 // allowed byte and no complete text (a dead end: a grammar bug), or a
 // sentence that is not valid UTF-8, makes the exit status 1.
 //
 // Exit status: 0 fine, 1 dead end or invalid UTF-8 seen, 2 the schema or
 // grammar was refused (the message says why).
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -56,7 +60,65 @@ std::vector<int> toward_closing(volga::GrammarMatcher& m, const std::bitset<256>
   return found;
 }
 
-Walk random_walk(const std::shared_ptr<const volga::Grammar>& g, std::mt19937_64& rng, size_t max_bytes) {
+std::string utf8_of(uint32_t cp) {
+  std::string out;
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return out;
+}
+
+// The literals of a GBNF text ("..." with escapes decoded), as UTF-8: a
+// finishing walk tries them whole, which gets it through the fixed parts of
+// unanchored patterns ("@", ".com") that a byte-by-byte walk rarely hits.
+std::vector<std::string> grammar_literals(const std::string& gbnf) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < gbnf.size(); ++i) {
+    if (gbnf[i] == '#') {  // comment
+      while (i < gbnf.size() && gbnf[i] != '\n') ++i;
+      continue;
+    }
+    if (gbnf[i] == '[') {  // class: skip (a quote inside is no literal)
+      for (++i; i < gbnf.size() && gbnf[i] != ']'; ++i)
+        if (gbnf[i] == '\\') ++i;
+      continue;
+    }
+    if (gbnf[i] != '"') continue;
+    std::string lit;
+    for (++i; i < gbnf.size() && gbnf[i] != '"'; ++i) {
+      if (gbnf[i] != '\\' || i + 1 >= gbnf.size()) {
+        lit += gbnf[i];
+        continue;
+      }
+      char e = gbnf[++i];
+      int hex = e == 'x' ? 2 : e == 'u' ? 4 : e == 'U' ? 8 : 0;
+      if (hex) {
+        uint32_t cp = static_cast<uint32_t>(std::stoul(gbnf.substr(i + 1, static_cast<size_t>(hex)), nullptr, 16));
+        i += static_cast<size_t>(hex);
+        lit += utf8_of(cp);
+      } else {
+        lit += e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
+      }
+    }
+    if (!lit.empty() && std::find(out.begin(), out.end(), lit) == out.end()) out.push_back(lit);
+  }
+  return out;
+}
+
+Walk random_walk(const std::shared_ptr<const volga::Grammar>& g, const std::vector<std::string>& literals,
+                 std::mt19937_64& rng, size_t max_bytes) {
   volga::GrammarMatcher m(g);
   std::string out;
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -71,9 +133,18 @@ Walk random_walk(const std::shared_ptr<const volga::Grammar>& g, std::mt19937_64
     if (next.none()) return {complete ? Walk::Complete : Walk::DeadEnd, out};
     if (complete && unit(rng) < 0.05 + 0.3 * pressure) return {Walk::Complete, out};
     double weights[256] = {}, total = 0;
-    bool closing_allowed = next['"'] || next[']'] || next['}'];
+    // ] and } close something only where few bytes may come (not inside a string).
+    const bool structural = next.count() <= 16;
+    bool closing_allowed = next['"'] || (structural && (next[']'] || next['}']));
     std::vector<int> hints;
     if (pressure >= 1.0 && !closing_allowed && unit(rng) < 0.5) hints = toward_closing(m, next, step % 8 == 0);
+    if (pressure >= 1.0 && !closing_allowed && hints.empty() && !literals.empty() && unit(rng) < 0.3) {
+      const std::string& lit = literals[static_cast<size_t>(unit(rng) * static_cast<double>(literals.size()))];
+      if (lit.size() > 1 && m.accept_bytes(lit)) {
+        out += lit;
+        continue;
+      }
+    }
     if (!hints.empty()) {
       for (int b : hints) weights[b] = 1.0;
       total = static_cast<double>(hints.size());
@@ -82,7 +153,7 @@ Walk random_walk(const std::shared_ptr<const volga::Grammar>& g, std::mt19937_64
         double w = 0;
         if (next[static_cast<size_t>(b)]) {
           w = 1.0;
-          if (b == '"' || b == ']' || b == '}') w += 40.0 * pressure;
+          if (b == '"' || (structural && (b == ']' || b == '}'))) w += 40.0 * pressure;
           if (b == ' ' || b == '\n' || b == '\t') w = 0.3;
           if (b == ',') w /= 1.0 + pressure;
           if (b >= 0x80 && pressure >= 1.0) w = 0.2;  // fewer multi-byte characters when finishing
@@ -160,11 +231,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::mt19937_64 rng(seed);
+  const std::vector<std::string> literals = grammar_literals(gbnf);
   int complete = 0, incomplete = 0, dead = 0, bad_utf8 = 0;
   for (int i = 0; i < n; ++i) {
-    Walk w = random_walk(grammar, rng, max_bytes);
+    Walk w = random_walk(grammar, literals, rng, max_bytes);
     if (w.result == Walk::Incomplete) {
       ++incomplete;
+      if (std::getenv("VOLGA_SAMPLE_DEBUG"))
+        std::fprintf(stderr, "incomplete: %s\n", nlohmann::json(volga::sanitize_utf8(w.text.substr(0, 400))).dump().c_str());
       continue;
     }
     if (w.result == Walk::DeadEnd) {
