@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "sampling/grammar.h"
+#include "util/utf8.h"
 
 namespace volga {
 
@@ -176,26 +177,10 @@ class GrammarBuilder {
   }
   void append_code_point(Seq& seq, uint32_t cp) {
     if (cp > kMaxCodePoint) fail("code point beyond U+10FFFF");
-    char buf[4];
-    int n = encode_utf8(cp, buf);
-    for (int i = 0; i < n; ++i) seq.push_back(single_byte(static_cast<uint8_t>(buf[i])));
+    std::string bytes;
+    append_utf8(bytes, cp);
+    for (char b : bytes) seq.push_back(single_byte(static_cast<uint8_t>(b)));
   }
-  static int encode_utf8(uint32_t cp, char* out) {
-    if (cp < 0x80) { out[0] = static_cast<char>(cp); return 1; }
-    if (cp < 0x800) { out[0] = static_cast<char>(0xC0 | (cp >> 6)); out[1] = static_cast<char>(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-      out[0] = static_cast<char>(0xE0 | (cp >> 12));
-      out[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out[2] = static_cast<char>(0x80 | (cp & 0x3F));
-      return 3;
-    }
-    out[0] = static_cast<char>(0xF0 | (cp >> 18));
-    out[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = static_cast<char>(0x80 | (cp & 0x3F));
-    return 4;
-  }
-
   // Code point ranges -> alternatives of byte-set sequences (UTF-8 encoding
   // split so that every sequence is a product of byte ranges). Surrogates
   // are never generated.
@@ -233,9 +218,9 @@ class GrammarBuilder {
         }
       }
     }
-    char a[4], b[4];
-    encode_utf8(lo, a);
-    encode_utf8(hi, b);
+    std::string a, b;
+    append_utf8(a, lo);
+    append_utf8(b, hi);
     Seq seq;
     for (int i = 0; i < n; ++i) {
       std::bitset<256> s;

@@ -4,24 +4,11 @@
 #include <set>
 
 #include "sampling/grammar.h"
+#include "util/utf8.h"
 
 namespace volga {
 
 namespace {
-
-std::vector<uint32_t> code_points(const std::string& s) {
-  std::vector<uint32_t> out;
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4;
-    uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
-    for (int k = 1; k < n && i + static_cast<size_t>(k) < s.size(); ++k)
-      cp = (cp << 6) | (static_cast<unsigned char>(s[i + static_cast<size_t>(k)]) & 0x3F);
-    out.push_back(cp);
-    i += static_cast<size_t>(n);
-  }
-  return out;
-}
 
 std::string escaped(uint32_t cp) {
   char buf[16];
@@ -33,7 +20,7 @@ std::string escaped(uint32_t cp) {
 
 std::string gbnf_text_until(const std::string& stop, const std::string& prefix, std::string& rules) {
   if (stop.empty()) throw GrammarError("gbnf_text_until: the stop text is empty");
-  const std::vector<uint32_t> s = code_points(stop);
+  const std::vector<uint32_t> s = utf8_code_points(stop);
   const size_t n = s.size();
   // Failure function of the automaton (longest proper border).
   std::vector<size_t> fail(n + 1, 0);

@@ -223,7 +223,7 @@ std::string SchemaConverter::Impl::enum_expr(const json& flat, const std::string
   for (const auto& v : values) {
     if (!std::any_of(types.begin(), types.end(), [&](const std::string& t) { return value_has_type(v, t); })) continue;
     if (v.is_string()) {
-      size_t n = decode_utf8(v.get<std::string>()).size();
+      size_t n = utf8_code_points(v.get<std::string>()).size();
       if (n < min_len || n > max_len) continue;
     }
     if (v.is_array() && (v.size() < min_items || v.size() > max_items)) continue;

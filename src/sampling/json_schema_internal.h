@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "sampling/json_schema.h"
+#include "util/utf8.h"
 
 namespace volga::schema_detail {
 
@@ -85,8 +86,6 @@ std::string json_char_of(const CodeSet& set);
 std::string json_escape_code_point(uint32_t cp);
 
 // Code points of a UTF-8 string (nlohmann validated it).
-std::vector<uint32_t> decode_utf8(const std::string& s);
-void append_utf8(std::string& out, uint32_t cp);
 
 // ---- shared helper rules -------------------------------------------------------
 

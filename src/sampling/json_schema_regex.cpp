@@ -141,7 +141,7 @@ ClassPair negate(const ClassPair& p) { return {cs_complement(p.wide), cs_complem
 
 class Parser {
  public:
-  Parser(const std::string& pattern, const std::string& where) : cps_(decode_utf8(pattern)), where_(where) {}
+  Parser(const std::string& pattern, const std::string& where) : cps_(utf8_code_points(pattern)), where_(where) {}
 
   std::vector<Branch> parse_top() {
     std::vector<Branch> out;

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -17,6 +19,14 @@ bool utf8_incomplete_prefix(std::string_view s, size_t i);
 
 // Unicode Normalization Form C (utf8proc). Invalid UTF-8 is returned unchanged.
 std::string nfc_normalize(std::string_view s);
+
+// Appends the UTF-8 encoding of code point `cp` (at most U+10FFFF) to `out`.
+void append_utf8(std::string& out, uint32_t cp);
+
+// The code points of `s`, read leniently: a lead byte takes the continuation
+// bytes its form announces (whatever they are); for text already known to be
+// UTF-8 (grammar literals, schema strings, patterns).
+std::vector<uint32_t> utf8_code_points(std::string_view s);
 
 // Copies s, replacing each byte that does not start a valid sequence with U+FFFD.
 std::string sanitize_utf8(std::string_view s);

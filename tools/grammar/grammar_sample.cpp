@@ -60,25 +60,6 @@ std::vector<int> toward_closing(volga::GrammarMatcher& m, const std::bitset<256>
   return found;
 }
 
-std::string utf8_of(uint32_t cp) {
-  std::string out;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return out;
-}
 
 // The literals of a GBNF text ("..." with escapes decoded), as UTF-8: a
 // finishing walk tries them whole, which gets it through the fixed parts of
@@ -107,7 +88,7 @@ std::vector<std::string> grammar_literals(const std::string& gbnf) {
       if (hex) {
         uint32_t cp = static_cast<uint32_t>(std::stoul(gbnf.substr(i + 1, static_cast<size_t>(hex)), nullptr, 16));
         i += static_cast<size_t>(hex);
-        lit += utf8_of(cp);
+        volga::append_utf8(lit, cp);
       } else {
         lit += e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
       }
