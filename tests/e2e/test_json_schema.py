@@ -693,3 +693,57 @@ class JsonSchemaGrammar(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+VOLGA = os.environ.get("VOLGA_BIN", os.path.join(ROOT, "build", "bin", "volga"))
+DEMO = os.path.join(ROOT, "models", "volga-demo-q8_0.gguf")
+
+
+class CliConstrainedRun(unittest.TestCase):
+    """`volga run --json-schema FILE` / `--grammar FILE` on the trained demo model (its
+    byte-level vocabulary can spell any text): the output follows the constraint, and
+    a bad schema or grammar is an error naming the problem, with a non-zero exit."""
+
+    def run_volga(self, *args):
+        return subprocess.run([VOLGA, "run", DEMO, "-t", "2", *args], capture_output=True, timeout=300)
+
+    def write(self, name, text):
+        path = os.path.join(TMP, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def test_json_schema_output_validates(self):
+        schema = {"type": "object", "properties": {
+            "city": {"enum": ["Москва", "北京", "Paris"]},
+            "year": {"type": "integer", "minimum": 1900, "maximum": 2100},
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": 6}, "maxItems": 3}},
+            "required": ["city", "year", "tags"]}
+        path = self.write("cli.schema.json", json.dumps(schema, ensure_ascii=False))
+        for seed in ("1", "2", "3"):
+            p = self.run_volga("-p", "Weather report:", "-n", "120", "--seed", seed, "--json-schema", path, "--json")
+            self.assertEqual(p.returncode, 0, p.stderr.decode())
+            out = json.loads(p.stdout)
+            self.assertTrue(out["stopped"], "the grammar did not finish within 120 tokens: %r" % out["text"])
+            jsonschema.validate(json.loads(out["text"]), schema)
+
+    def test_grammar_output_matches(self):
+        path = self.write("yn.gbnf", 'root ::= ("да" | "нет" | "yes" | "no") "!"?\n')
+        for seed in ("1", "2", "3", "4"):
+            p = self.run_volga("-p", "Answer:", "-n", "10", "--temperature", "1.5", "--seed", seed, "--grammar", path)
+            self.assertEqual(p.returncode, 0, p.stderr.decode())
+            self.assertRegex(p.stdout.decode(), r"^(да|нет|yes|no)!?$")
+
+    def test_bad_constraints_are_errors(self):
+        bad_schema = self.write("bad.schema.json", '{"type": "number", "multipleOf": 3}')
+        p = self.run_volga("-p", "x", "-n", "4", "--json-schema", bad_schema)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("multipleOf", p.stderr.decode())
+        bad_grammar = self.write("bad.gbnf", 'root ::= item\n')
+        p = self.run_volga("-p", "x", "-n", "4", "--grammar", bad_grammar)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("'item' is used but never defined", p.stderr.decode())
+        empty = self.write("empty.gbnf", 'root ::= root\n')
+        p = self.run_volga("-p", "x", "-n", "4", "--grammar", empty)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("matches no text", p.stderr.decode())
