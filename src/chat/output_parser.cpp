@@ -193,26 +193,13 @@ size_t ChatOutputParser::marker_prefix_tail() const {
   return keep;
 }
 
-void ChatOutputParser::emit_content(std::string_view text) {
-  if (strip_leading_) {
-    text.remove_prefix(markup::skip_ws(text, 0));
-    if (text.empty()) return;
-    strip_leading_ = false;
-  }
-  size_t last = text.find_last_not_of(kSpace);
-  if (last == std::string_view::npos) {
-    held_ws_.append(text);
-    return;
-  }
-  std::string piece = held_ws_ + std::string(text.substr(0, last + 1));
-  held_ws_ = std::string(text.substr(last + 1));
-  content_ += piece;
-  content_since_call_ = true;
-  if (!out_.empty() && out_.back().kind == OutputDelta::Kind::Content) out_.back().text += piece;
-  else out_.push_back(delta(OutputDelta::Kind::Content, std::move(piece)));
-}
+void ChatOutputParser::emit_content(std::string_view text) { emit_text(OutputDelta::Kind::Content, text); }
 
-void ChatOutputParser::emit_reasoning(std::string_view text) {
+void ChatOutputParser::emit_reasoning(std::string_view text) { emit_text(OutputDelta::Kind::Reasoning, text); }
+
+// Content or reasoning text: leading whitespace dropped after markup,
+// trailing whitespace held back until more text shows it is not the end.
+void ChatOutputParser::emit_text(OutputDelta::Kind kind, std::string_view text) {
   if (strip_leading_) {
     text.remove_prefix(markup::skip_ws(text, 0));
     if (text.empty()) return;
@@ -225,9 +212,14 @@ void ChatOutputParser::emit_reasoning(std::string_view text) {
   }
   std::string piece = held_ws_ + std::string(text.substr(0, last + 1));
   held_ws_ = std::string(text.substr(last + 1));
-  reasoning_ += piece;
-  if (!out_.empty() && out_.back().kind == OutputDelta::Kind::Reasoning) out_.back().text += piece;
-  else out_.push_back(delta(OutputDelta::Kind::Reasoning, std::move(piece)));
+  if (kind == OutputDelta::Kind::Content) {
+    content_ += piece;
+    content_since_call_ = true;
+  } else {
+    reasoning_ += piece;
+  }
+  if (!out_.empty() && out_.back().kind == kind) out_.back().text += piece;
+  else out_.push_back(delta(kind, std::move(piece)));
 }
 
 void ChatOutputParser::emit_call(std::string name, const json& arguments) {

@@ -79,6 +79,7 @@ class ChatOutputParser {
   size_t marker_prefix_tail() const;
   void emit_content(std::string_view text);
   void emit_reasoning(std::string_view text);
+  void emit_text(OutputDelta::Kind kind, std::string_view text);
   void emit_call(std::string name, const nlohmann::ordered_json& arguments);
   std::string new_call_id();
 
