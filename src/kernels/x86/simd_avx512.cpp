@@ -94,7 +94,13 @@ __attribute__((target("avx512vnni,avx512f,avx512bw"))) static double vnni_loop(i
     for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
   __m512i s = acc[0];
   for (int i = 1; i < kAcc; ++i) s = _mm512_add_epi32(s, acc[i]);
-  volatile int sink = _mm512_reduce_add_epi32(s);
+  // The sums wrap by design (only the work matters): add them as unsigned,
+  // not with _mm512_reduce_add_epi32, whose signed adds overflow.
+  alignas(64) uint32_t lanes[16];
+  _mm512_store_si512(lanes, s);
+  uint32_t total = 0;
+  for (uint32_t v : lanes) total += v;
+  volatile uint32_t sink = total;
   (void)sink;
   return 2.0 * 64 * kAcc * static_cast<double>(iters);  // 64 int8 multiply-adds per instruction
 }
