@@ -41,7 +41,7 @@ void collect_types(const json& schema, std::set<std::string>& types, int depth =
       for (const json& x : t)
         if (x.is_string()) types.insert(x.get<std::string>());
   }
-  if (schema.value("nullable", false) == true) types.insert("null");
+  if (schema.contains("nullable") && schema["nullable"].is_boolean() && schema["nullable"].get<bool>()) types.insert("null");
   if (schema.contains("const")) types.insert(type_of(schema["const"]));
   if (schema.contains("enum") && schema["enum"].is_array())
     for (const json& v : schema["enum"]) types.insert(type_of(v));

@@ -114,7 +114,7 @@ void Scheduler::admit(std::vector<Slot>& slots, KvCache& cache) {
     std::unique_ptr<Sampler> sampler;
     try {
       sampler = std::make_unique<Sampler>(req.sampling);
-    } catch (const Error& e) {  // e.g. a grammar that matches nothing: this request alone fails
+    } catch (const std::exception& e) {  // e.g. a grammar that matches nothing: this request alone fails
       TokenEvent ev;
       ev.kind = TokenEvent::Kind::Error;
       ev.error = e.what();

@@ -20,7 +20,7 @@ namespace {
 // recursion depth of one expansion.
 constexpr size_t kMaxNodes = size_t(1) << 21;
 constexpr size_t kMaxPassWork = 200000;
-constexpr int kMaxDepth = 20000;
+constexpr int kMaxDepth = 4000;
 // Cached token masks per matcher; beyond this the cache starts over.
 constexpr size_t kMaxMasks = 256;
 }  // namespace
@@ -135,7 +135,7 @@ void GrammarMatcher::closure(int32_t stack, std::vector<int32_t>& out, int depth
     out.push_back(stack);
     return;
   }
-  if (depth > kMaxDepth) throw GrammarError("grammar: rules nest too deeply here (more than 20000 levels)");
+  if (depth > kMaxDepth) throw GrammarError("grammar: rules nest too deeply here (more than 4000 levels)");
   if (++pass_work_ > kMaxPassWork)
     throw GrammarError("grammar: too many parses are possible at this point (the grammar is too ambiguous)");
   StackNode n = nodes_[static_cast<size_t>(stack)];

@@ -28,6 +28,11 @@ struct CodeRange {
 
 constexpr uint32_t kMaxCodePoint = 0x10FFFF;
 constexpr uint32_t kMaxRepeat = 10000;
+// Limits for grammars that arrive over HTTP: nesting of ( ) groups, grammar
+// symbols in all (after repetitions are expanded), rules in all.
+constexpr int kMaxNesting = 256;
+constexpr size_t kMaxSymbols = size_t(1) << 21;
+constexpr size_t kMaxRules = size_t(1) << 18;
 
 }  // namespace
 
@@ -126,7 +131,11 @@ class GrammarBuilder {
         case '0': return 0;
         case 'x': return read_hex(2);
         case 'u': return read_hex(4);
-        case 'U': return read_hex(8);
+        case 'U': {
+          uint32_t cp = read_hex(8);
+          if (cp > kMaxCodePoint) fail("code point beyond U+10FFFF");
+          return cp;
+        }
         case '\\': case '"': case '\'': case '[': case ']': case '-': case '^': case '/': return static_cast<unsigned char>(e);
         default: --pos_; fail(std::string("unknown escape '\\") + e + "'");
       }
@@ -153,22 +162,23 @@ class GrammarBuilder {
     return id;
   }
   uint32_t new_rule(const std::string& name) {
+    if (names_.size() >= kMaxRules) fail("the grammar is too large (more than " + std::to_string(kMaxRules) + " rules)");
     names_.push_back(name);
     rules_.emplace_back();
     defined_.push_back(false);
     return static_cast<uint32_t>(names_.size() - 1);
   }
   uint32_t generated_rule(std::vector<Seq> alts) {
-    uint32_t id = new_rule(names_[current_] + "-" + std::to_string(names_.size()));
+    // Named after the rule being defined (its first 32 bytes), for messages.
+    uint32_t id = new_rule(names_[current_].substr(0, 32) + "-" + std::to_string(names_.size()));
     rules_[id] = std::move(alts);
     defined_[id] = true;
     return id;
   }
   uint32_t byte_set(const std::bitset<256>& b) {
-    for (size_t i = 0; i < sets_.size(); ++i)
-      if (sets_[i] == b) return static_cast<uint32_t>(i);
-    sets_.push_back(b);
-    return static_cast<uint32_t>(sets_.size() - 1);
+    auto [it, fresh] = set_index_.try_emplace(b, static_cast<uint32_t>(sets_.size()));
+    if (fresh) sets_.push_back(b);
+    return it->second;
   }
   Sym single_byte(uint8_t b) {
     std::bitset<256> s;
@@ -282,6 +292,7 @@ class GrammarBuilder {
   void parse_item(Seq& seq) {
     Seq item;
     char c = peek();
+    if (c == '(' && ++nesting_ > kMaxNesting) fail("groups nest more than " + std::to_string(kMaxNesting) + " deep");
     if (c == '"') {
       ++pos_;
       while (peek() != '"') {
@@ -300,6 +311,7 @@ class GrammarBuilder {
       if (peek() != ')') fail("expected ')'");
       ++pos_;
       item.push_back({true, generated_rule(std::move(alts))});
+      --nesting_;
     } else if (name_char(c)) {
       item.push_back({true, rule_id(read_name())});
     } else {
@@ -347,6 +359,8 @@ class GrammarBuilder {
       }
       item = repeat(std::move(item), lo, hi);
     }
+    n_symbols_ += item.size();
+    if (n_symbols_ > kMaxSymbols) fail("the grammar is too large (more than " + std::to_string(kMaxSymbols) + " symbols)");
     seq.insert(seq.end(), item.begin(), item.end());
   }
   void skip_inline_space() {
@@ -359,6 +373,8 @@ class GrammarBuilder {
   }
   Seq repeat(Seq item, uint32_t lo, uint32_t hi) {
     Sym x = as_symbol(std::move(item));
+    n_symbols_ += lo + (hi == UINT32_MAX ? 2 : 2 * (hi - lo));
+    if (n_symbols_ > kMaxSymbols) fail("the grammar is too large (more than " + std::to_string(kMaxSymbols) + " symbols)");
     Seq out(lo, x);
     if (hi == UINT32_MAX) {  // star ::= x star | ""
       uint32_t star = generated_rule({});
@@ -415,17 +431,32 @@ class GrammarBuilder {
   // through a growing edge never ends, so it is refused.
   void check_left_recursion(const Grammar& g) {
     size_t n = g.n_rules();
+    // Nullable rules, by a worklist (linear in the grammar's size): an
+    // alternative becomes nullable when its last non-nullable rule does.
     std::vector<bool> nullable(n, false);
-    for (bool changed = true; changed;) {
-      changed = false;
-      for (size_t r = 0; r < n; ++r) {
-        if (nullable[r]) continue;
-        for (uint32_t p : g.alternatives(static_cast<uint32_t>(r))) {
-          bool all = true;
-          for (; g.elements()[p].kind != Grammar::Kind::End; ++p)
-            if (g.elements()[p].kind == Grammar::Kind::Bytes || !nullable[g.elements()[p].value]) { all = false; break; }
-          if (all) { nullable[r] = changed = true; break; }
+    std::vector<size_t> remaining;              // per alternative: rule elements not yet nullable
+    std::vector<uint32_t> owner;                // per alternative: its rule
+    std::vector<std::vector<uint32_t>> users(n);  // per rule: alternatives it occurs in
+    std::vector<uint32_t> queue;
+    for (size_t r = 0; r < n; ++r)
+      for (uint32_t p : g.alternatives(static_cast<uint32_t>(r))) {
+        const uint32_t alt = static_cast<uint32_t>(remaining.size());
+        size_t count = 0;
+        bool has_bytes = false;
+        for (; g.elements()[p].kind != Grammar::Kind::End; ++p) {
+          if (g.elements()[p].kind == Grammar::Kind::Bytes) has_bytes = true;
+          else ++count, users[g.elements()[p].value].push_back(alt);
         }
+        remaining.push_back(has_bytes ? SIZE_MAX : count);
+        owner.push_back(static_cast<uint32_t>(r));
+        if (count == 0 && !has_bytes && !nullable[r]) nullable[r] = true, queue.push_back(static_cast<uint32_t>(r));
+      }
+    while (!queue.empty()) {
+      uint32_t r = queue.back();
+      queue.pop_back();
+      for (uint32_t alt : users[r]) {
+        if (remaining[alt] == SIZE_MAX || --remaining[alt] != 0) continue;
+        if (!nullable[owner[alt]]) nullable[owner[alt]] = true, queue.push_back(owner[alt]);
       }
     }
     struct Edge { uint32_t to; bool grows; };
@@ -489,6 +520,9 @@ class GrammarBuilder {
   std::vector<bool> defined_;
   std::unordered_map<std::string, uint32_t> index_;
   std::vector<std::bitset<256>> sets_;
+  std::unordered_map<std::bitset<256>, uint32_t> set_index_;
+  int nesting_ = 0;
+  size_t n_symbols_ = 0;
 };
 
 std::shared_ptr<const Grammar> Grammar::parse(std::string_view gbnf, const std::string& root) {

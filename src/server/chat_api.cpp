@@ -83,16 +83,14 @@ Json chat_message(const ResultStream& rs) {
   return msg;
 }
 
-void respond_whole(ServerState& s, const httplib::Request& req, httplib::Response& res, const CompletionParams& p,
-                   const Reply& r, ResultStream& rs, int64_t prompt_tokens) {
+void respond_whole(ServerState& s, httplib::Response& res, const CompletionParams& p, const Reply& r, ResultStream& rs,
+                   RequestScope& scope, int64_t prompt_tokens) {
   Json lps = Json::array();
   std::vector<OutputDelta> deltas;
   while (!rs.done()) rs.next(deltas, p.logprobs ? &lps : nullptr, 1000);
-  --s.active;
   if (!rs.error().empty()) {
     send_json(res, 500, error_body("generation failed: " + rs.error(), "server_error"));
-    s.metrics.count_request(500);
-    log_request(s, req.method, req.path, 500, prompt_tokens, rs.completion_tokens(), rs.seconds());
+    scope.finish(500);
     return;
   }
   Json choice = {{"index", 0}};
@@ -107,58 +105,58 @@ void respond_whole(ServerState& s, const httplib::Request& req, httplib::Respons
   Json out = {{"id", r.id}, {"object", r.object}, {"created", r.created}, {"model", r.model},
               {"choices", Json::array({choice})}, {"usage", usage_json(prompt_tokens, rs, r.chat)}};
   send_json(res, 200, out);
-  s.metrics.count_request(200);
-  log_request(s, req.method, req.path, 200, prompt_tokens, rs.completion_tokens(), rs.seconds());
+  scope.finish(200);
 }
 
-void respond_stream(ServerState& s, const httplib::Request& req, httplib::Response& res, const CompletionParams& p,
-                    const Reply& r, std::shared_ptr<ResultStream> rs, int64_t prompt_tokens) {
+// One SSE stream; returns the status it ended with (499: the client went away).
+int stream_events(httplib::DataSink& sink, const CompletionParams& p, const Reply& r, ResultStream& rs,
+                  int64_t prompt_tokens) {
+  auto write = [&](const std::string& str) { return sink.write(str.data(), str.size()); };
+  bool ok = true;
+  if (r.chat) ok = write(chunk(r, Json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr));
+  if (!r.chat && p.echo && ok) ok = write(chunk(r, p.prompt_text, nullptr, nullptr));
+  while (ok && !rs.done()) {
+    std::vector<OutputDelta> deltas;
+    Json lps = Json::array();
+    if (!rs.next(deltas, p.logprobs ? &lps : nullptr, 100)) {
+      if (!sink.is_writable()) ok = false;
+      continue;
+    }
+    bool lp_sent = lps.empty();
+    for (auto& d : deltas) {
+      Json piece = r.chat ? chat_delta(d) : Json(d.text);
+      ok = ok && write(chunk(r, piece, !lp_sent && p.logprobs ? lps : Json(nullptr), nullptr));
+      lp_sent = true;
+    }
+    if (!lp_sent && ok) ok = write(chunk(r, r.chat ? Json{{"content", ""}} : Json(""), lps, nullptr));
+  }
+  if (!ok) return 499;
+  if (!rs.error().empty()) {
+    write(sse(error_body("generation failed: " + rs.error(), "server_error")));
+  } else {
+    write(chunk(r, r.chat ? Json::object() : Json(""), nullptr, rs.finish_reason()));
+    if (r.include_usage) {
+      Json u = {{"id", r.id}, {"object", r.object}, {"created", r.created}, {"model", r.model},
+                {"choices", Json::array()}, {"usage", usage_json(prompt_tokens, rs, r.chat)}};
+      write(sse(u));
+    }
+  }
+  write("data: [DONE]\n\n");
+  sink.done();
+  return rs.error().empty() ? 200 : 500;
+}
+
+void respond_stream(httplib::Response& res, const CompletionParams& p, const Reply& r, std::shared_ptr<ResultStream> rs,
+                    std::shared_ptr<RequestScope> scope, int64_t prompt_tokens) {
   res.set_header("Cache-Control", "no-cache");
-  const std::string method = req.method, path = req.path;
-  res.set_chunked_content_provider("text/event-stream", [&s, p, r, rs, prompt_tokens, method, path](size_t, httplib::DataSink& sink) {
-    auto write = [&](const std::string& str) { return sink.write(str.data(), str.size()); };
-    bool ok = true;
-    if (r.chat) ok = write(chunk(r, Json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr));
-    if (!r.chat && p.echo && ok) ok = write(chunk(r, p.prompt_text, nullptr, nullptr));
-    while (ok && !rs->done()) {
-      std::vector<OutputDelta> deltas;
-      Json lps = Json::array();
-      if (!rs->next(deltas, p.logprobs ? &lps : nullptr, 100)) {
-        if (!sink.is_writable()) ok = false;
-        continue;
-      }
-      bool lp_sent = lps.empty();
-      for (auto& d : deltas) {
-        Json piece = r.chat ? chat_delta(d) : Json(d.text);
-        ok = ok && write(chunk(r, piece, !lp_sent && p.logprobs ? lps : Json(nullptr), nullptr));
-        lp_sent = true;
-      }
-      if (!lp_sent && ok) ok = write(chunk(r, r.chat ? Json{{"content", ""}} : Json(""), lps, nullptr));
+  res.set_chunked_content_provider("text/event-stream", [p, r, rs, scope, prompt_tokens](size_t, httplib::DataSink& sink) {
+    int status = 500;
+    try {
+      status = stream_events(sink, p, r, *rs, prompt_tokens);
+    } catch (const std::exception&) {
     }
-    if (!ok) {  // the client went away: free its slot
-      rs->cancel();
-      --s.active;
-      s.metrics.count_request(499);
-      log_request(s, method, path, 499, prompt_tokens, rs->completion_tokens(), rs->seconds());
-      return false;
-    }
-    if (!rs->error().empty()) {
-      write(sse(error_body("generation failed: " + rs->error(), "server_error")));
-    } else {
-      write(chunk(r, r.chat ? Json::object() : Json(""), nullptr, rs->finish_reason()));
-      if (r.include_usage) {
-        Json u = {{"id", r.id}, {"object", r.object}, {"created", r.created}, {"model", r.model},
-                  {"choices", Json::array()}, {"usage", usage_json(prompt_tokens, *rs, r.chat)}};
-        write(sse(u));
-      }
-    }
-    write("data: [DONE]\n\n");
-    sink.done();
-    --s.active;
-    const int status = rs->error().empty() ? 200 : 500;
-    s.metrics.count_request(status);
-    log_request(s, method, path, status, prompt_tokens, rs->completion_tokens(), rs->seconds());
-    return true;
+    scope->finish(status);
+    return status != 499;
   });
 }
 
@@ -171,22 +169,26 @@ void handle_completion(ServerState& s, const httplib::Request& req, const std::s
   CompletionParams p;
   PreparedRequest prep;
   std::shared_ptr<RequestHandle> handle;
+  std::shared_ptr<ResultStream> rs;
   try {
     p = parse_completion_request(j, chat);
     prep = prepare(s.model, p);
+    const int64_t n_prompt = prep.prompt_tokens;
     handle = submit(s, prep);
+    rs = std::make_shared<ResultStream>(s.model, p, prep, handle);
+    prep.prompt_tokens = n_prompt;
   } catch (const std::exception& e) {
+    if (handle) handle->cancel();
     answer_error(s, req, res, e);
     return;
   }
   s.metrics.add_prompt_tokens(prep.prompt_tokens);
   Reply r{random_id(chat ? "chatcmpl-" : "cmpl-"), chat ? "chat.completion" : "text_completion", unix_time(), s.name,
           chat, p.include_usage};
-  auto rs = std::make_shared<ResultStream>(s.model, p, prep, handle);
-  ++s.active;
-  if (!p.stream) return respond_whole(s, req, res, p, r, *rs, prep.prompt_tokens);
+  auto scope = std::make_shared<RequestScope>(s, req.method, req.path, rs, prep.prompt_tokens);
+  if (!p.stream) return respond_whole(s, res, p, r, *rs, *scope, prep.prompt_tokens);
   r.object = chat ? "chat.completion.chunk" : "text_completion";
-  respond_stream(s, req, res, p, r, rs, prep.prompt_tokens);
+  respond_stream(res, p, r, rs, scope, prep.prompt_tokens);
 }
 
 }  // namespace volga::server

@@ -229,17 +229,28 @@ bool ResultStream::next(std::vector<OutputDelta>& out, Json* logprobs, int timeo
   if (done_) return true;
   TokenEvent ev;
   if (!handle_->next(ev, timeout_ms)) return false;
+  try {
+    on_event(ev, out, logprobs);
+  } catch (const std::exception& e) {  // e.g. a token id the tokenizer does not know
+    error_ = e.what();
+    done_ = true;
+    handle_->cancel();
+  }
+  return true;
+}
+
+void ResultStream::on_event(const TokenEvent& ev, std::vector<OutputDelta>& out, Json* logprobs) {
   if (ev.kind == TokenEvent::Kind::Error) {
     error_ = ev.error;
     done_ = true;
-    return true;
+    return;
   }
   if (ev.kind == TokenEvent::Kind::Done) {
     finish_reason_ = ev.finish_reason;
     done_ = true;
     bool stopped = false;
     on_text(stops_.push(dec_.flush(), stopped) + stops_.flush(), true, out);
-    return true;
+    return;
   }
   auto now = Clock::now();
   if (m_.metrics) {
@@ -258,7 +269,7 @@ bool ResultStream::next(std::vector<OutputDelta>& out, Json* logprobs, int timeo
     e["top_logprobs"] = top;
     logprobs->push_back(e);
   }
-  if (eog) return true;
+  if (eog) return;
   bool stopped = false;
   std::string text = stops_.push(dec_.push(ev.id), stopped);
   if (stopped) {  // a stop sequence: the rest of the generation is not wanted
@@ -267,7 +278,7 @@ bool ResultStream::next(std::vector<OutputDelta>& out, Json* logprobs, int timeo
     handle_->cancel();
   }
   on_text(text, stopped, out);
-  return true;
+  return;
 }
 
 }  // namespace volga::server

@@ -88,6 +88,7 @@ class ResultStream {
   void cancel() { handle_->cancel(); }
 
  private:
+  void on_event(const TokenEvent& ev, std::vector<OutputDelta>& out, Json* logprobs);
   void emit(std::vector<OutputDelta> deltas, std::vector<OutputDelta>& out);
   void on_text(const std::string& text, bool at_end, std::vector<OutputDelta>& out);
   Json logprob_entry(int32_t id, float logprob) const;

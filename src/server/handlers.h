@@ -28,10 +28,12 @@ class ResponseStore {
   struct Entry {
     Json items;
     std::chrono::steady_clock::time_point at;
+    size_t bytes = 0;
   };
   std::mutex mutex_;
   std::map<std::string, Entry> entries_;
   std::list<std::string> order_;
+  size_t bytes_ = 0;
 };
 
 struct ServerState {
@@ -43,6 +45,29 @@ struct ServerState {
   std::atomic<bool> draining{false};
   bool quiet = false;
   ResponseStore responses;
+};
+
+// One generating request in flight: counted active from construction; ended
+// once, by finish() or — when its response is dropped before that (a client
+// gone before the stream started, an exception) — by the destructor, which
+// cancels the engine's work and counts it as abandoned (499). Streams hold
+// it in their content provider, so no path leaks a slot or the count that
+// shutdown waits for.
+class RequestScope {
+ public:
+  RequestScope(ServerState& s, std::string method, std::string path, std::shared_ptr<ResultStream> rs,
+               int64_t prompt_tokens);
+  ~RequestScope();
+  RequestScope(const RequestScope&) = delete;
+  RequestScope& operator=(const RequestScope&) = delete;
+  void finish(int status);
+
+ private:
+  ServerState& s_;
+  std::string method_, path_;
+  std::shared_ptr<ResultStream> rs_;
+  int64_t prompt_tokens_;
+  bool finished_ = false;
 };
 
 // One line on stderr per request (unless --quiet): method, route, status,

@@ -13,6 +13,7 @@ namespace volga::server {
 namespace {
 
 constexpr size_t kMaxStoredResponses = 1000;
+constexpr size_t kMaxStoredBytes = size_t(256) << 20;
 constexpr auto kStoreLifetime = std::chrono::hours(1);
 
 [[noreturn]] void bad(const std::string& param, const std::string& what) {
@@ -105,8 +106,9 @@ ResponsesRequest parse_request(ServerState& s, const Json& body) {
   if (body.contains("max_output_tokens")) chat["max_tokens"] = body["max_output_tokens"];
   r.params = parse_completion_request(chat, true);
   CompletionParams& p = r.params;
-  p.stream = body.value("stream", Json(false)).is_boolean() ? body.value("stream", false) : false;
-  if (body.contains("stream") && !body["stream"].is_boolean()) bad("stream", "must be true or false");
+  if (body.contains("stream") && !body["stream"].is_null() && !body["stream"].is_boolean())
+    bad("stream", "must be true or false");
+  p.stream = body.contains("stream") && body["stream"].is_boolean() && body["stream"].get<bool>();
   if (body.contains("store") && !body["store"].is_null()) {
     if (!body["store"].is_boolean()) bad("store", "must be true or false");
     r.store = body["store"];
@@ -134,7 +136,7 @@ ResponsesRequest parse_request(ServerState& s, const Json& body) {
   if (body.contains("tools") && !body["tools"].is_null()) p.tools = chat_tools(body["tools"]);
   if (body.contains("tool_choice") && !body["tool_choice"].is_null())
     parse_tool_choice(body["tool_choice"], p.tools, p, "tool_choice");
-  if (body.contains("parallel_tool_calls")) {
+  if (body.contains("parallel_tool_calls") && !body["parallel_tool_calls"].is_null()) {
     if (!body["parallel_tool_calls"].is_boolean()) bad("parallel_tool_calls", "must be true or false");
     p.parallel_tool_calls = body["parallel_tool_calls"];
   }
@@ -264,14 +266,55 @@ std::string event_text(Json ev, int64_t& seq) {
   return "event: " + type + "\ndata: " + ev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n";
 }
 
+// One SSE stream of typed events; returns the status it ended with (499: the client went away).
+template <class Finish>
+int stream_response(httplib::DataSink& sink, ResultStream& rs, ResponseBuilder& builder, Finish& finish, int64_t n_in) {
+  int64_t seq = 0;
+  auto write = [&](const Json& ev) {
+    std::string t = event_text(ev, seq);
+    return sink.write(t.data(), t.size());
+  };
+  Json start = builder.response("in_progress", n_in, 0, 0, "");
+  bool ok = write({{"type", "response.created"}, {"response", start}}) &&
+            write({{"type", "response.in_progress"}, {"response", start}});
+  while (ok && !rs.done()) {
+    std::vector<OutputDelta> deltas;
+    if (!rs.next(deltas, nullptr, 100)) {
+      if (!sink.is_writable()) ok = false;
+      continue;
+    }
+    std::vector<Json> events;
+    for (auto& d : deltas) builder.add(d, events);
+    for (auto& ev : events) ok = ok && write(ev);
+  }
+  if (!ok) return 499;
+  int status = 200;
+  if (!rs.error().empty()) {
+    status = 500;
+    write({{"type", "error"}, {"code", "server_error"}, {"message", "generation failed: " + rs.error()}, {"param", nullptr}});
+  } else {
+    std::vector<Json> events;
+    Json final_response = finish(events);
+    for (auto& ev : events) write(ev);
+    const std::string type = final_response["status"] == "completed" ? "response.completed" : "response.incomplete";
+    write({{"type", type}, {"response", final_response}});
+  }
+  sink.done();
+  return status;
+}
+
 }  // namespace
 
 void ResponseStore::put(const std::string& id, Json items) {
+  const size_t bytes = items.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size();
   std::lock_guard<std::mutex> lock(mutex_);
-  entries_[id] = {std::move(items), std::chrono::steady_clock::now()};
+  entries_[id] = {std::move(items), std::chrono::steady_clock::now(), bytes};
+  bytes_ += bytes;
   order_.push_back(id);
-  while (order_.size() > kMaxStoredResponses ||
-         (!order_.empty() && std::chrono::steady_clock::now() - entries_[order_.front()].at > kStoreLifetime)) {
+  // Oldest first: beyond the count, the byte budget or the lifetime.
+  while (!order_.empty() && (order_.size() > kMaxStoredResponses || bytes_ > kMaxStoredBytes ||
+                             std::chrono::steady_clock::now() - entries_[order_.front()].at > kStoreLifetime)) {
+    bytes_ -= entries_[order_.front()].bytes;
     entries_.erase(order_.front());
     order_.pop_front();
   }
@@ -282,7 +325,7 @@ Json ResponseStore::get(const std::string& id) {
   auto it = entries_.find(id);
   if (it == entries_.end() || std::chrono::steady_clock::now() - it->second.at > kStoreLifetime)
     throw ApiError(400, "previous response '" + id + "' is not known to this server (responses are kept in memory for "
-                   "an hour, the last " + std::to_string(kMaxStoredResponses) + ", and only when 'store' is not false)",
+                   "an hour, the last " + std::to_string(kMaxStoredResponses) + " within 256 MiB, and only when 'store' is not false)",
                    "previous_response_id", "invalid_request_error", "previous_response_not_found");
   return it->second.items;
 }
@@ -293,20 +336,26 @@ void handle_responses(ServerState& s, const httplib::Request& req, const std::st
   ResponsesRequest rr;
   PreparedRequest prep;
   std::shared_ptr<RequestHandle> handle;
+  std::shared_ptr<ResultStream> rs;
   try {
     rr = parse_request(s, j);
     prep = prepare(s.model, rr.params);
     handle = submit(s, prep);
+    rs = std::make_shared<ResultStream>(s.model, rr.params, prep, handle);
   } catch (const std::exception& e) {
+    if (handle) handle->cancel();
     answer_error(s, req, res, e);
     return;
   }
   s.metrics.add_prompt_tokens(prep.prompt_tokens);
-  auto rs = std::make_shared<ResultStream>(s.model, rr.params, prep, handle);
   auto builder = std::make_shared<ResponseBuilder>(random_id("resp_"), unix_time(), s.name, rr.echo);
   const int64_t n_in = prep.prompt_tokens;
-  Json items = rr.history;
-  for (auto& it : rr.input_items) items.push_back(it);
+  // The conversation so far, as stored for previous_response_id: past
+  // reasoning items are left out (they never reach the prompt).
+  Json items = Json::array();
+  for (const Json* list : {&rr.history, &rr.input_items})
+    for (auto& it : *list)
+      if (!(it.is_object() && it.value("type", Json("")) == "reasoning")) items.push_back(it);
   const bool store = rr.store;
   // Ends the response: its final object, stored for previous_response_id.
   auto finish = [&s, rs, builder, n_in, items, store](std::vector<Json>& events) {
@@ -316,69 +365,36 @@ void handle_responses(ServerState& s, const httplib::Request& req, const std::st
                                rs->reasoning_tokens(), rs->finish_reason());
     if (store) {
       Json all = items;
-      for (auto& it : builder->items()) all.push_back(it);
+      for (auto& it : builder->items())
+        if (it.value("type", Json("")) != "reasoning") all.push_back(it);
       s.responses.put(r["id"], all);
     }
     return r;
   };
-  ++s.active;
-  const std::string method = req.method, path = req.path;
+  auto scope = std::make_shared<RequestScope>(s, req.method, req.path, rs, n_in);
   if (!rr.params.stream) {
     std::vector<OutputDelta> deltas;
     while (!rs->done()) rs->next(deltas, nullptr, 1000);
-    --s.active;
-    int status = 200;
     if (!rs->error().empty()) {
-      status = 500;
       send_json(res, 500, error_body("generation failed: " + rs->error(), "server_error"));
-    } else {
-      std::vector<Json> events;
-      for (auto& d : deltas) builder->add(d, events);
-      send_json(res, 200, finish(events));
+      scope->finish(500);
+      return;
     }
-    s.metrics.count_request(status);
-    log_request(s, method, path, status, n_in, rs->completion_tokens(), rs->seconds());
+    std::vector<Json> events;
+    for (auto& d : deltas) builder->add(d, events);
+    send_json(res, 200, finish(events));
+    scope->finish(200);
     return;
   }
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider("text/event-stream", [&s, rs, builder, finish, n_in, method, path](size_t, httplib::DataSink& sink) {
-    int64_t seq = 0;
-    auto write = [&](const Json& ev) {
-      std::string t = event_text(ev, seq);
-      return sink.write(t.data(), t.size());
-    };
-    Json start = builder->response("in_progress", n_in, 0, 0, "");
-    bool ok = write({{"type", "response.created"}, {"response", start}}) &&
-              write({{"type", "response.in_progress"}, {"response", start}});
-    while (ok && !rs->done()) {
-      std::vector<OutputDelta> deltas;
-      if (!rs->next(deltas, nullptr, 100)) {
-        if (!sink.is_writable()) ok = false;
-        continue;
-      }
-      std::vector<Json> events;
-      for (auto& d : deltas) builder->add(d, events);
-      for (auto& ev : events) ok = ok && write(ev);
+  res.set_chunked_content_provider("text/event-stream", [rs, builder, finish, n_in, scope](size_t, httplib::DataSink& sink) {
+    int status = 500;
+    try {
+      status = stream_response(sink, *rs, *builder, finish, n_in);
+    } catch (const std::exception&) {
     }
-    int status = 200;
-    if (!ok) {
-      rs->cancel();
-      status = 499;
-    } else if (!rs->error().empty()) {
-      status = 500;
-      write({{"type", "error"}, {"code", "server_error"}, {"message", "generation failed: " + rs->error()}, {"param", nullptr}});
-    } else {
-      std::vector<Json> events;
-      Json final_response = finish(events);
-      for (auto& ev : events) write(ev);
-      const std::string type = final_response["status"] == "completed" ? "response.completed" : "response.incomplete";
-      write({{"type", type}, {"response", final_response}});
-    }
-    if (ok) sink.done();
-    --s.active;
-    s.metrics.count_request(status);
-    log_request(s, method, path, status, n_in, rs->completion_tokens(), rs->seconds());
-    return ok;
+    scope->finish(status);
+    return status != 499;
   });
 }
 

@@ -60,16 +60,48 @@ void log_request(const ServerState& s, const std::string& method, const std::str
   std::fprintf(stderr, "%s\n", line.c_str());
 }
 
+RequestScope::RequestScope(ServerState& s, std::string method, std::string path, std::shared_ptr<ResultStream> rs,
+                           int64_t prompt_tokens)
+    : s_(s), method_(std::move(method)), path_(std::move(path)), rs_(std::move(rs)), prompt_tokens_(prompt_tokens) {
+  ++s_.active;
+}
+
+RequestScope::~RequestScope() {
+  if (finished_) return;
+  rs_->cancel();
+  finish(499);
+}
+
+void RequestScope::finish(int status) {
+  if (finished_) return;
+  finished_ = true;
+  if (status != 200) rs_->cancel();
+  --s_.active;
+  s_.metrics.count_request(status);
+  log_request(s_, method_, path_, status, prompt_tokens_, rs_->completion_tokens(), rs_->seconds());
+}
+
 bool parse_body(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res, Json& out) {
+  // Copying and printing JSON recurse: a body nested deeper than any real
+  // request is refused here, once for every endpoint.
+  constexpr int kMaxDepth = 128;
+  struct TooDeep {};
+  std::string error;
   try {
-    out = Json::parse(body);
+    out = Json::parse(body, [](int depth, Json::parse_event_t, Json&) {
+      if (depth > kMaxDepth) throw TooDeep{};
+      return true;
+    });
     return true;
   } catch (const nlohmann::json::parse_error& e) {
-    send_json(res, 400, error_body(std::string("the request body is not valid JSON: ") + e.what(), "invalid_request_error"));
-    s.metrics.count_request(400);
-    log_request(s, req.method, req.path, 400);
-    return false;
+    error = std::string("the request body is not valid JSON: ") + e.what();
+  } catch (const TooDeep&) {
+    error = "the request body nests JSON more than " + std::to_string(kMaxDepth) + " levels deep";
   }
+  send_json(res, 400, error_body(error, "invalid_request_error"));
+  s.metrics.count_request(400);
+  log_request(s, req.method, req.path, 400);
+  return false;
 }
 
 std::shared_ptr<RequestHandle> submit(ServerState& s, PreparedRequest& prep) {

@@ -1062,3 +1062,38 @@ class ServerDefects(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class HostileRequests(unittest.TestCase):
+    """Requests built to exhaust the server: each gets a 4xx quickly, and the server
+    keeps serving (a slot is not leaked: a normal request still completes)."""
+
+    def assert_400(self, path, raw):
+        status, text = raw_post(SERVER.port, path, raw, {"Content-Type": "application/json"})
+        self.assertEqual(status, 400, text[:300])
+        self.assertIn("error", json.loads(text))
+        return json.loads(text)["error"]["message"]
+
+    def test_deeply_nested_json_body(self):
+        deep = "[" * 100000 + "]" * 100000
+        msg = self.assert_400("/v1/responses", '{"input": "hi", "metadata": %s}' % deep)
+        self.assertIn("levels deep", msg)
+        self.assert_400("/v1/chat/completions", '{"messages": [{"role": "user", "content": "x", "x": %s}]}' % deep)
+
+    def test_grammars_too_deep_or_too_large(self):
+        for grammar, words in (("root ::= " + "(" * 100000 + '"a"' + ")" * 100000, "nest"),
+                               ('root ::= ' + ' '.join(['"a"{10000}'] * 300), "too large"),
+                               ('root ::= [\\U00110000-\\U001FFFFF]', "U+10FFFF"),
+                               ("root ::= root", "matches no text")):
+            msg = self.assert_400("/v1/completions", json.dumps({"prompt": "x", "max_tokens": 2, "grammar": grammar}))
+            self.assertIn(words, msg)
+        status, body = SERVER.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}],
+                                                            "max_tokens": 2})
+        self.assertEqual(status, 200, body)
+
+    def test_bad_nullable_in_tool_parameters_is_not_a_500(self):
+        tools = [{"type": "function", "function": {"name": "f", "parameters": {
+            "type": "object", "properties": {"a": {"type": "string", "nullable": "yes"}}}}}]
+        status, body = SERVER.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}],
+                                                            "tools": tools, "max_tokens": 4})
+        self.assertLess(status, 500, body)

@@ -346,3 +346,40 @@ TEST(Grammar, PathologicalGrammarsFailCleanlyOrStayBounded) {
 
 }  // namespace
 }  // namespace volga
+
+namespace volga {
+namespace {
+
+// Grammars arrive over HTTP: deep nesting, huge expansions and code points
+// beyond Unicode are refused at parse time, not by crashing or eating memory.
+TEST(Grammar, HostileGrammarsAreRefusedAtParse) {
+  auto err = [](const std::string& g) {
+    try {
+      Grammar::parse(g);
+    } catch (const GrammarError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(err("root ::= " + std::string(100000, '(') + "\"a\"" + std::string(100000, ')') + "\n").find("nest"),
+            std::string::npos);
+  std::string big = "root ::=";
+  for (int i = 0; i < 300; ++i) big += " \"a\"{10000}";
+  EXPECT_NE(err(big + "\n").find("too large"), std::string::npos);
+  EXPECT_NE(err("root ::= [\\U00110000-\\U001FFFFF]\n").find("U+10FFFF"), std::string::npos);
+  // Long chains of nullable rules: parsed in linear time; the matcher
+  // follows chains of a few thousand and refuses deeper ones cleanly.
+  auto chain = [](int n) {
+    std::string c;
+    for (int i = 0; i < n; ++i) c += "r" + std::to_string(i) + " ::= r" + std::to_string(i + 1) + "\n";
+    return c + "r" + std::to_string(n) + " ::= \"\"\nroot ::= r0 \"x\"\n";
+  };
+  GrammarMatcher m(Grammar::parse(chain(3000)));
+  EXPECT_TRUE(m.accept_bytes("x"));
+  EXPECT_TRUE(m.is_complete());
+  auto deep = Grammar::parse(chain(50000));
+  EXPECT_THROW(GrammarMatcher{deep}, GrammarError);
+}
+
+}  // namespace
+}  // namespace volga
