@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian 12 machine:
 #   1. Release build: unit tests + end-to-end tests against the NumPy oracle (ctest)
 #   2. AddressSanitizer + UBSan build: the same tests
-#   3. the GGUF fuzzer under ASan for a bounded time (FUZZ_SECONDS, default 60)
+#   3. the fuzzers (GGUF, safetensors, Jinja, grammar, JSON Schema, tool output) under ASan
+#      for a bounded time (FUZZ_SECONDS, default 60)
 # scripts/test.sh --quick runs step 1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +21,5 @@ cmake --build build-asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs"
 
-echo "== GGUF fuzzer =="
+echo "== fuzzers =="
 scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
