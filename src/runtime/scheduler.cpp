@@ -127,6 +127,7 @@ void Scheduler::admit(std::vector<Slot>& slots, KvCache& cache) {
     slot.sampler = std::move(sampler);
     for (int32_t id : slot.req.prompt) slot.sampler->accept(id);
     slot.n_prefilled = best_reuse;
+    slot.handle->set_cached_tokens(static_cast<int64_t>(best_reuse));
     slot.next_token = -1;
     slot.n_generated = 0;
     slot.last_used = ++admissions_;

@@ -65,15 +65,20 @@ class RequestHandle {
   // Asks the engine to stop this request and free its slot (idempotent).
   void cancel() { cancelled_.store(true); }
   bool cancelled() const { return cancelled_.load(); }
+  // Prompt tokens taken from a slot's cache instead of computed (set at
+  // admission, before the first event).
+  int64_t cached_tokens() const { return cached_tokens_.load(); }
 
   // Engine side.
   void push(TokenEvent ev);
+  void set_cached_tokens(int64_t n) { cached_tokens_.store(n); }
 
  private:
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<TokenEvent> events_;
   std::atomic<bool> cancelled_{false};
+  std::atomic<int64_t> cached_tokens_{0};
 };
 
 class QueueFullError : public Error {

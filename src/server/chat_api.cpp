@@ -20,6 +20,7 @@ struct Reply {
 Json usage_json(int64_t prompt, const ResultStream& rs, bool chat) {
   const int64_t completion = rs.completion_tokens();
   Json u = {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+  u["prompt_tokens_details"] = {{"cached_tokens", rs.cached_tokens()}};
   if (chat) u["completion_tokens_details"] = {{"reasoning_tokens", rs.reasoning_tokens()}};
   return u;
 }

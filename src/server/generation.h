@@ -78,6 +78,8 @@ class ResultStream {
   // "stop", "length", or "tool_calls" when the reply is tool calls.
   std::string finish_reason() const;
   int64_t completion_tokens() const { return completion_tokens_; }
+  // Prompt tokens served from the prefix cache.
+  int64_t cached_tokens() const { return handle_->cached_tokens(); }
   // Generated tokens that were part of reasoning (the closing tag included).
   int64_t reasoning_tokens() const { return reasoning_tokens_; }
   double seconds() const;

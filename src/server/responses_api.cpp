@@ -169,13 +169,14 @@ class ResponseBuilder {
   ResponseBuilder(std::string id, int64_t created, std::string model, Json echo)
       : id_(std::move(id)), created_(created), model_(std::move(model)), echo_(std::move(echo)) {}
 
-  Json response(const std::string& status, int64_t in, int64_t out, int64_t reasoning, const std::string& finish) const {
+  Json response(const std::string& status, int64_t in, int64_t out, int64_t reasoning, const std::string& finish,
+               int64_t cached = 0) const {
     Json r = {{"id", id_}, {"object", "response"}, {"created_at", created_}, {"status", status}, {"error", nullptr},
               {"incomplete_details", nullptr}, {"model", model_}, {"output", items_}};
     for (auto& [k, v] : echo_.items()) r[k] = v;
     if (status == "incomplete") r["incomplete_details"] = {{"reason", finish == "length" ? "max_output_tokens" : finish}};
     if (status != "in_progress")
-      r["usage"] = {{"input_tokens", in}, {"input_tokens_details", {{"cached_tokens", 0}}}, {"output_tokens", out},
+      r["usage"] = {{"input_tokens", in}, {"input_tokens_details", {{"cached_tokens", cached}}}, {"output_tokens", out},
                     {"output_tokens_details", {{"reasoning_tokens", reasoning}}}, {"total_tokens", in + out}};
     else
       r["usage"] = nullptr;
@@ -362,7 +363,7 @@ void handle_responses(ServerState& s, const httplib::Request& req, const std::st
     const bool cut_off = rs->finish_reason() == "length";
     builder->close(events, cut_off);
     Json r = builder->response(cut_off ? "incomplete" : "completed", n_in, rs->completion_tokens(),
-                               rs->reasoning_tokens(), rs->finish_reason());
+                               rs->reasoning_tokens(), rs->finish_reason(), rs->cached_tokens());
     if (store) {
       Json all = items;
       for (auto& it : builder->items())

@@ -1097,3 +1097,25 @@ class HostileRequests(unittest.TestCase):
         status, body = SERVER.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}],
                                                             "tools": tools, "max_tokens": 4})
         self.assertLess(status, 500, body)
+
+
+class CachedTokens(unittest.TestCase):
+    """usage reports the prompt tokens served from the prefix cache: the same request sent
+    twice reuses all of its prompt but the last token, which is always recomputed."""
+
+    def test_repeated_request_reports_cached_tokens(self):
+        params = {"messages": [{"role": "user", "content": "Повтори: кеш префикса " * 8}], "max_tokens": 3,
+                  "seed": 5, "chat_template_kwargs": {"enable_thinking": False}}
+        status, first = SERVER.post("/v1/chat/completions", params)
+        self.assertEqual(status, 200, first)
+        status, second = SERVER.post("/v1/chat/completions", params)
+        self.assertEqual(status, 200, second)
+        n = second["usage"]["prompt_tokens"]
+        self.assertEqual(second["usage"]["prompt_tokens_details"]["cached_tokens"], n - 1)
+        self.assertLess(first["usage"]["prompt_tokens_details"]["cached_tokens"], n - 1)
+        status, r = SERVER.post("/v1/responses", {"input": "Повтори: кеш префикса " * 8, "max_output_tokens": 3,
+                                                  "reasoning": {"effort": "none"}})
+        status, r2 = SERVER.post("/v1/responses", {"input": "Повтори: кеш префикса " * 8, "max_output_tokens": 3,
+                                                   "reasoning": {"effort": "none"}})
+        self.assertEqual(status, 200, r2)
+        self.assertEqual(r2["usage"]["input_tokens_details"]["cached_tokens"], r2["usage"]["input_tokens"] - 1)
