@@ -18,33 +18,27 @@ build-fuzz/bin/make_corpus build-fuzz/seeds
 build-fuzz/bin/volga-synth -q -o build-fuzz/seeds/tiny_model.gguf --n-embd 32 --n-ff 64 --head-dim 8 \
   --n-layer 1 --vocab-size 300
 cd build-fuzz
-echo "fuzzing the GGUF reader for ${seconds}s"
-ASAN_OPTIONS=detect_leaks=1 bin/gguf_fuzz -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=262144 \
-  -timeout=20 -print_final_stats=1 corpus seeds 2>&1 | tail -n 25
-echo "fuzzing the Jinja chat-template interpreter for $((seconds / 2))s"
-mkdir -p corpus-jinja
-ASAN_OPTIONS=detect_leaks=1 bin/jinja_fuzz -max_total_time="$((seconds / 2))" -rss_limit_mb=4096 -max_len=65536 \
-  -timeout=20 -print_final_stats=1 corpus-jinja ../../shared/testdata/templates 2>&1 | tail -n 25
-echo "fuzzing the safetensors reader for $((seconds / 3))s"
-mkdir -p corpus-safetensors seeds-safetensors
+# run_fuzzer WHAT TARGET SECONDS MAX_LEN CORPUS SEEDS...
+run_fuzzer() {
+  local what=$1 target=$2 secs=$3 max_len=$4
+  shift 4
+  echo "fuzzing $what for ${secs}s"
+  mkdir -p "$1"
+  ASAN_OPTIONS=detect_leaks=1 "bin/$target" -max_total_time="$secs" -rss_limit_mb=4096 -max_len="$max_len" \
+    -timeout=20 -print_final_stats=1 "$@" 2>&1 | tail -n 25
+}
+mkdir -p seeds-safetensors seeds-grammar seeds-schema seeds-tools
 printf '\x55\x00\x00\x00\x00\x00\x00\x00{"a":{"dtype":"F16","shape":[2,2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}}    \x00\x3c\x00\xc0\x00\x00\xff\x7b' \
   > seeds-safetensors/small.safetensors
-ASAN_OPTIONS=detect_leaks=1 bin/safetensors_fuzz -max_total_time="$((seconds / 3))" -rss_limit_mb=4096 -max_len=65536 \
-  -timeout=20 -print_final_stats=1 corpus-safetensors seeds-safetensors 2>&1 | tail -n 25
-echo "fuzzing the GBNF grammar parser and matcher for $((seconds / 3))s"
-mkdir -p corpus-grammar seeds-grammar
 printf 'root ::= "{" ws item ("," ws item)* "}"\nitem ::= [a-z]+ | "\\u0416" .\nws ::= [ \\t\\n]*\n' > seeds-grammar/json.gbnf
-ASAN_OPTIONS=detect_leaks=1 bin/grammar_fuzz -max_total_time="$((seconds / 3))" -rss_limit_mb=4096 -max_len=8192 \
-  -timeout=20 -print_final_stats=1 corpus-grammar seeds-grammar 2>&1 | tail -n 25
-echo "fuzzing the JSON Schema converter for $((seconds / 3))s"
-mkdir -p corpus-schema seeds-schema
 printf '{"type":"object","properties":{"a":{"type":"integer","minimum":-5,"maximum":300},"b":{"type":"string","pattern":"^[a-z]{2,4}$"},"c":{"anyOf":[{"type":"null"},{"$ref":"#/$defs/d"}]}},"required":["a"],"$defs":{"d":{"type":"array","items":{"enum":["x",1,null]},"maxItems":3}}}' \
   > seeds-schema/schema.json
-ASAN_OPTIONS=detect_leaks=1 bin/schema_fuzz -max_total_time="$((seconds / 3))" -rss_limit_mb=4096 -max_len=8192 \
-  -timeout=20 -print_final_stats=1 corpus-schema seeds-schema 2>&1 | tail -n 25
-echo "fuzzing the tool-call and reasoning output parser for $((seconds / 3))s"
-mkdir -p corpus-tools seeds-tools
 printf '\x00\x03<think>x</think>text <tool_call>\n{"name": "f", "arguments": {"a": [1, "\xd0\x96"]}}\n</tool_call>' > seeds-tools/hermes.txt
 printf '\x01\x02<tool_call>\n<function=f>\n<parameter=a>\nv\n</parameter>\n</function>\n</tool_call>' > seeds-tools/coder.txt
-ASAN_OPTIONS=detect_leaks=1 bin/tool_output_fuzz -max_total_time="$((seconds / 3))" -rss_limit_mb=4096 -max_len=8192 \
-  -timeout=20 -print_final_stats=1 corpus-tools seeds-tools 2>&1 | tail -n 25
+
+run_fuzzer "the GGUF reader" gguf_fuzz "$seconds" 262144 corpus seeds
+run_fuzzer "the Jinja chat-template interpreter" jinja_fuzz "$((seconds / 2))" 65536 corpus-jinja ../../shared/testdata/templates
+run_fuzzer "the safetensors reader" safetensors_fuzz "$((seconds / 3))" 65536 corpus-safetensors seeds-safetensors
+run_fuzzer "the GBNF grammar parser and matcher" grammar_fuzz "$((seconds / 3))" 8192 corpus-grammar seeds-grammar
+run_fuzzer "the JSON Schema converter" schema_fuzz "$((seconds / 3))" 8192 corpus-schema seeds-schema
+run_fuzzer "the tool-call and reasoning output parser" tool_output_fuzz "$((seconds / 3))" 8192 corpus-tools seeds-tools

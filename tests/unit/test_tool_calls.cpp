@@ -259,13 +259,7 @@ TEST_P(ToolCallsTemplate, NormalizedOpenAIHistoryRenders) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ToolCalls, ToolCallsTemplate, ::testing::ValuesIn(kTemplates),
-                         [](const ::testing::TestParamInfo<TemplateCase>& info) {
-                           std::string name = info.param.file;
-                           name = name.substr(0, name.rfind('.'));
-                           for (char& ch : name)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return name;
-                         });
+                         template_test_name);
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -146,5 +147,15 @@ inline const TemplateCase kTemplates[] = {
 };
 
 inline ChatFormat format_of(const char* file) { return detect_chat_format(template_source(file)); }
+
+// Test names for suites parametrised over kTemplates: the file name without
+// its extension, other characters than letters and digits as '_'.
+inline std::string template_test_name(const ::testing::TestParamInfo<TemplateCase>& info) {
+  std::string name = info.param.file;
+  name = name.substr(0, name.rfind('.'));
+  for (char& ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return name;
+}
 
 }  // namespace volga::tool_call_fixtures
