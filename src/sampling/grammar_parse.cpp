@@ -61,6 +61,7 @@ class GrammarBuilder {
       g->rules_.push_back(std::move(starts));
     }
     check_left_recursion(*g);
+    check_root_productive(*g);
     return g;
   }
 
@@ -426,39 +427,56 @@ class GrammarBuilder {
     }
   }
 
-  // Left corners: rule r reaches rule s at the start of an alternative (all
-  // before it nullable). "Growing" edges have something after s; a cycle
-  // through a growing edge never ends, so it is refused.
-  void check_left_recursion(const Grammar& g) {
+  // The rules that derive some string in which every byte element passes
+  // `keep` (a worklist, linear in the grammar's size): with keep = "never",
+  // the nullable rules; with keep = "set not empty", the productive ones.
+  template <class Keep>
+  static std::vector<bool> deriving_rules(const Grammar& g, Keep keep) {
     size_t n = g.n_rules();
-    // Nullable rules, by a worklist (linear in the grammar's size): an
-    // alternative becomes nullable when its last non-nullable rule does.
-    std::vector<bool> nullable(n, false);
-    std::vector<size_t> remaining;              // per alternative: rule elements not yet nullable
-    std::vector<uint32_t> owner;                // per alternative: its rule
+    std::vector<bool> done(n, false);
+    std::vector<size_t> remaining;                // per alternative: rule elements not yet derived
+    std::vector<uint32_t> owner;                  // per alternative: its rule
     std::vector<std::vector<uint32_t>> users(n);  // per rule: alternatives it occurs in
     std::vector<uint32_t> queue;
     for (size_t r = 0; r < n; ++r)
       for (uint32_t p : g.alternatives(static_cast<uint32_t>(r))) {
         const uint32_t alt = static_cast<uint32_t>(remaining.size());
         size_t count = 0;
-        bool has_bytes = false;
+        bool blocked = false;
         for (; g.elements()[p].kind != Grammar::Kind::End; ++p) {
-          if (g.elements()[p].kind == Grammar::Kind::Bytes) has_bytes = true;
-          else ++count, users[g.elements()[p].value].push_back(alt);
+          const Grammar::Element& e = g.elements()[p];
+          if (e.kind == Grammar::Kind::Bytes) blocked = blocked || !keep(g.byte_sets()[e.value]);
+          else ++count, users[e.value].push_back(alt);
         }
-        remaining.push_back(has_bytes ? SIZE_MAX : count);
+        remaining.push_back(blocked ? SIZE_MAX : count);
         owner.push_back(static_cast<uint32_t>(r));
-        if (count == 0 && !has_bytes && !nullable[r]) nullable[r] = true, queue.push_back(static_cast<uint32_t>(r));
+        if (count == 0 && !blocked && !done[r]) done[r] = true, queue.push_back(static_cast<uint32_t>(r));
       }
     while (!queue.empty()) {
       uint32_t r = queue.back();
       queue.pop_back();
       for (uint32_t alt : users[r]) {
         if (remaining[alt] == SIZE_MAX || --remaining[alt] != 0) continue;
-        if (!nullable[owner[alt]]) nullable[owner[alt]] = true, queue.push_back(owner[alt]);
+        if (!done[owner[alt]]) done[owner[alt]] = true, queue.push_back(owner[alt]);
       }
     }
+    return done;
+  }
+
+  // A start rule that derives no string matches no text ("root ::= root").
+  void check_root_productive(const Grammar& g) {
+    auto productive = deriving_rules(g, [](const std::bitset<256>& set) { return set.any(); });
+    if (!productive[g.root()])
+      throw GrammarError("grammar: the start rule '" + g.rule_names_[g.root()] +
+                         "' matches no text (every alternative needs a rule that never ends)");
+  }
+
+  // Left corners: rule r reaches rule s at the start of an alternative (all
+  // before it nullable). "Growing" edges have something after s; a cycle
+  // through a growing edge never ends, so it is refused.
+  void check_left_recursion(const Grammar& g) {
+    size_t n = g.n_rules();
+    auto nullable = deriving_rules(g, [](const std::bitset<256>&) { return false; });
     struct Edge { uint32_t to; bool grows; };
     std::vector<std::vector<Edge>> edges(n);
     for (size_t r = 0; r < n; ++r)

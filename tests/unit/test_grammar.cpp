@@ -66,6 +66,10 @@ TEST(Grammar, ReportsErrorsWithPlace) {
   EXPECT_NE(err("root ::= \"a\"\nroot ::= \"b\"\n").find("defined twice"), std::string::npos);
   EXPECT_NE(err("root ::= x \"a\"\nx ::= root | \"b\"\n").find("left-recursive"), std::string::npos);
   EXPECT_NE(err("start ::= \"a\"\n").find("no 'root' rule"), std::string::npos);
+  // A start rule that can never finish matches no text: refused when parsed.
+  EXPECT_NE(err("root ::= root \n").find("matches no text"), std::string::npos);
+  EXPECT_NE(err("root ::= x\nx ::= \"a\" x | \"b\" root\n").find("matches no text"), std::string::npos);
+  EXPECT_EQ(err("root ::= x | \"c\"\nx ::= \"a\" x\n"), "no error");  // a dead alternative is allowed
   EXPECT_NE(err("root ::= \"a\" $\n").find("line 1, column 14"), std::string::npos);
   EXPECT_NE(err("root ::= [z-a]\n").find("reversed"), std::string::npos);
   EXPECT_NE(err("root ::= \"a\"{3,1}\n").find("n < m"), std::string::npos);
