@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/paged_rows.h"
 #include "tensor/weight.h"
 
 namespace volga::kernels {
@@ -64,13 +65,16 @@ struct KernelTable {
   // fused multiply-adds and returns the floating-point operations done.
   double (*fma_probe)(int64_t iters);
   // Attention of `group` query heads that share one key/value head, over
-  // positions [0, n_pos): out[g] = sum_p softmax_p(scale * dot(q[g], k[p])) v[p],
-  // with k[p] = keys + p * kstride, v[p] = values + p * vstride; q is
-  // [group][dk], out [group][dv], scores a scratch of group * n_pos floats.
+  // positions [0, n_pos) of a paged cache: out[g] = sum_p softmax_p(scale *
+  // dot(q[g], k[p])) v[p], with k[p], v[p] the rows of `keys` and `values`
+  // (dk and dv elements; f16, bf16 and q8_0 rows are first converted to
+  // float, exactly, a block at a time). q is [group][dk], out [group][dv];
+  // scratch holds group * n_pos + kKvBlockTokens * max(dk, dv) floats.
   // The arithmetic is exactly this table's dot (times scale), softmax, and
-  // axpy in ascending p; it saves their calls and re-reads.
-  void (*attend)(const float* q, int group, int64_t dk, int64_t dv, const float* keys, int64_t kstride,
-                 const float* values, int64_t vstride, int n_pos, float scale, float* scores, float* out);
+  // axpy in ascending p; it saves their calls and re-reads. Blocks change
+  // where rows are read, never the arithmetic.
+  void (*attend)(const float* q, int group, int64_t dk, int64_t dv, const PagedRows& keys, const PagedRows& values,
+                 int n_pos, float scale, float* scratch, float* out);
   // Rotates n_pairs pairs of one head in place by the angles whose cosines
   // and sines are given: pair i is (i, i + n_pairs) when neox, else (2i, 2i+1).
   void (*rope)(float* head, const float* cos, const float* sin, int n_pairs, bool neox);

@@ -138,9 +138,9 @@ float dot(const float* a, const float* b, int64_t n) { return active_kernels().d
 
 void axpy(float a, const float* x, float* y, int64_t n) { active_kernels().axpy(a, x, y, n); }
 
-void attend(const float* q, int group, int64_t dk, int64_t dv, const float* keys, int64_t kstride,
-            const float* values, int64_t vstride, int n_pos, float scale, float* scores, float* out) {
-  active_kernels().attend(q, group, dk, dv, keys, kstride, values, vstride, n_pos, scale, scores, out);
+void attend(const float* q, int group, int64_t dk, int64_t dv, const PagedRows& keys, const PagedRows& values,
+            int n_pos, float scale, float* scratch, float* out) {
+  active_kernels().attend(q, group, dk, dv, keys, values, n_pos, scale, scratch, out);
 }
 
 }  // namespace volga::kernels

@@ -8,26 +8,43 @@
 
 namespace volga {
 
-void validate_batch(const ModelSpec& spec, const Batch& batch, const KvCache& cache) {
-  if (batch.empty()) throw Error("forward: empty batch");
-  std::vector<int> next(static_cast<size_t>(cache.n_seq()));
-  for (int s = 0; s < cache.n_seq(); ++s) next[static_cast<size_t>(s)] = cache.length(s);
-  for (const BatchToken& t : batch.tokens) {
+void prepare_batch(const ModelSpec& spec, const Batch& batch, KvCache& cache) {
+  for (const BatchToken& t : batch.tokens)
     if (t.token < 0 || t.token >= spec.n_vocab)
       throw Error("token id " + std::to_string(t.token) + " is outside the vocabulary (size " +
                   std::to_string(spec.n_vocab) + ")");
-    if (t.seq < 0 || t.seq >= cache.n_seq())
-      throw Error("sequence id " + std::to_string(t.seq) + " is outside the KV cache (" +
-                  std::to_string(cache.n_seq()) + " sequences)");
-    int& n = next[static_cast<size_t>(t.seq)];
-    if (t.pos != n)
-      throw Error("sequence " + std::to_string(t.seq) + ": token at position " + std::to_string(t.pos) +
-                  " does not continue the cache, which ends at " + std::to_string(n));
-    if (t.pos >= cache.n_ctx())
-      throw Error("sequence " + std::to_string(t.seq) + " exceeds the context size of " +
-                  std::to_string(cache.n_ctx()) + " tokens");
-    ++n;
-  }
+  cache.prepare(batch);
+}
+
+void paged_attention(const AttentionShape& a, const Batch& batch, const KvCache& cache, int64_t layer,
+                     const float* q, float* out, ThreadPool& pool) {
+  const int64_t T = static_cast<int64_t>(batch.size()), group = a.n_head / a.n_head_kv;
+  // One unit per (token, key/value head, part of its group): the query heads
+  // of a part read each cached key and value once. Groups are split only when
+  // there are too few (token, head) pairs to keep every thread busy (decode
+  // of one sequence); a head's arithmetic is the same in any part. Later
+  // tokens of a prompt attend to more positions, so the units are handed out
+  // from a shared counter rather than split in halves.
+  const int64_t pairs = T * a.n_head_kv;
+  const int64_t parts = std::clamp<int64_t>((2 * pool.size() + pairs - 1) / pairs, 1, group);
+  const int64_t per_part = (group + parts - 1) / parts;
+  const int64_t units = pairs * parts;
+  pool.parallel_for_dynamic(units, [&](int64_t i0, int64_t i1, int) {
+    std::vector<float> scratch;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t = i / (a.n_head_kv * parts), hk = i / parts % a.n_head_kv;
+      const int64_t g0 = i % parts * per_part, g1 = std::min(group, g0 + per_part);
+      if (g0 >= g1) continue;
+      const BatchToken& bt = batch.tokens[static_cast<size_t>(t)];
+      const int n_pos = bt.pos + 1;
+      const int64_t h0 = hk * group + g0;  // first query head of this part
+      scratch.resize(static_cast<size_t>(kernels::attend_scratch(static_cast<int>(g1 - g0), n_pos, a.dk, a.dv)));
+      kernels::attend(q + t * a.q_stride + h0 * a.dk, static_cast<int>(g1 - g0), a.dk, a.dv,
+                      cache.keys(layer, bt.seq, hk * a.k_head_stride),
+                      cache.values(layer, bt.seq, hk * a.v_head_stride), n_pos, a.scale, scratch.data(),
+                      out + t * a.n_head * a.dv + h0 * a.dv);
+    }
+  }, std::max<int64_t>(1, units / (8 * pool.size())));
 }
 
 FfnWeights bind_ffn(const Binder& b, const std::string& prefix, const std::string& suffix, int64_t n_embd,

@@ -26,8 +26,23 @@ struct MoeWeights {
   FfnWeights shared;              // shared experts (n_ff = 0: none)
 };
 
-// Throws volga::Error on a bad token id, sequence id, position gap or a full context.
-void validate_batch(const ModelSpec& spec, const Batch& batch, const KvCache& cache);
+// Checks the batch's token ids and reserves its cache blocks (KvCache::prepare).
+// Throws volga::Error on a bad token id, sequence id, position gap or a full
+// context, KvFullError when the cache has no block left.
+void prepare_batch(const ModelSpec& spec, const Batch& batch, KvCache& cache);
+
+// Multi-head attention with grouped keys/values over a paged cache.
+struct AttentionShape {
+  int64_t n_head, n_head_kv;  // query heads; key/value heads (n_head_kv divides n_head)
+  int64_t dk, dv;             // widths of a query/key head and of a value head
+  int64_t q_stride;           // floats between tokens' query rows
+  int64_t k_head_stride, v_head_stride;  // elements between heads in a cached key/value row
+  float scale;
+};
+// out[t][h] (dv floats per head, n_head heads per token) = attention of the
+// query head h of token t over its sequence's cached positions [0, pos].
+void paged_attention(const AttentionShape& a, const Batch& batch, const KvCache& cache, int64_t layer,
+                     const float* q, float* out, ThreadPool& pool);
 
 // Binds blk.N.ffn_{gate,up,down} with n_ff rows, or blk.N.ffn_*_shexp.
 FfnWeights bind_ffn(const Binder& b, const std::string& prefix, const std::string& suffix, int64_t n_embd,

@@ -114,7 +114,7 @@ void MlaDecoder::bind_legacy_kv_b(const Binder& b, const std::string& name, MlaL
 }
 
 Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
-  validate_batch(spec_, batch, cache);
+  prepare_batch(spec_, batch, cache);
   const ModelSpec& s = spec_;
   const int64_t T = static_cast<int64_t>(batch.size()), E = s.n_embd, H = s.n_head, C = s.n_lora_kv,
                 R = s.n_rot, Dq = s.head_dim_k_mla, nope = Dq - R, Vd = s.head_dim_v_mla, W = C + R;
@@ -126,7 +126,7 @@ Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
       kv(static_cast<size_t>(T * W)), q_nope(static_cast<size_t>(H * T * nope)),
       q_abs(static_cast<size_t>(H * T * C)), q_full(static_cast<size_t>(T * H * W)),
       o_lat(static_cast<size_t>(H * T * C)), o_v(static_cast<size_t>(H * T * Vd)),
-      att(static_cast<size_t>(T * H * Vd));
+      att(static_cast<size_t>(T * H * Vd)), att_lat(static_cast<size_t>(T * H * C));
   std::vector<float> cosv, sinv;
   rope_->compute(batch, cosv, sinv);
   for (int64_t t = 0; t < T; ++t)
@@ -152,7 +152,7 @@ Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
       kernels::rms_norm(row, L.kv_a_norm.data(), s.rms_eps, C, row);
       kernels::rope(row + C, c, sn, n_pairs, false);
       const BatchToken& bt = batch.tokens[static_cast<size_t>(t)];
-      std::copy_n(row, W, cache.key(l, bt.seq, bt.pos));
+      cache.write(l, bt.seq, bt.pos, row, nullptr);
       for (int64_t hh = 0; hh < H; ++hh) {
         float* qh = &q[static_cast<size_t>((t * H + hh) * Dq)];
         kernels::rope(qh + nope, c, sn, n_pairs, false);
@@ -168,21 +168,13 @@ Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
         std::copy_n(&q[static_cast<size_t>((t * H + hh) * Dq + nope)], R, dst + C);
       }
     // Multi-query attention over the cached [c, k_pe]; values are the latents.
-    pool_.parallel_for(T * H, [&](int64_t i0, int64_t i1, int) {
-      std::vector<float> scores;
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t t = i / H, hh = i % H;
-        const BatchToken& bt = batch.tokens[static_cast<size_t>(t)];
-        const int n_pos = bt.pos + 1;
-        const float* qh = &q_full[static_cast<size_t>((t * H + hh) * W)];
-        scores.resize(static_cast<size_t>(n_pos));
-        for (int p = 0; p < n_pos; ++p) scores[static_cast<size_t>(p)] = kernels::dot(qh, cache.key(l, bt.seq, p), W) * scale;
-        kernels::softmax(scores.data(), n_pos);
-        float* o = &o_lat[static_cast<size_t>((hh * T + t) * C)];
-        std::fill(o, o + C, 0.0f);
-        for (int p = 0; p < n_pos; ++p) kernels::axpy(scores[static_cast<size_t>(p)], cache.key(l, bt.seq, p), o, C);
-      }
-    });
+    {
+      AttentionShape a{H, 1, W, C, H * W, 0, 0, scale};
+      paged_attention(a, batch, cache, l, q_full.data(), att_lat.data(), pool_);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t hh = 0; hh < H; ++hh)
+          std::copy_n(&att_lat[static_cast<size_t>((t * H + hh) * C)], C, &o_lat[static_cast<size_t>((hh * T + t) * C)]);
+    }
     // Decompress with W_UV per head, then the output projection.
     kernels::matmul_grouped(L.v_b.data(), H, o_lat.data(), T, o_v.data(), pool_);
     for (int64_t t = 0; t < T; ++t)
@@ -192,7 +184,7 @@ Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
     for (int64_t i = 0; i < T * E; ++i) x[i] += h[i];
     residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x.data(), T, h.data(), ffn_out.data(), pool_);
   }
-  for (const BatchToken& t : batch.tokens) cache.set_length(t.seq, t.pos + 1);
+  cache.commit(batch);
   return output_logits(s, batch, x.data(), head_.output_norm, head_.output, pool_);
 }
 

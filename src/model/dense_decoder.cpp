@@ -81,39 +81,20 @@ class DenseDecoder final : public Model {
 void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, const float* q,
                              float* out) {
   const ModelSpec& s = spec_;
-  const int64_t T = static_cast<int64_t>(batch.size());
-  const int64_t Dk = s.head_dim_k, Dv = s.head_dim_v, group = s.n_head / s.n_head_kv;
-  const float scale = s.attn_scale > 0 ? s.attn_scale : 1.0f / std::sqrt(static_cast<float>(Dk));
-  // One unit per (token, key/value head, part of its group): the query heads
-  // of a part read each cached key and value once. Groups are split only when
-  // there are too few (token, head) pairs to keep every thread busy (decode
-  // of one sequence); a head's arithmetic is the same in any part. Later
-  // tokens of a prompt attend to more positions, so the units are handed out
-  // from a shared counter rather than split in halves.
-  const int64_t pairs = T * s.n_head_kv;
-  const int64_t parts = std::clamp<int64_t>((2 * pool_.size() + pairs - 1) / pairs, 1, group);
-  const int64_t per_part = (group + parts - 1) / parts;
-  const int64_t units = pairs * parts;
-  pool_.parallel_for_dynamic(units, [&](int64_t i0, int64_t i1, int) {
-    std::vector<float> scores;
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / (s.n_head_kv * parts), hk = i / parts % s.n_head_kv;
-      const int64_t g0 = i % parts * per_part, g1 = std::min(group, g0 + per_part);
-      if (g0 >= g1) continue;
-      const BatchToken& bt = batch.tokens[static_cast<size_t>(t)];
-      const int n_pos = bt.pos + 1;
-      const int64_t h0 = hk * group + g0;  // first query head of this part
-      scores.resize(static_cast<size_t>((g1 - g0) * n_pos));
-      kernels::attend(q + t * s.n_head * Dk + h0 * Dk, static_cast<int>(g1 - g0), Dk, Dv,
-                      cache.key(layer, bt.seq, 0) + hk * Dk, cache.key_width(),
-                      cache.value(layer, bt.seq, 0) + hk * Dv, cache.value_width(), n_pos, scale, scores.data(),
-                      out + t * s.n_head * Dv + h0 * Dv);
-    }
-  }, std::max<int64_t>(1, units / (8 * pool_.size())));
+  AttentionShape a;
+  a.n_head = s.n_head;
+  a.n_head_kv = s.n_head_kv;
+  a.dk = s.head_dim_k;
+  a.dv = s.head_dim_v;
+  a.q_stride = s.n_head * s.head_dim_k;
+  a.k_head_stride = s.head_dim_k;
+  a.v_head_stride = s.head_dim_v;
+  a.scale = s.attn_scale > 0 ? s.attn_scale : 1.0f / std::sqrt(static_cast<float>(s.head_dim_k));
+  paged_attention(a, batch, cache, layer, q, out, pool_);
 }
 
 Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
-  validate_batch(spec_, batch, cache);
+  prepare_batch(spec_, batch, cache);
   const ModelSpec& s = spec_;
   const int64_t T = static_cast<int64_t>(batch.size()), E = s.n_embd;
   const int64_t Dk = s.head_dim_k, Dv = s.head_dim_v;
@@ -157,15 +138,14 @@ Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
         kernels::rope(kh, c, sn, n_pairs, neox);
       }
       const BatchToken& bt = batch.tokens[static_cast<size_t>(t)];
-      std::copy_n(&k[t * kd], kd, cache.key(l, bt.seq, bt.pos));
-      std::copy_n(&v[t * vd], vd, cache.value(l, bt.seq, bt.pos));
+      cache.write(l, bt.seq, bt.pos, &k[t * kd], &v[t * vd]);
     }
     attention(l, batch, cache, q.data(), att.data());
     kernels::matmul(L.wo, att.data(), T, h.data(), pool_);
     for (int64_t i = 0; i < T * E; ++i) x[i] += h[i];
     residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x.data(), T, h.data(), ffn_out.data(), pool_);
   }
-  for (const BatchToken& t : batch.tokens) cache.set_length(t.seq, t.pos + 1);
+  cache.commit(batch);
   return output_logits(s, batch, x.data(), head_.output_norm, head_.output, pool_);
 }
 

@@ -4,6 +4,7 @@
 // tails that are not a multiple of the vector width.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -174,36 +175,77 @@ TEST(Kernels, ExpHandlesExtremeInputs) {
   }
 }
 
+// A paged copy of rows [n_pos][width] stored as `type` in blocks of
+// kKvBlockTokens rows, the blocks in shuffled order with a gap between rows
+// and a head at element `first` of each row; `floats` gets the rows as the
+// kernel must see them (exactly dequantized).
+struct PagedCopy {
+  std::vector<uint8_t> pool;
+  std::vector<int32_t> ids;
+  std::vector<float> floats;
+  PagedRows rows;
+};
+PagedCopy make_paged(const std::vector<float>& src, int n_pos, int64_t width, DType type, uint32_t seed) {
+  PagedCopy c;
+  const int64_t first = 32, row_w = first + width + 32;  // the head sits between two other heads
+  const int64_t rb = row_bytes(type, row_w), n_blocks = (n_pos + kKvBlockTokens - 1) / kKvBlockTokens + 2;
+  const int64_t block_bytes = kKvBlockTokens * rb + 64;
+  c.pool.assign(static_cast<size_t>(n_blocks * block_bytes), 0xAB);
+  c.ids.resize(static_cast<size_t>(n_blocks));
+  for (int64_t i = 0; i < n_blocks; ++i) c.ids[static_cast<size_t>(i)] = static_cast<int32_t>(n_blocks - 1 - i);
+  std::swap(c.ids[0], c.ids[static_cast<size_t>(seed % n_blocks)]);
+  std::vector<float> row(static_cast<size_t>(row_w));
+  c.floats.resize(static_cast<size_t>(n_pos * width));
+  for (int p = 0; p < n_pos; ++p) {
+    auto other = random_floats(row.size(), seed + 1000 + static_cast<uint32_t>(p));
+    row = other;
+    std::copy_n(&src[static_cast<size_t>(p * width)], width, &row[static_cast<size_t>(first)]);
+    uint8_t* dst = c.pool.data() + c.ids[static_cast<size_t>(p / kKvBlockTokens)] * block_bytes +
+                   (p % kKvBlockTokens) * rb;
+    quantize_row(type, row.data(), dst, row_w);
+    std::vector<float> back(row.size());
+    dequantize_row(type, dst, back.data(), row_w);
+    std::copy_n(&back[static_cast<size_t>(first)], width, &c.floats[static_cast<size_t>(p * width)]);
+  }
+  c.rows = {c.pool.data(), c.ids.data(), block_bytes, rb, row_bytes(type, first), type};
+  return c;
+}
+
 // The grouped attention kernel is the table's own dot, softmax and axpy in
-// one call: bit for bit on every ISA, over head groups, strided caches,
-// head widths with and without a vector tail, and many positions (more
-// scores than one transposing reduction takes).
+// one call: bit for bit on every ISA, over head groups, paged caches of
+// every cache type (rows converted exactly), head widths with and without a
+// vector tail, and positions spanning several blocks (more scores than one
+// transposing reduction takes).
 TEST(Kernels, AttendIsDotSoftmaxAxpyOfTheSameTable) {
   for (Isa isa : available_isas()) {
     const KernelTable& k = kernel_table(isa);
-    for (int group : {1, 3, 7})
-      for (int64_t dk : {64, 48, 20})
-        for (int n_pos : {1, 5, 37}) {
-          const int64_t dv = dk == 20 ? 24 : dk, kstride = dk * 2 + 3, vstride = dv * 2 + 1;
-          auto q = random_floats(static_cast<size_t>(group * dk), 1, 2.0f);
-          auto keys = random_floats(static_cast<size_t>(n_pos * kstride), 2, 2.0f);
-          auto values = random_floats(static_cast<size_t>(n_pos * vstride), 3);
-          const float scale = 0.125f;
-          std::vector<float> scores(static_cast<size_t>(group * n_pos)), out(static_cast<size_t>(group * dv), -7.0f);
-          k.attend(q.data(), group, dk, dv, keys.data(), kstride, values.data(), vstride, n_pos, scale, scores.data(),
-                   out.data());
-          std::vector<float> want(static_cast<size_t>(group * dv), 0.0f), sc(static_cast<size_t>(n_pos));
-          for (int g = 0; g < group; ++g) {
-            for (int p = 0; p < n_pos; ++p)
-              sc[static_cast<size_t>(p)] = k.dot(q.data() + g * dk, keys.data() + p * kstride, dk) * scale;
-            k.softmax(sc.data(), n_pos);
-            for (int p = 0; p < n_pos; ++p)
-              k.axpy(sc[static_cast<size_t>(p)], values.data() + p * vstride, want.data() + g * dv, dv);
+    for (DType type : {DType::F32, DType::F16, DType::BF16, DType::Q8_0})
+      for (int group : {1, 3, 7})
+        for (int64_t dk : {64, 48, 20, 96})
+          for (int n_pos : {1, 5, 37, 70}) {
+            if (type == DType::Q8_0 && dk % 32 != 0) continue;
+            const int64_t dv = dk == 20 ? 24 : dk;
+            if (type == DType::Q8_0 && dv % 32 != 0) continue;
+            auto q = random_floats(static_cast<size_t>(group * dk), 1, 2.0f);
+            const uint32_t seed = static_cast<uint32_t>(dk * 131 + n_pos);
+            PagedCopy keys = make_paged(random_floats(static_cast<size_t>(n_pos * dk), 2, 2.0f), n_pos, dk, type, seed);
+            PagedCopy values = make_paged(random_floats(static_cast<size_t>(n_pos * dv), 3), n_pos, dv, type, seed + 7);
+            const float scale = 0.125f;
+            std::vector<float> scratch(static_cast<size_t>(group * n_pos + kKvBlockTokens * std::max(dk, dv)));
+            std::vector<float> out(static_cast<size_t>(group * dv), -7.0f);
+            k.attend(q.data(), group, dk, dv, keys.rows, values.rows, n_pos, scale, scratch.data(), out.data());
+            std::vector<float> want(static_cast<size_t>(group * dv), 0.0f), sc(static_cast<size_t>(n_pos));
+            for (int g = 0; g < group; ++g) {
+              for (int p = 0; p < n_pos; ++p)
+                sc[static_cast<size_t>(p)] = k.dot(q.data() + g * dk, keys.floats.data() + p * dk, dk) * scale;
+              k.softmax(sc.data(), n_pos);
+              for (int p = 0; p < n_pos; ++p)
+                k.axpy(sc[static_cast<size_t>(p)], values.floats.data() + p * dv, want.data() + g * dv, dv);
+            }
+            for (size_t i = 0; i < want.size(); ++i)
+              ASSERT_EQ(out[i], want[i]) << isa_name(isa) << " " << dtype_name(type) << " group " << group << " dk "
+                                         << dk << " n_pos " << n_pos << " at " << i;
           }
-          for (size_t i = 0; i < want.size(); ++i)
-            ASSERT_EQ(out[i], want[i]) << isa_name(isa) << " group " << group << " dk " << dk << " n_pos " << n_pos
-                                       << " at " << i;
-        }
   }
 }
 

@@ -1,5 +1,6 @@
 // Scalar reference kernels: the ground truth for every ISA-specific variant
 // and the fallback on any CPU.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -87,15 +88,39 @@ void rope_ref(float* head, const float* cos, const float* sin, int n_pairs, bool
   }
 }
 
-void attend_ref(const float* q, int group, int64_t dk, int64_t dv, const float* keys, int64_t kstride,
-                const float* values, int64_t vstride, int n_pos, float scale, float* scores, float* out) {
-  for (int g = 0; g < group; ++g) {
-    float* sc = scores + static_cast<int64_t>(g) * n_pos;
-    for (int p = 0; p < n_pos; ++p) sc[p] = dot_ref(q + g * dk, keys + p * kstride, dk) * scale;
-    softmax_ref(sc, n_pos);
-    float* o = out + g * dv;
-    for (int64_t d = 0; d < dv; ++d) o[d] = 0;
-    for (int p = 0; p < n_pos; ++p) axpy_ref(sc[p], values + p * vstride, o, dv);
+// The float rows of block b of a paged cache: in place for f32, else
+// converted into `tile`; `stride` gets the floats between rows.
+const float* paged_block(const PagedRows& r, int64_t b, int rows, int64_t width, float* tile, int64_t& stride) {
+  const uint8_t* src = r.block(b);
+  if (r.type == DType::F32) {
+    stride = r.row_bytes / static_cast<int64_t>(sizeof(float));
+    return reinterpret_cast<const float*>(src);
+  }
+  for (int i = 0; i < rows; ++i) dequantize_row(r.type, src + i * r.row_bytes, tile + i * width, width);
+  stride = width;
+  return tile;
+}
+
+void attend_ref(const float* q, int group, int64_t dk, int64_t dv, const PagedRows& keys, const PagedRows& values,
+                int n_pos, float scale, float* scratch, float* out) {
+  float* scores = scratch;
+  float* tile = scratch + static_cast<int64_t>(group) * n_pos;
+  for (int p0 = 0; p0 < n_pos; p0 += kKvBlockTokens) {
+    const int rows = std::min(kKvBlockTokens, n_pos - p0);
+    int64_t ks;
+    const float* k = paged_block(keys, p0 / kKvBlockTokens, rows, dk, tile, ks);
+    for (int g = 0; g < group; ++g)
+      for (int i = 0; i < rows; ++i)
+        scores[static_cast<int64_t>(g) * n_pos + p0 + i] = dot_ref(q + g * dk, k + i * ks, dk) * scale;
+  }
+  for (int g = 0; g < group; ++g) softmax_ref(scores + static_cast<int64_t>(g) * n_pos, n_pos);
+  for (int64_t i = 0; i < group * dv; ++i) out[i] = 0;
+  for (int p0 = 0; p0 < n_pos; p0 += kKvBlockTokens) {  // per output element: ascending p, as axpy
+    const int rows = std::min(kKvBlockTokens, n_pos - p0);
+    int64_t vs;
+    const float* v = paged_block(values, p0 / kKvBlockTokens, rows, dv, tile, vs);
+    for (int g = 0; g < group; ++g)
+      for (int i = 0; i < rows; ++i) axpy_ref(scores[static_cast<int64_t>(g) * n_pos + p0 + i], v + i * vs, out + g * dv, dv);
   }
 }
 }  // namespace
