@@ -1,6 +1,7 @@
 // volga serve MODEL: the OpenAI-compatible HTTP server.
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include "chat/chat_template.h"
 #include "cli/commands.h"
@@ -13,6 +14,7 @@ Command add_serve(CLI::App& app) {
   auto o = std::make_shared<server::ServerOptions>();
   auto key = std::make_shared<std::string>();
   auto key_file = std::make_shared<std::string>();
+  auto kv = std::make_shared<KvFlags>();
   CLI::App* cmd = app.add_subcommand(
       "serve", "Serve a model over the OpenAI API (/v1/chat/completions, /v1/completions, /v1/responses, /v1/models, /health, /metrics)");
   cmd->add_option("model", o->model_path, kModelHelp)->check(CLI::ExistingFile);
@@ -21,13 +23,17 @@ Command add_serve(CLI::App& app) {
   cmd->add_option("--api-key", *key, "Require 'Authorization: Bearer KEY' (prefer --api-key-file: arguments are visible to other users)");
   cmd->add_option("--api-key-file", *key_file, "File with one accepted API key per line")->check(CLI::ExistingFile);
   cmd->add_option("--parallel", o->parallel, "Sequences generated at once (continuous batching)")->default_val(4)->check(CLI::Range(1, 256));
-  cmd->add_option("-c,--ctx-size", o->ctx_size, "Context per sequence in tokens (capped at the model's)")->default_val(4096)->check(CLI::Range(16, 1 << 24));
+  cmd->add_option("-c,--ctx-size", o->ctx_size,
+                  "Most tokens of one request, prompt and reply (capped at the model's and at the KV cache budget)")->default_val(4096)->check(CLI::Range(16, 1 << 24));
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
+  add_kv_options(cmd, *kv, true);
   cmd->add_option("--max-queue", o->max_queue, "Requests that may wait for a slot; beyond it the server answers 503")->default_val(64)->check(CLI::Range(0, 100000));
   cmd->add_option("--alias", o->model_name, "Model name reported by the API (default: the file name)");
   cmd->add_flag("-q,--quiet", o->quiet, "Do not log one line per request on stderr");
   cmd->add_option("--chat-template-file", o->chat_template_file, "Use this Jinja2 template instead of the model's")->check(CLI::ExistingFile);
-  return [o, key, key_file]() -> int {
+  return [o, key, key_file, kv]() -> int {
+    std::tie(o->cache_type_k, o->cache_type_v) = kv_types(*kv);
+    o->kv_memory = kv_memory_bytes(*kv);
     if (!key->empty()) o->api_keys.push_back(*key);
     if (!key_file->empty()) {
       std::ifstream in(*key_file);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sampling/sampler.h"
+#include "tensor/dtype.h"
 
 namespace volga::cli {
 
@@ -45,6 +46,17 @@ std::shared_ptr<const Grammar> load_grammar_option(const std::string& grammar_fi
 // volga::Error when no model is given and the demo model cannot be found.
 std::string resolve_model(const std::string& given);
 inline const char* kModelHelp = "GGUF model file (default: the demo model in models/)";
+
+// KV cache flags: --cache-type (both), --cache-type-k, --cache-type-v
+// (llama.cpp's spellings) and, with `memory`, --kv-memory SIZE.
+struct KvFlags {
+  std::string type = "f16", type_k, type_v, memory;
+};
+void add_kv_options(CLI::App* cmd, KvFlags& flags, bool memory);
+// The key and value types chosen (throws volga::Error on an unsupported name).
+std::pair<DType, DType> kv_types(const KvFlags& flags);
+// Bytes of --kv-memory, 0 when not given (throws volga::Error on a bad size).
+int64_t kv_memory_bytes(const KvFlags& flags);
 
 // Thread count for --threads: 0 or less means all hardware threads.
 int resolve_threads(int requested);

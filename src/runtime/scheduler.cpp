@@ -28,33 +28,29 @@ struct Scheduler::Slot {
   std::shared_ptr<RequestHandle> handle;  // null: free
   GenerationRequest req;
   std::unique_ptr<Sampler> sampler;
-  size_t n_prefilled = 0;   // prompt tokens already in the cache
-  int32_t next_token = -1;  // sampled, not yet in the cache
-  int32_t n_generated = 0;
-  // Token ids whose keys/values the cache holds at positions 0..size-1; kept
-  // after the request ends, for the next request to reuse.
-  std::vector<int32_t> cached;
-  uint64_t last_used = 0;  // admission number of its latest request
+  // Tokens to compute before the next sample: the prompt, or after a
+  // preemption the prompt and every generated token.
+  std::vector<int32_t> work;
+  std::vector<int32_t> generated;
+  int32_t next_token = -1;   // sampled, not yet in the cache
+  bool lookup = false;       // look for cached blocks before computing `work`
+  uint64_t admitted = 0;     // admission number: higher is newer
 };
 
-namespace {
-size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
-  const size_t n = std::min(a.size(), b.size());
-  size_t i = 0;
-  while (i < n && a[i] == b[i]) ++i;
-  return i;
-}
-
-// Cached tokens a prompt can take from a slot: never its last token, whose
-// logits must be computed.
-size_t reusable(const std::vector<int32_t>& cached, const std::vector<int32_t>& prompt) {
-  return std::min(common_prefix(cached, prompt), prompt.size() - 1);
-}
-}  // namespace
-
 Scheduler::Scheduler(Model& model, const SchedulerOptions& opts) : model_(model), opts_(opts) {
-  if (opts_.n_slots < 1 || opts_.n_ctx < 8 || opts_.step_tokens < opts_.n_slots || opts_.max_queue < 0)
+  if (opts_.n_slots < 1 || opts_.n_ctx < 8 || opts_.step_tokens < opts_.n_slots || opts_.max_queue < 0 ||
+      opts_.kv_blocks < 0)
     throw Error("scheduler: invalid options");
+  KvCacheOptions ko;
+  ko.n_seq = opts_.n_slots;
+  ko.n_ctx = opts_.n_ctx;
+  ko.n_blocks = opts_.kv_blocks;
+  ko.type_k = opts_.type_k;
+  ko.type_v = opts_.type_v;
+  cache_ = std::make_unique<KvCache>(model_.spec(), ko);
+  kv_capacity_ = cache_->n_blocks() * KvCache::kBlockTokens;
+  totals_.blocks_total = cache_->n_blocks();
+  totals_.block_bytes = cache_->block_bytes();
   engine_ = std::thread([this] { engine_loop(); });
 }
 
@@ -69,9 +65,13 @@ Scheduler::~Scheduler() {
 
 std::shared_ptr<RequestHandle> Scheduler::submit(GenerationRequest req) {
   if (req.prompt.empty()) throw Error("the prompt is empty");
-  if (static_cast<int64_t>(req.prompt.size()) + std::max(1, req.max_tokens) > opts_.n_ctx)
-    throw Error("the request needs " + std::to_string(req.prompt.size() + static_cast<size_t>(std::max(1, req.max_tokens))) +
-                " tokens, more than the context of " + std::to_string(opts_.n_ctx));
+  const int64_t need = static_cast<int64_t>(req.prompt.size()) + std::max(1, req.max_tokens);
+  if (need > opts_.n_ctx)
+    throw Error("the request needs " + std::to_string(need) + " tokens, more than the context of " +
+                std::to_string(opts_.n_ctx));
+  if (need > kv_capacity_)
+    throw Error("the request needs " + std::to_string(need) + " tokens, more than the KV cache holds (" +
+                std::to_string(kv_capacity_) + " positions)");
   req.sampling.validate();
   auto handle = std::make_shared<RequestHandle>();
   {
@@ -94,21 +94,18 @@ SchedulerStats Scheduler::stats() {
   return st;
 }
 
+// Oldest request first, while a slot is free and the pool can hold the part
+// of the prompt that is not cached (or nothing else runs: it fits alone).
 void Scheduler::admit(std::vector<Slot>& slots, KvCache& cache) {
   while (!queue_.empty()) {
+    size_t s = 0;
+    while (s < slots.size() && slots[s].handle) ++s;
+    if (s == slots.size()) return;  // every slot is busy
     const std::vector<int32_t>& prompt = queue_.front().first.prompt;
-    int best = -1;
-    size_t best_reuse = 0;
-    for (size_t s = 0; s < slots.size(); ++s) {
-      if (slots[s].handle) continue;
-      const size_t reuse = reusable(slots[s].cached, prompt);
-      if (best < 0 || reuse > best_reuse ||
-          (reuse == best_reuse && slots[s].last_used < slots[static_cast<size_t>(best)].last_used)) {
-        best = static_cast<int>(s);
-        best_reuse = reuse;
-      }
-    }
-    if (best < 0) return;  // every slot is busy
+    const int n = static_cast<int>(prompt.size());
+    const int cached = cache.cached_prefix(prompt.data(), n, n - 1);
+    const int64_t need = KvCache::blocks_for(n + 1) - cached / KvCache::kBlockTokens;
+    if (running_ > 0 && need > cache.available_blocks() - running_) return;  // wait for blocks
     auto [req, handle] = std::move(queue_.front());
     queue_.pop_front();
     std::unique_ptr<Sampler> sampler;
@@ -121,22 +118,21 @@ void Scheduler::admit(std::vector<Slot>& slots, KvCache& cache) {
       handle->push(std::move(ev));
       continue;
     }
-    Slot& slot = slots[static_cast<size_t>(best)];
+    Slot& slot = slots[s];
     slot.handle = std::move(handle);
     slot.req = std::move(req);
     slot.sampler = std::move(sampler);
     for (int32_t id : slot.req.prompt) slot.sampler->accept(id);
-    slot.n_prefilled = best_reuse;
-    slot.handle->set_cached_tokens(static_cast<int64_t>(best_reuse));
+    slot.work = slot.req.prompt;
+    slot.generated.clear();
     slot.next_token = -1;
-    slot.n_generated = 0;
-    slot.last_used = ++admissions_;
-    totals_.cached_tokens -= static_cast<int64_t>(slot.cached.size() - best_reuse);
-    slot.cached.resize(best_reuse);
-    cache.truncate(best, static_cast<int>(best_reuse));
+    slot.lookup = false;
+    slot.admitted = ++admissions_;
+    const int reused = cache.attach_prefix(static_cast<int>(s), slot.req.prompt.data(), n, n - 1);
+    slot.handle->set_cached_tokens(reused);
     ++totals_.prefix_lookups;
-    totals_.prefix_hit_tokens += static_cast<int64_t>(best_reuse);
-    totals_.prompt_tokens += static_cast<int64_t>(slot.req.prompt.size());
+    totals_.prefix_hit_tokens += reused;
+    totals_.prompt_tokens += n;
     ++running_;
   }
 }
@@ -144,22 +140,18 @@ void Scheduler::admit(std::vector<Slot>& slots, KvCache& cache) {
 void Scheduler::fail_all(std::vector<Slot>& slots, KvCache& cache, const std::string& error) {
   for (size_t s = 0; s < slots.size(); ++s) {
     Slot& slot = slots[s];
-    // The cache keeps what was computed: `cached` grows only after a forward pass succeeds.
-    cache.truncate(static_cast<int>(s), static_cast<int>(slot.cached.size()));
+    cache.truncate(static_cast<int>(s), cache.length(static_cast<int>(s)));  // blocks reserved by the failed pass
     if (!slot.handle) continue;
     TokenEvent ev;
     ev.kind = TokenEvent::Kind::Error;
     ev.error = error;
     slot.handle->push(std::move(ev));
-    slot.handle.reset();
-    slot.sampler.reset();
-    std::lock_guard<std::mutex> lock(mutex_);
-    --running_;
+    release(slot, cache, static_cast<int>(s));
   }
 }
 
 void Scheduler::engine_loop() {
-  KvCache cache(model_.spec(), opts_.n_slots, opts_.n_ctx);
+  KvCache& cache = *cache_;
   std::vector<Slot> slots(static_cast<size_t>(opts_.n_slots));
   while (true) {
     {
@@ -174,6 +166,7 @@ void Scheduler::engine_loop() {
       // A failure in the forward pass ends the requests in it, not the server.
       fail_all(slots, cache, e.what());
     }
+    publish(slots, cache);
   }
   for (auto& slot : slots)
     if (slot.handle) {
@@ -190,6 +183,16 @@ void Scheduler::engine_loop() {
     handle->push(std::move(ev));
   }
   queue_.clear();
+}
+
+void Scheduler::publish(const std::vector<Slot>& slots, const KvCache& cache) {
+  int64_t positions = 0;
+  for (size_t s = 0; s < slots.size(); ++s) positions += cache.length(static_cast<int>(s));
+  std::lock_guard<std::mutex> lock(mutex_);
+  totals_.cached_tokens = positions;
+  totals_.blocks_used = cache.used_blocks();
+  totals_.blocks_cached = cache.cached_blocks();
+  totals_.evictions = cache.evictions();
 }
 
 namespace {
@@ -211,44 +214,102 @@ void add_logprobs(const float* logits, int64_t n_vocab, int32_t chosen, int32_t 
 }
 }  // namespace
 
-void Scheduler::release(Slot& slot) {
+void Scheduler::release(Slot& slot, KvCache& cache, int seq) {
   slot.handle.reset();
-  slot.sampler.reset();  // the cache and `cached` stay, for the next request to reuse
+  slot.sampler.reset();
+  cache.truncate(seq, 0);  // full blocks stay cached for the next requests
   std::lock_guard<std::mutex> lock(mutex_);
   --running_;
 }
 
+// Gives back the blocks of the most recently admitted running sequence that
+// holds any; it will be computed again, from its prompt and generated tokens,
+// when there is room. False when no sequence holds blocks.
+bool Scheduler::preempt_newest(std::vector<Slot>& slots, KvCache& cache, size_t requester) {
+  size_t victim = slots.size();
+  for (size_t s = 0; s < slots.size(); ++s)
+    if (slots[s].handle && cache.seq_blocks(static_cast<int>(s)) > 0 &&
+        (victim == slots.size() || slots[s].admitted > slots[victim].admitted))
+      victim = s;
+  if (victim == slots.size()) return false;
+  Slot& v = slots[victim];
+  if (victim == requester) {
+    // The requester is the newest: it waits. If it is alone, it cannot fit at all.
+    bool others = false;
+    for (size_t s = 0; s < slots.size(); ++s) others = others || (s != victim && slots[s].handle);
+    if (!others) return false;
+  }
+  cache.truncate(static_cast<int>(victim), 0);
+  v.work = v.req.prompt;
+  v.work.insert(v.work.end(), v.generated.begin(), v.generated.end());
+  v.next_token = -1;
+  v.lookup = true;
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++totals_.preemptions;
+  return true;
+}
+
 // One decode token per generating sequence first, then prompt chunks within
-// the step's token budget. `logits_slot` gets the slot of each logits row.
-void Scheduler::build_batch(std::vector<Slot>& slots, const KvCache& cache, Batch& batch,
+// the step's token budget, oldest request first; each takes its blocks from
+// the pool, and a sequence that finds none preempts the newest one.
+// `logits_slot` gets the slot of each logits row.
+void Scheduler::build_batch(std::vector<Slot>& slots, KvCache& cache, Batch& batch,
                             std::vector<size_t>& logits_slot) {
+  std::vector<size_t> order;
+  for (size_t s = 0; s < slots.size(); ++s)
+    if (slots[s].handle) order.push_back(s);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return slots[a].admitted < slots[b].admitted; });
   int budget = opts_.step_tokens;
-  for (size_t s = 0; s < slots.size(); ++s) {
+  for (size_t s : order) {
     Slot& slot = slots[s];
+    const int seq = static_cast<int>(s);
     if (!slot.handle || slot.next_token < 0) continue;
-    batch.add(slot.next_token, cache.length(static_cast<int>(s)), static_cast<int32_t>(s), true);
+    bool room = cache.reserve(seq, cache.length(seq) + 1);
+    while (!room && preempt_newest(slots, cache, s)) {
+      if (slot.next_token < 0) break;  // it was the newest: it gave way
+      room = cache.reserve(seq, cache.length(seq) + 1);
+    }
+    if (slot.next_token < 0) continue;
+    if (!room) {  // alone and still no block: cannot happen when submit() checked the size
+      TokenEvent ev;
+      ev.kind = TokenEvent::Kind::Error;
+      ev.error = "the KV cache is full";
+      slot.handle->push(std::move(ev));
+      release(slot, cache, seq);
+      continue;
+    }
+    batch.add(slot.next_token, cache.length(seq), seq, true);
     logits_slot.push_back(s);
     --budget;
   }
-  for (size_t s = 0; s < slots.size() && budget > 0; ++s) {
+  for (size_t s : order) {
+    if (budget <= 0) break;
     Slot& slot = slots[s];
+    const int seq = static_cast<int>(s);
     if (!slot.handle || slot.next_token >= 0) continue;
-    const size_t n_prompt = slot.req.prompt.size();
-    const size_t take = std::min(n_prompt - slot.n_prefilled, static_cast<size_t>(budget));
-    for (size_t i = 0; i < take; ++i) {
-      const size_t p = slot.n_prefilled + i;
-      const bool last = p + 1 == n_prompt;
-      batch.add(slot.req.prompt[p], static_cast<int32_t>(p), static_cast<int32_t>(s), last);
+    const int n_work = static_cast<int>(slot.work.size());
+    if (slot.lookup) {
+      cache.attach_prefix(seq, slot.work.data(), n_work, n_work - 1);
+      slot.lookup = false;
+    }
+    const int done = cache.length(seq);
+    const int64_t room = (cache.seq_blocks(seq) + cache.available_blocks()) * KvCache::kBlockTokens - done;
+    const int take = static_cast<int>(std::min<int64_t>({n_work - done, budget, room}));
+    if (take <= 0) continue;
+    cache.reserve(seq, done + take);
+    for (int i = 0; i < take; ++i) {
+      const int p = done + i;
+      const bool last = p + 1 == n_work;
+      batch.add(slot.work[static_cast<size_t>(p)], p, seq, last);
       if (last) logits_slot.push_back(s);
     }
-    slot.n_prefilled += take;
-    budget -= static_cast<int>(take);
+    budget -= take;
   }
 }
 
 // Samples a slot's next token from its logits row and sends it; ends the
 // request on a stop id, its length limit or a stuck grammar.
-void Scheduler::deliver(Slot& slot, const float* logits, int64_t n_vocab) {
+void Scheduler::deliver(Slot& slot, KvCache& cache, int seq, const float* logits, int64_t n_vocab) {
   int32_t id = -1;
   try {
     id = slot.sampler->sample(logits, n_vocab);
@@ -259,44 +320,49 @@ void Scheduler::deliver(Slot& slot, const float* logits, int64_t n_vocab) {
     ev.kind = TokenEvent::Kind::Error;
     ev.error = e.what();
     slot.handle->push(std::move(ev));
-    release(slot);
+    release(slot, cache, seq);
     return;
   }
-  ++slot.n_generated;
+  slot.generated.push_back(id);
   TokenEvent ev;
   ev.id = id;
   if (slot.req.top_logprobs >= 0) add_logprobs(logits, n_vocab, id, slot.req.top_logprobs, ev);
   slot.handle->push(std::move(ev));
   const bool stop_id = std::find(slot.req.stop_ids.begin(), slot.req.stop_ids.end(), id) != slot.req.stop_ids.end() ||
                        slot.sampler->grammar_finished();
-  const bool full = slot.n_generated >= slot.req.max_tokens || static_cast<int>(slot.cached.size()) >= opts_.n_ctx;
+  const bool full = static_cast<int>(slot.generated.size()) >= slot.req.max_tokens || cache.length(seq) >= opts_.n_ctx;
   if (stop_id || full) {
     TokenEvent done;
     done.kind = TokenEvent::Kind::Done;
     done.finish_reason = stop_id ? "stop" : "length";
     slot.handle->push(std::move(done));
-    release(slot);
+    release(slot, cache, seq);
   } else {
     slot.next_token = id;
   }
 }
 
 void Scheduler::step(std::vector<Slot>& slots, KvCache& cache) {
-  for (Slot& slot : slots)
-    if (slot.handle && slot.handle->cancelled()) release(slot);
+  for (size_t s = 0; s < slots.size(); ++s)
+    if (slots[s].handle && slots[s].handle->cancelled()) release(slots[s], cache, static_cast<int>(s));
   Batch batch;
   std::vector<size_t> logits_slot;
   build_batch(slots, cache, batch, logits_slot);
-  if (batch.empty()) return;
-  Logits logits = model_.forward(batch, cache);
-  // Only now do the new positions count as cached: a failed pass leaves `cached` as it was.
-  for (const BatchToken& t : batch.tokens) slots[static_cast<size_t>(t.seq)].cached.push_back(t.token);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    totals_.cached_tokens += static_cast<int64_t>(batch.size());
+  if (batch.empty()) {
+    // Every running sequence is waiting for blocks held by the others (long
+    // prompts filling the pool together): the newest gives way.
+    for (size_t s = 0; s < slots.size(); ++s)
+      if (slots[s].handle) {
+        preempt_newest(slots, cache, slots.size());
+        break;
+      }
+    return;
   }
-  for (int64_t row = 0; row < logits.rows(); ++row)
-    deliver(slots[logits_slot[static_cast<size_t>(row)]], logits.row(row), logits.n_vocab);
+  Logits logits = model_.forward(batch, cache);
+  for (int64_t row = 0; row < logits.rows(); ++row) {
+    const size_t s = logits_slot[static_cast<size_t>(row)];
+    deliver(slots[s], cache, static_cast<int>(s), logits.row(row), logits.n_vocab);
+  }
 }
 
 }  // namespace volga

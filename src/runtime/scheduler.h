@@ -11,14 +11,21 @@
 // kernel computes each token's row with the same arithmetic whatever the
 // batch holds, and each request has its own Sampler and seed.
 //
-// Prefix reuse: a slot keeps its cache when its request ends, together with
-// the token ids its positions hold. A new request goes to the free slot
-// whose cached tokens share the longest prefix with its prompt (ties: the
-// least recently used slot) and only the rest of the prompt is computed;
-// the last prompt token is always computed again, since its logits are
-// needed. Because every token's keys and values are computed with the same
-// arithmetic whatever batch or chunk it came in, a reused prefix gives the
-// same logits, bit for bit, as computing it again.
+// Memory: the KvCache is one pool of blocks shared by all slots (see
+// model/kv_cache.h). A request in prefill takes blocks as its prompt chunks
+// are computed, a generating one a block every kBlockTokens tokens. When the
+// pool has no block left for a step, the most recently admitted sequence is
+// preempted: its blocks are given back (its full blocks stay cached) and it
+// is computed again, prompt and generated tokens, when blocks are free. Its
+// sampler keeps its state, so it continues exactly as if never interrupted.
+//
+// Prefix reuse: full blocks are kept and found by content (token ids and
+// everything before them), in any slot, after their request ended. A new
+// request takes the longest cached chain of whole blocks matching its prompt
+// and computes only the rest; the last prompt token is always computed
+// again, since its logits are needed. Because every token's keys and values
+// are computed with the same arithmetic whatever batch or chunk it came in,
+// a reused prefix gives the same logits, bit for bit, as computing it again.
 //
 // Thread-safety: submit(), stats() and RequestHandle's reader side may be
 // called from any thread.
@@ -36,6 +43,7 @@
 
 #include "model/model.h"
 #include "sampling/sampler.h"
+#include "tensor/dtype.h"
 #include "util/error.h"
 
 namespace volga {
@@ -88,16 +96,25 @@ class QueueFullError : public Error {
 
 struct SchedulerOptions {
   int n_slots = 4;            // sequences generated at once
-  int n_ctx = 4096;           // context per sequence (prompt + generated)
+  int n_ctx = 4096;           // most tokens of one request (prompt + generated)
   int max_queue = 64;         // waiting requests beyond the running ones
   int step_tokens = 256;      // token budget of one forward pass (decode + prefill chunks)
+  int64_t kv_blocks = 0;      // KV cache pool; 0: n_slots full-context sequences
+  DType type_k = DType::F16;  // KV cache types
+  DType type_v = DType::F16;
 };
 
 struct SchedulerStats {
   int queued = 0;
   int running = 0;
   int slots = 0;
-  int64_t cached_tokens = 0;        // positions held in the KV cache, all slots together
+  int64_t cached_tokens = 0;        // positions held by running sequences, all slots together
+  int64_t blocks_total = 0;         // KV cache pool: blocks of KvCache::kBlockTokens positions
+  int64_t blocks_used = 0;          // held by running sequences
+  int64_t blocks_cached = 0;        // kept for prefix reuse, evictable
+  int64_t block_bytes = 0;
+  int64_t preemptions = 0;          // sequences that gave their blocks back to be computed again later
+  int64_t evictions = 0;            // cached blocks reused for something else
   int64_t prefix_lookups = 0;       // requests admitted (each looks for a cached prefix)
   int64_t prefix_hit_tokens = 0;    // prompt tokens taken from the cache instead of computed
   int64_t prompt_tokens = 0;        // prompt tokens of the admitted requests
@@ -111,11 +128,13 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Throws QueueFullError when the queue is full, volga::Error when the
-  // request cannot fit the context (the caller checks this first for a
-  // friendlier message).
+  // request cannot fit the context or the KV cache pool even alone (the
+  // caller checks this first for a friendlier message).
   std::shared_ptr<RequestHandle> submit(GenerationRequest req);
   SchedulerStats stats();
   const SchedulerOptions& options() const { return opts_; }
+  // Positions the KV cache pool holds in all (a request's ceiling with n_ctx).
+  int64_t kv_capacity_tokens() const { return kv_capacity_; }
 
  private:
   struct Slot;
@@ -123,18 +142,22 @@ class Scheduler {
   // Moves queued requests into free slots (mutex_ held).
   void admit(std::vector<Slot>& slots, KvCache& cache);
   void step(std::vector<Slot>& slots, KvCache& cache);
-  void build_batch(std::vector<Slot>& slots, const KvCache& cache, Batch& batch, std::vector<size_t>& logits_slot);
-  void deliver(Slot& slot, const float* logits, int64_t n_vocab);
-  void release(Slot& slot);
+  void build_batch(std::vector<Slot>& slots, KvCache& cache, Batch& batch, std::vector<size_t>& logits_slot);
+  bool preempt_newest(std::vector<Slot>& slots, KvCache& cache, size_t keep);
+  void deliver(Slot& slot, KvCache& cache, int seq, const float* logits, int64_t n_vocab);
+  void release(Slot& slot, KvCache& cache, int seq);
   void fail_all(std::vector<Slot>& slots, KvCache& cache, const std::string& error);
+  void publish(const std::vector<Slot>& slots, const KvCache& cache);
 
   Model& model_;
   SchedulerOptions opts_;
+  std::unique_ptr<KvCache> cache_;  // the engine thread's alone once it runs
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::pair<GenerationRequest, std::shared_ptr<RequestHandle>>> queue_;
   int running_ = 0;
-  SchedulerStats totals_;  // the prefix-cache counters and cached_tokens (mutex_)
+  int64_t kv_capacity_ = 0;
+  SchedulerStats totals_;  // the cache counters, published by the engine after each step (mutex_)
   uint64_t admissions_ = 0;  // engine thread: orders slots by last use
   bool stop_ = false;
   std::thread engine_;

@@ -57,8 +57,19 @@ void Metrics::render_engine(std::string& out, const SchedulerStats& e) {
   metric("volga_queue_length", "gauge", "Requests waiting for a free sequence slot.", e.queued);
   metric("volga_running_requests", "gauge", "Requests being generated.", e.running);
   metric("volga_slots", "gauge", "Sequence slots (--parallel).", e.slots);
-  metric("volga_kv_cached_tokens", "gauge", "Token positions held in the KV cache, all slots together.",
+  metric("volga_kv_cached_tokens", "gauge", "Token positions held by running sequences, all slots together.",
          static_cast<long long>(e.cached_tokens));
+  metric("volga_kv_blocks_total", "gauge", "Blocks in the KV cache pool.", static_cast<long long>(e.blocks_total));
+  metric("volga_kv_blocks_used", "gauge", "KV cache blocks held by running sequences.",
+         static_cast<long long>(e.blocks_used));
+  metric("volga_kv_blocks_cached", "gauge", "KV cache blocks kept for prefix reuse (evictable).",
+         static_cast<long long>(e.blocks_cached));
+  metric("volga_kv_block_bytes", "gauge", "Bytes of one KV cache block.", static_cast<long long>(e.block_bytes));
+  metric("volga_kv_preemptions_total", "counter",
+         "Sequences that gave their KV cache blocks back, to be computed again when there is room.",
+         static_cast<long long>(e.preemptions));
+  metric("volga_kv_evictions_total", "counter", "Cached KV blocks reused for other sequences.",
+         static_cast<long long>(e.evictions));
   metric("volga_prefix_cache_lookups_total", "counter", "Requests that looked for a cached prompt prefix.",
          static_cast<long long>(e.prefix_lookups));
   metric("volga_prefix_cache_hit_tokens_total", "counter",

@@ -17,6 +17,7 @@
 #include "chat/chat_template.h"
 #include "format/gguf.h"
 #include "model/model.h"
+#include "runtime/kv_budget.h"
 #include "runtime/scheduler.h"
 #include "server/handlers.h"
 #include "server/metrics.h"
@@ -130,6 +131,11 @@ namespace {
 Json health_json(const SchedulerStats& e) {
   return {{"status", "ok"},
           {"slots", {{"total", e.slots}, {"busy", e.running}, {"queued", e.queued}}},
+          {"kv_cache", {{"block_tokens", KvCache::kBlockTokens}, {"block_bytes", e.block_bytes},
+                        {"blocks_total", e.blocks_total}, {"blocks_used", e.blocks_used},
+                        {"blocks_cached", e.blocks_cached},
+                        {"blocks_free", e.blocks_total - e.blocks_used - e.blocks_cached},
+                        {"preemptions", e.preemptions}, {"evictions", e.evictions}}},
           {"prefix_cache", {{"cached_tokens", e.cached_tokens}, {"lookups", e.prefix_lookups},
                             {"hit_tokens", e.prefix_hit_tokens}, {"prompt_tokens", e.prompt_tokens}}}};
 }
@@ -150,9 +156,16 @@ class Server {
     m.metrics = &state_.metrics;
     for (int32_t id = 0; id < tok_->n_vocab(); ++id)
       if (tok_->is_end_of_generation(id)) m.stop_ids.push_back(id);
+    const KvBudget kv = plan_kv_budget(model_->spec(), o.cache_type_k, o.cache_type_v, o.parallel, m.ctx,
+                                       o.kv_memory, static_cast<int64_t>(file_->file_size()));
+    std::fprintf(stderr, "volga serve: %s\n", describe_kv_budget(kv, o.cache_type_k, o.cache_type_v, m.ctx).c_str());
+    m.ctx = static_cast<int>(std::min<int64_t>(m.ctx, kv.positions()));  // a request must fit the pool alone
     SchedulerOptions so;
     so.n_slots = o.parallel;
     so.n_ctx = m.ctx;
+    so.kv_blocks = kv.n_blocks;
+    so.type_k = o.cache_type_k;
+    so.type_v = o.cache_type_v;
     so.max_queue = o.max_queue;
     so.step_tokens = std::max(256, o.parallel);
     scheduler_ = std::make_unique<Scheduler>(*model_, so);

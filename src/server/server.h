@@ -8,6 +8,8 @@
 #pragma once
 
 #include <string>
+
+#include "tensor/dtype.h"
 #include <vector>
 
 namespace volga::server {
@@ -19,7 +21,10 @@ struct ServerOptions {
   int port = 8080;
   std::vector<std::string> api_keys;  // empty: no authentication
   int parallel = 4;               // sequences generated at once
-  int ctx_size = 4096;            // context per sequence
+  int ctx_size = 4096;            // most tokens of one request
+  int64_t kv_memory = 0;          // KV cache budget in bytes; 0: derived from free memory
+  DType cache_type_k = DType::F16;
+  DType cache_type_v = DType::F16;
   int threads = 0;
   int max_queue = 64;             // requests waiting beyond the running ones
   std::string chat_template_file;

@@ -1,10 +1,12 @@
-// Scheduler: prefix reuse across requests is exact (same tokens and
-// log-probabilities as a cold engine), picks the slot with the longest common
-// prefix, and stays consistent after a cancelled request.
+// Scheduler over the paged KV cache, for every architecture family and cache
+// type: prefix reuse across requests and slots is exact (same tokens and
+// log-probabilities as a cold engine), preempted sequences continue exactly,
+// concurrent streams equal their solo runs, and the pool's limits are kept.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <tuple>
 
 #include "format/gguf.h"
 #include "model/model.h"
@@ -19,12 +21,17 @@ struct Output {
   std::vector<float> logprobs;  // chosen token, then the top 4 alternatives, per token
 };
 
-class SchedulerTest : public ::testing::TestWithParam<std::string> {
+using Param = std::tuple<std::string, DType>;  // architecture, KV cache type
+
+class SchedulerTest : public ::testing::TestWithParam<Param> {
  protected:
+  static std::string arch() { return std::get<0>(GetParam()); }
+  static DType type() { return std::get<1>(GetParam()); }
   void SetUp() override {
-    path_ = ::testing::TempDir() + "volga_sched_" + GetParam() + "_" + std::to_string(::getpid()) + ".gguf";
+    path_ = ::testing::TempDir() + "volga_sched_" + arch() + "_" + dtype_name(type()) + "_" +
+            std::to_string(::getpid()) + ".gguf";
     synth::SynthOptions o;
-    o.arch = GetParam();
+    o.arch = arch();
     o.type = "q8_0";
     o.output = path_;
     o.quiet = true;
@@ -36,11 +43,13 @@ class SchedulerTest : public ::testing::TestWithParam<std::string> {
 
   // Small step budget, so prompts are split into chunks at different places
   // in cold and warm runs.
-  std::unique_ptr<Scheduler> make(int n_slots) {
+  std::unique_ptr<Scheduler> make(int n_slots, int64_t kv_blocks = 0) {
     SchedulerOptions o;
     o.n_slots = n_slots;
-    o.n_ctx = 128;
-    o.step_tokens = 8;
+    o.n_ctx = 160;
+    o.step_tokens = 24;
+    o.kv_blocks = kv_blocks;
+    o.type_k = o.type_v = type();
     return std::make_unique<Scheduler>(*model_, o);
   }
 
@@ -59,7 +68,10 @@ class SchedulerTest : public ::testing::TestWithParam<std::string> {
     Output out;
     TokenEvent ev;
     while (true) {
-      if (!h->next(ev, 60000)) ADD_FAILURE() << "no event within a minute";
+      if (!h->next(ev, 60000)) {
+        ADD_FAILURE() << "no event within a minute";
+        break;
+      }
       if (ev.kind == TokenEvent::Kind::Error) ADD_FAILURE() << ev.error;
       if (ev.kind != TokenEvent::Kind::Token) break;
       out.ids.push_back(ev.id);
@@ -94,8 +106,12 @@ std::vector<int32_t> concat(std::vector<int32_t> a, const std::vector<int32_t>& 
   return a;
 }
 
+constexpr int B = KvCache::kBlockTokens;
+
+int64_t whole_blocks(size_t n) { return static_cast<int64_t>(n) / B * B; }
+
 TEST_P(SchedulerTest, ReusedPrefixGivesTheColdResultExactly) {
-  const std::vector<int32_t> system = seq(3, 21);
+  const std::vector<int32_t> system = seq(3, 2 * B + 6);
   const std::vector<int32_t> p1 = concat(system, seq(100, 5)), p2 = concat(system, seq(200, 7));
   const Output expected = cold(p2, 6);
   auto s = make(1);
@@ -104,29 +120,30 @@ TEST_P(SchedulerTest, ReusedPrefixGivesTheColdResultExactly) {
   expect_same(warm, expected);
   const SchedulerStats st = s->stats();
   EXPECT_EQ(st.prefix_lookups, 2);
-  EXPECT_EQ(st.prefix_hit_tokens, static_cast<int64_t>(system.size()));
-  // The same prompt again: all but its last token come from the cache.
+  EXPECT_EQ(st.prefix_hit_tokens, 2 * B);  // whole blocks of the shared system prompt
+  // The same prompt again: every whole block but the one with its last token.
   expect_same(run(*s, p2, 6), expected);
-  EXPECT_EQ(s->stats().prefix_hit_tokens, static_cast<int64_t>(system.size() + p2.size() - 1));
+  EXPECT_EQ(s->stats().prefix_hit_tokens, 2 * B + whole_blocks(p2.size() - 1));
 }
 
 TEST_P(SchedulerTest, NextTurnReusesGeneratedTokens) {
   // A chat's next turn: the previous prompt, the reply, a new message. The
   // reply's keys/values were computed one token at a time while decoding.
-  const std::vector<int32_t> p1 = seq(5, 12);
+  const std::vector<int32_t> p1 = seq(5, 40);
   auto s = make(1);
-  const Output reply = run(*s, p1, 6);
+  const Output reply = run(*s, p1, 30);
+  ASSERT_EQ(reply.ids.size(), 30u);
   const std::vector<int32_t> p2 = concat(concat(p1, reply.ids), seq(300, 4));
   const Output warm = run(*s, p2, 5);
   expect_same(warm, cold(p2, 5));
-  // The last reply token was sampled but never fed back: it is recomputed.
-  EXPECT_EQ(s->stats().prefix_hit_tokens, static_cast<int64_t>(p1.size() + reply.ids.size() - 1));
+  // The last reply token was sampled but never fed back: it is not cached.
+  EXPECT_EQ(s->stats().prefix_hit_tokens, whole_blocks(p1.size() + reply.ids.size() - 1));
 }
 
-TEST_P(SchedulerTest, PicksTheSlotWithTheLongestCommonPrefix) {
-  const std::vector<int32_t> a = seq(1, 10), b = seq(50, 16);
+TEST_P(SchedulerTest, ReusesBlocksAcrossSlots) {
+  const std::vector<int32_t> a = seq(1, B + 10), b = seq(50, 2 * B + 3);
   auto s = make(2);
-  // Two at once so that each takes its own slot.
+  // Two at once, so each runs in its own slot.
   auto ha = s->submit(request(a, 2)), hb = s->submit(request(b, 2));
   for (auto* h : {&ha, &hb}) {
     TokenEvent ev;
@@ -134,16 +151,16 @@ TEST_P(SchedulerTest, PicksTheSlotWithTheLongestCommonPrefix) {
     while (ev.kind == TokenEvent::Kind::Token);
   }
   const int64_t before = s->stats().prefix_hit_tokens;
-  const std::vector<int32_t> p = concat(std::vector<int32_t>(b.begin(), b.begin() + 12), seq(400, 3));
-  expect_same(run(*s, p, 3), cold(p, 3));
-  EXPECT_EQ(s->stats().prefix_hit_tokens - before, 12);
-  // `a`'s slot was left alone: its whole prompt but the last token is still there.
-  run(*s, a, 2);
-  EXPECT_EQ(s->stats().prefix_hit_tokens - before, 12 + static_cast<int64_t>(a.size()) - 1);
+  const std::vector<int32_t> pb = concat(std::vector<int32_t>(b.begin(), b.begin() + 2 * B + 1), seq(400, 3));
+  expect_same(run(*s, pb, 3), cold(pb, 3));
+  EXPECT_EQ(s->stats().prefix_hit_tokens - before, 2 * B);
+  const std::vector<int32_t> pa = concat(a, seq(600, 2));
+  expect_same(run(*s, pa, 3), cold(pa, 3));
+  EXPECT_EQ(s->stats().prefix_hit_tokens - before, 3 * B);
 }
 
 TEST_P(SchedulerTest, CancelledRequestLeavesAConsistentCache) {
-  const std::vector<int32_t> p1 = seq(9, 30);
+  const std::vector<int32_t> p1 = seq(9, B + 8);
   auto s = make(1);
   auto h = s->submit(request(p1, 90));
   TokenEvent ev;
@@ -151,14 +168,79 @@ TEST_P(SchedulerTest, CancelledRequestLeavesAConsistentCache) {
   h->cancel();
   while (ev.kind == TokenEvent::Kind::Token && h->next(ev, 200)) {
   }
-  const std::vector<int32_t> p2 = concat(std::vector<int32_t>(p1.begin(), p1.begin() + 25), seq(77, 6));
+  const std::vector<int32_t> p2 = concat(std::vector<int32_t>(p1.begin(), p1.begin() + B + 3), seq(77, 6));
   expect_same(run(*s, p2, 6), cold(p2, 6));
-  EXPECT_EQ(s->stats().prefix_hit_tokens, 25);
-  EXPECT_LE(s->stats().cached_tokens, 128);
+  EXPECT_EQ(s->stats().prefix_hit_tokens, B);
+  // Nothing runs: every block is cached or free (the engine publishes its
+  // counters just after the last event of a request).
+  for (int i = 0; i < 100 && s->stats().blocks_used != 0; ++i) ::usleep(10000);
+  EXPECT_EQ(s->stats().blocks_used, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, SchedulerTest, ::testing::Values("qwen3", "deepseek2"),
-                         [](const auto& info) { return info.param; });
+// Three requests that together need more blocks than the pool has: the
+// newest gives its blocks back and is computed again later, and every
+// request still gets exactly its solo output.
+TEST_P(SchedulerTest, PreemptedSequencesContinueExactly) {
+  const std::vector<std::vector<int32_t>> prompts = {seq(11, 40), seq(22, 37), seq(33, 45)};
+  std::vector<Output> solo;
+  for (auto& p : prompts) solo.push_back(cold(p, 40));
+  auto s = make(3, 7);  // each request needs 3 blocks at its end, 9 together
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (auto& p : prompts) handles.push_back(s->submit(request(p, 40)));
+  for (size_t i = 0; i < handles.size(); ++i) {
+    Output got;
+    TokenEvent ev;
+    while (handles[i]->next(ev, 60000) && ev.kind == TokenEvent::Kind::Token) {
+      got.ids.push_back(ev.id);
+      got.logprobs.push_back(ev.logprob);
+      for (auto& [id, lp] : ev.top) got.logprobs.push_back(lp);
+    }
+    EXPECT_EQ(ev.kind, TokenEvent::Kind::Done) << ev.error;
+    expect_same(got, solo[i]);
+  }
+  EXPECT_GT(s->stats().preemptions, 0);
+}
+
+TEST_P(SchedulerTest, EightConcurrentStreamsEqualTheirSoloRuns) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 8; ++i) prompts.push_back(seq(13 * i + 1, 10 + 7 * i));
+  std::vector<Output> solo;  // first: two engines must not share the model and its thread pool
+  for (auto& p : prompts) solo.push_back(cold(p, 12));
+  auto s = make(8);
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (auto& p : prompts) handles.push_back(s->submit(request(p, 12)));
+  for (size_t i = 0; i < handles.size(); ++i) {
+    Output got;
+    TokenEvent ev;
+    while (handles[i]->next(ev, 60000) && ev.kind == TokenEvent::Kind::Token) {
+      got.ids.push_back(ev.id);
+      got.logprobs.push_back(ev.logprob);
+      for (auto& [id, lp] : ev.top) got.logprobs.push_back(lp);
+    }
+    expect_same(got, solo[i]);
+  }
+}
+
+TEST_P(SchedulerTest, RequestLargerThanThePoolIsRefusedWithTheNumbers) {
+  const Output alone = cold(seq(1, 80), 16);
+  auto s = make(2, 3);  // 96 positions
+  EXPECT_EQ(s->kv_capacity_tokens(), 3 * B);
+  try {
+    s->submit(request(seq(1, 80), 20));
+    ADD_FAILURE() << "a request larger than the KV cache was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("100 tokens"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("96 positions"), std::string::npos) << e.what();
+  }
+  expect_same(run(*s, seq(1, 80), 16), alone);  // one that fits still runs
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, SchedulerTest,
+                         ::testing::Combine(::testing::Values("qwen3", "deepseek2"),
+                                            ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + dtype_name(std::get<1>(info.param));
+                         });
 
 }  // namespace
 }  // namespace volga
