@@ -5,6 +5,7 @@
 // itself, on the same threads. With -d N both tests run after N tokens are
 // already in the KV cache (like llama-bench's -d), so attention over a long
 // context shows.
+#include <tuple>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -36,6 +37,7 @@ struct BenchOptions {
   std::string isa;
   std::string matmul;
   std::string grammar_file, schema_file;
+  KvFlags kv;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -193,6 +195,7 @@ Command add_bench(CLI::App& app) {
                   "Products with quantized weights: int8 (activations rounded to 8 bits, integer dot products; "
                   "the default) or float (weights dequantized to float); same as VOLGA_MATMUL")
       ->check(CLI::IsMember({"int8", "float"}));
+  add_kv_options(cmd, o->kv, false);
   cmd->add_flag("--json", o->json, "Print one JSON object instead of the table");
   cmd->add_option("--grammar", o->grammar_file, "Also measure sampled decode under this GBNF grammar (vs. unconstrained)")
       ->check(CLI::ExistingFile);
@@ -225,7 +228,10 @@ Command add_bench(CLI::App& app) {
     }
 
     const int ctx = std::max(16, o->depth + std::max(o->n_prompt, o->n_gen) + 1);
-    KvCache cache(s, 1, ctx);
+    KvCacheOptions ko;
+    ko.n_ctx = ctx;
+    std::tie(ko.type_k, ko.type_v) = kv_types(o->kv);
+    KvCache cache(s, ko);
     std::mt19937 rng(1234);
     std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(s.n_vocab - 1));
     Batch batch;
@@ -272,8 +278,8 @@ Command add_bench(CLI::App& app) {
     const double fma_peak = measure_peak(pool, kt.fma_probe);
     const double int8_peak = kernels::isa_available(kernels::Isa::Avx512) ? measure_peak(pool, kernels::int8_probe) : 0;
     // Decode reads the weights and, at depth, the cached keys/values as well.
-    const double kv_bytes = static_cast<double>(s.n_layer) * static_cast<double>(s.kv_key_width() + s.kv_value_width()) *
-                            sizeof(float) * (o->depth + o->n_gen / 2.0);
+    const double kv_bytes = static_cast<double>(KvCache::block_bytes_for(s, cache.type_k(), cache.type_v())) /
+                            KvCache::kBlockTokens * (o->depth + o->n_gen / 2.0);
     const double decode_limit = bandwidth / (weight_bytes + kv_bytes);
     // Prefill work per token: 2 flops per matrix weight, plus attention over
     // on average half the prompt (q.k and p.v).
@@ -293,6 +299,8 @@ Command add_bench(CLI::App& app) {
       j["threads"] = pool.size();
       j["isa"] = kt.name;
       j["matmul"] = matmul_mode;
+      j["kv_cache_type_k"] = dtype_name(cache.type_k());
+      j["kv_cache_type_v"] = dtype_name(cache.type_v());
       j["n_prompt"] = o->n_prompt;
       j["n_gen"] = o->n_gen;
       j["depth"] = o->depth;
@@ -328,9 +336,13 @@ Command add_bench(CLI::App& app) {
       std::printf("%s\n", j.dump(2).c_str());
       return 0;
     }
-    std::printf("model: %s (%s, %.0f MiB%s%s), %d threads, kernels %s, matmul %s, CPU: %s\n", o->model.c_str(),
-                s.arch.c_str(), static_cast<double>(file->file_size()) / (1 << 20), type.empty() ? "" : ", ",
-                type.c_str(), pool.size(), kt.name, matmul_mode, cpu_features().describe().c_str());
+    std::printf("model: %s (%s, %.0f MiB%s%s), %d threads, kernels %s, matmul %s, KV cache %s, CPU: %s\n",
+                o->model.c_str(), s.arch.c_str(), static_cast<double>(file->file_size()) / (1 << 20),
+                type.empty() ? "" : ", ", type.c_str(), pool.size(), kt.name, matmul_mode,
+                cache.type_k() == cache.type_v()
+                    ? dtype_name(cache.type_k())
+                    : (std::string(dtype_name(cache.type_k())) + "/" + dtype_name(cache.type_v())).c_str(),
+                cpu_features().describe().c_str());
     std::printf("| test            | tokens/s (median) | min .. max        | of the machine's limit |\n");
     std::printf("|-----------------|-------------------|-------------------|------------------------|\n");
     if (!pp.empty())

@@ -28,6 +28,7 @@ struct ChatOptions {
   int n_predict = 1024;
   int threads = 0;
   int ctx_size = 4096;
+  KvFlags kv;
   SamplingParams sampling;
   int64_t seed = -1;
 };
@@ -67,6 +68,7 @@ Command add_chat(CLI::App& app) {
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context size in tokens (capped at the model's)")->default_val(4096)->check(CLI::Range(16, 1 << 24));
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
   add_sampling_options(cmd, o->sampling, o->seed);
+  add_kv_options(cmd, o->kv, false);
   return [o]() -> int {
     finish_sampling_options(o->sampling, o->seed);
     o->model = resolve_model(o->model);
@@ -79,7 +81,10 @@ Command add_chat(CLI::App& app) {
     ThreadPool pool(resolve_threads(o->threads));
     auto model = load_model(*file, pool);
     const int ctx = static_cast<int>(std::min<int64_t>(o->ctx_size, model->spec().n_ctx_train));
-    KvCache cache(model->spec(), 1, ctx);
+    KvCacheOptions ko;
+    ko.n_ctx = ctx;
+    std::tie(ko.type_k, ko.type_v) = kv_types(o->kv);
+    KvCache cache(model->spec(), ko);
     GenerateOptions gopt;
     gopt.sampling = o->sampling;
     for (int32_t id = 0; id < tok->n_vocab(); ++id)

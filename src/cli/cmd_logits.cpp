@@ -1,5 +1,6 @@
 // volga logits MODEL --ids ... --out FILE.npy: the logits of every prompt
 // position, for comparison with independent reference implementations.
+#include <tuple>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -35,6 +36,7 @@ Command add_logits(CLI::App& app) {
   struct Opt {
     std::string model, ids, prompt, out;
     int threads = 0, chunk = 0;
+    KvFlags kv{"f32"};  // exact comparisons with reference implementations
   };
   auto o = std::make_shared<Opt>();
   CLI::App* cmd = app.add_subcommand("logits", "Write the logits of every prompt position to a .npy file (for checking against reference implementations)");
@@ -44,6 +46,7 @@ Command add_logits(CLI::App& app) {
   cmd->add_option("-o,--out", o->out, "Output .npy file (float32, [tokens, vocabulary])")->required();
   cmd->add_option("--chunk", o->chunk, "Tokens per forward pass (default: all at once)");
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
+  add_kv_options(cmd, o->kv, false);
   return [o]() -> int {
     auto file = GgufFile::open(o->model);
     std::vector<int32_t> tokens;
@@ -64,7 +67,10 @@ Command add_logits(CLI::App& app) {
     ThreadPool pool(resolve_threads(o->threads));
     auto model = load_model(*file, pool);
     const int n = static_cast<int>(tokens.size());
-    KvCache cache(model->spec(), 1, n);
+    KvCacheOptions ko;
+    ko.n_ctx = n;
+    std::tie(ko.type_k, ko.type_v) = kv_types(o->kv);
+    KvCache cache(model->spec(), ko);
     const int chunk = o->chunk > 0 ? o->chunk : n;
     std::vector<float> all;
     for (int i = 0; i < n; i += chunk) {

@@ -40,6 +40,7 @@ struct RunOptions {
   int n_predict = 128;
   int threads = 0;
   int ctx_size = 0;
+  KvFlags kv;
   bool json = false;
   bool ignore_eos = false;
   bool special = false;
@@ -82,6 +83,7 @@ Command add_run(CLI::App& app) {
   cmd->add_option("-p,--prompt", o->prompt, "Text to complete")->required();
   cmd->add_option("-n,--n-predict", o->n_predict, "Maximum number of tokens to generate")->default_val(128)->check(CLI::Range(0, 1 << 20));
   add_sampling_options(cmd, o->sampling, o->seed);
+  add_kv_options(cmd, o->kv, false);
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context size in tokens (default: prompt + n-predict, capped at the model's)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-generation tokens");
@@ -106,7 +108,10 @@ Command add_run(CLI::App& app) {
     if (n_prompt > ctx)
       throw Error("the prompt has " + std::to_string(n_prompt) + " tokens, more than the context of " +
                   std::to_string(ctx) + " tokens; shorten the prompt or raise --ctx-size");
-    KvCache cache(model->spec(), 1, static_cast<int>(ctx));
+    KvCacheOptions ko;
+    ko.n_ctx = static_cast<int>(ctx);
+    std::tie(ko.type_k, ko.type_v) = kv_types(o->kv);
+    KvCache cache(model->spec(), ko);
     GenerateOptions gopt;
     gopt.max_tokens = o->n_predict;
     gopt.sampling = o->sampling;

@@ -48,7 +48,8 @@ std::string resolve_model(const std::string& given);
 inline const char* kModelHelp = "GGUF model file (default: the demo model in models/)";
 
 // KV cache flags: --cache-type (both), --cache-type-k, --cache-type-v
-// (llama.cpp's spellings) and, with `memory`, --kv-memory SIZE.
+// (llama.cpp's spellings) and, with `memory`, --kv-memory SIZE. The default
+// type is flags.type as given (f16 unless the command sets another).
 struct KvFlags {
   std::string type = "f16", type_k, type_v, memory;
 };

@@ -7,9 +7,9 @@ namespace volga::cli {
 
 void add_kv_options(CLI::App* cmd, KvFlags& f, bool memory) {
   cmd->add_option("--cache-type", f.type,
-                  "KV cache type for keys and values: f16 (default), bf16, q8_0 (half of f16's memory, "
-                  "slightly less exact) or f32")
-      ->default_val("f16");
+                  "KV cache type for keys and values: f16, bf16, q8_0 (half of f16's memory, slightly less "
+                  "exact) or f32")
+      ->default_val(f.type);
   cmd->add_option("--cache-type-k", f.type_k, "KV cache type of the keys (overrides --cache-type)");
   cmd->add_option("--cache-type-v", f.type_v, "KV cache type of the values (overrides --cache-type)");
   if (memory)

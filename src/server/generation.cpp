@@ -95,12 +95,12 @@ void check_context(const ModelContext& m, const CompletionParams& p, int64_t n_p
   if (n_prompt >= m.ctx)
     throw ApiError(400, "This model's maximum context length is " + std::to_string(m.ctx) + " tokens. However, your " +
                             what + " resulted in " + std::to_string(n_prompt) + " tokens. Please reduce the length of the " +
-                            what + ".", what, "invalid_request_error", "context_length_exceeded");
+                            what + "." + m.ctx_note, what, "invalid_request_error", "context_length_exceeded");
   if (n_prompt + max_tokens > m.ctx)
     throw ApiError(400, "This model's maximum context length is " + std::to_string(m.ctx) + " tokens. However, you requested " +
                             std::to_string(n_prompt + max_tokens) + " tokens (" + std::to_string(n_prompt) + " in the " +
                             what + ", " + std::to_string(max_tokens) +
-                            " in the completion). Please reduce the length of the messages or completion.",
+                            " in the completion). Please reduce the length of the messages or completion." + m.ctx_note,
                    "max_tokens", "invalid_request_error", "context_length_exceeded");
 }
 

@@ -35,6 +35,7 @@ struct ModelContext {
   std::shared_ptr<const TokenTrie> trie;
   std::vector<int32_t> stop_ids;
   int ctx = 0;
+  std::string ctx_note;  // why ctx is below --ctx-size (the KV cache budget), for 400 messages
   Metrics* metrics = nullptr;
 };
 

@@ -159,7 +159,11 @@ class Server {
     const KvBudget kv = plan_kv_budget(model_->spec(), o.cache_type_k, o.cache_type_v, o.parallel, m.ctx,
                                        o.kv_memory, static_cast<int64_t>(file_->file_size()));
     std::fprintf(stderr, "volga serve: %s\n", describe_kv_budget(kv, o.cache_type_k, o.cache_type_v, m.ctx).c_str());
-    m.ctx = static_cast<int>(std::min<int64_t>(m.ctx, kv.positions()));  // a request must fit the pool alone
+    if (kv.positions() < m.ctx) {  // a request must fit the pool alone
+      m.ctx_note = " (The context is limited by the KV cache budget: " + format_size(kv.bytes()) + " holds " +
+                   std::to_string(kv.positions()) + " positions; raise --kv-memory.)";
+      m.ctx = static_cast<int>(kv.positions());
+    }
     SchedulerOptions so;
     so.n_slots = o.parallel;
     so.n_ctx = m.ctx;

