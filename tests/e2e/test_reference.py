@@ -335,6 +335,39 @@ class IsaPaths(unittest.TestCase):
             self.skipTest("this CPU runs only the reference kernels")
 
 
+class CacheTypes(unittest.TestCase):
+    """The f16, bf16 and q8_0 KV caches follow the f32 cache on every kernel set: the
+    logits of a 58-token prompt (two cache blocks) differ by the rounding of the cached
+    keys and values, no more (per position, relative to the largest logit; the median
+    over positions, since a random MoE router may flip an expert at one position)."""
+
+    TOLERANCE = {"f16": 2e-3, "bf16": 1e-2, "q8_0": 3e-2}
+
+    def test_each_type_tracks_the_f32_cache(self):
+        ids = ",".join(str(i) for i in range(1, 400, 7))
+        for arch in ("qwen2", "deepseek2"):
+            path = synth("%s-f32" % arch, *synth_args(arch, "f32"))
+            for isa in ("ref", "avx2", "avx512"):
+                logits = {}
+                for ty in ("f32", "f16", "bf16", "q8_0"):
+                    npy = os.path.join(TMP, "kv-%s-%s-%s.npy" % (arch, isa, ty))
+                    p = subprocess.run([VOLGA, "logits", path, "--ids", ids, "-o", npy, "--cache-type", ty, "-t", "2"],
+                                       capture_output=True, env=dict(os.environ, VOLGA_ISA=isa))
+                    if p.returncode != 0 and b"not supported by this CPU" in p.stderr:
+                        break
+                    self.assertEqual(p.returncode, 0, p.stderr.decode())
+                    logits[ty] = np.load(npy)
+                if not logits:
+                    continue
+                base = logits["f32"]
+                for ty, tol in self.TOLERANCE.items():
+                    label = "%s, %s cache, %s kernels" % (arch, ty, isa)
+                    rel = np.abs(logits[ty] - base).max(axis=1) / np.abs(base).max()
+                    self.assertLess(np.median(rel), tol, label)
+                    self.assertGreater(rel.max(), 0, label + ": identical to f32, the type was not used")
+                    self.assertGreaterEqual((logits[ty].argmax(1) == base.argmax(1)).mean(), 0.9, label)
+
+
 class ChatCommand(unittest.TestCase):
     """`volga template MODEL` uses the model's own template (checked against jinja2),
     and `volga chat` replies exactly as a fresh run on the re-rendered conversation."""
