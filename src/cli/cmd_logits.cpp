@@ -36,7 +36,7 @@ Command add_logits(CLI::App& app) {
   struct Opt {
     std::string model, ids, prompt, out;
     int threads = 0, chunk = 0;
-    KvFlags kv{"f32"};  // exact comparisons with reference implementations
+    KvFlags kv{"f32", "", "", ""};  // exact comparisons with reference implementations
   };
   auto o = std::make_shared<Opt>();
   CLI::App* cmd = app.add_subcommand("logits", "Write the logits of every prompt position to a .npy file (for checking against reference implementations)");
