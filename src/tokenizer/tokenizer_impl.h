@@ -9,5 +9,7 @@ namespace volga {
 
 std::unique_ptr<Tokenizer> make_bpe_tokenizer();  // tokenizer.ggml.model = gpt2
 std::unique_ptr<Tokenizer> make_spm_tokenizer();  // tokenizer.ggml.model = llama
+std::unique_ptr<Tokenizer> make_wpm_tokenizer();  // tokenizer.ggml.model = bert
+std::unique_ptr<Tokenizer> make_ugm_tokenizer();  // tokenizer.ggml.model = t5
 
 }  // namespace volga
