@@ -55,12 +55,12 @@ std::unique_ptr<Tokenizer> Tokenizer::create(VocabData v) {
   return tok;
 }
 
-std::string Tokenizer::kind() const {
-  if (model_ == "gpt2") return "byte-level BPE";
-  if (model_ == "llama") return "SentencePiece BPE";
-  if (model_ == "bert") return "WordPiece";
-  if (model_ == "t5") return "SentencePiece unigram";
-  return model_;
+std::string Tokenizer::kind_name(const std::string& model) {
+  if (model == "gpt2") return "byte-level BPE";
+  if (model == "llama") return "SentencePiece BPE";
+  if (model == "bert") return "WordPiece";
+  if (model == "t5") return "SentencePiece unigram";
+  return "unknown";
 }
 
 bool Tokenizer::is_end_of_generation(int32_t id) const {

@@ -54,7 +54,8 @@ class Tokenizer {
   int32_t unk_id() const { return unk_; }
   int32_t sep_id() const { return sep_; }
   // A human-readable name of the algorithm ("byte-level BPE", "WordPiece"...).
-  std::string kind() const;
+  std::string kind() const { return kind_name(model_); }
+  static std::string kind_name(const std::string& model);  // for a tokenizer.ggml.model value
   // End of generation: EOS, EOT, or any id the metadata lists as such.
   bool is_end_of_generation(int32_t id) const;
   const std::string& model_name() const { return model_; }
