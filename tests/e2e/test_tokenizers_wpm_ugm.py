@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -223,6 +224,10 @@ class SentencePieceUnigram(unittest.TestCase):
                 character_coverage=0.995, num_threads=1, minloglevel=2, **extra)
             cls.models[name] = sentencepiece.SentencePieceProcessor(model_file=prefix + ".model")
 
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
     def check_against_sentencepiece(self, name):
         sp = self.models[name]
         tj = write_json(unigram_tokenizer_json(sp, "spm"), os.path.join(self.tmp, name, "tokenizer.json"))
@@ -329,6 +334,10 @@ class WordPieceBge(unittest.TestCase):
         docs = corpus_docs(200)
         cls.texts = TRICKY + vectors + [d for lang in docs for d in docs[lang][:150]] + random_texts(
             11, 1500, RANDOM_ALPHABET)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @unittest.skipUnless(os.path.exists(LENML), "@lenml/tokenizers is not installed (scripts/install-deps.sh)")
     def test_matches_transformers_js(self):
