@@ -40,9 +40,23 @@ class PieceTrie {
  public:
   void build(const std::vector<std::string>& texts, const std::vector<int32_t>& ids) {
     std::vector<int32_t> order(ids);
-    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return texts[size_t(a)] < texts[size_t(b)]; });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int32_t a, int32_t b) { return texts[size_t(a)] < texts[size_t(b)]; });
     nodes_.assign(1, Node{});
-    build_node(0, texts, order, 0, order.size(), 0);
+    // Iterative (a hostile file may hold a very long piece): each task is a
+    // node whose subtree holds order[lo, hi), texts sharing `depth` bytes.
+    struct Task {
+      int32_t node;
+      size_t lo, hi, depth;
+    };
+    std::vector<Task> tasks = {{0, 0, order.size(), 0}};
+    while (!tasks.empty()) {
+      Task t = tasks.back();
+      tasks.pop_back();
+      expand(t.node, texts, order, t.lo, t.hi, t.depth, [&](int32_t child, size_t lo, size_t hi) {
+        tasks.push_back({child, lo, hi, t.depth + 1});
+      });
+    }
   }
   // Child of `node` by `byte`, or -1.
   int32_t child(int32_t node, unsigned char byte) const {
@@ -59,29 +73,26 @@ class PieceTrie {
     int32_t id = -1;
     uint32_t first_edge = 0, n_edges = 0;
   };
-  // texts of order[lo, hi) share their first `depth` bytes and end at `node`'s prefix or below.
-  void build_node(int32_t node, const std::vector<std::string>& texts, const std::vector<int32_t>& order, size_t lo,
-                  size_t hi, size_t depth) {
-    if (lo < hi && texts[size_t(order[lo])].size() == depth) nodes_[size_t(node)].id = order[lo++];
-    std::vector<std::pair<size_t, size_t>> groups;
-    for (size_t i = lo; i < hi;) {
-      size_t j = i + 1;
-      while (j < hi && texts[size_t(order[j])][depth] == texts[size_t(order[i])][depth]) ++j;
-      groups.emplace_back(i, j);
-      i = j;
-    }
+  // Sets `node`'s piece and creates its children (one per next byte of
+  // order[lo, hi)); `visit(child, lo, hi)` receives each child's share.
+  template <typename Visit>
+  void expand(int32_t node, const std::vector<std::string>& texts, const std::vector<int32_t>& order, size_t lo,
+              size_t hi, size_t depth, Visit visit) {
+    // Pieces ending here (a duplicate text keeps its first, lowest id).
+    for (; lo < hi && texts[size_t(order[lo])].size() == depth; ++lo)
+      if (nodes_[size_t(node)].id < 0) nodes_[size_t(node)].id = order[lo];
     nodes_[size_t(node)].first_edge = static_cast<uint32_t>(edge_byte_.size());
-    nodes_[size_t(node)].n_edges = static_cast<uint32_t>(groups.size());
-    const size_t base = edge_byte_.size();
-    for (const auto& g : groups) {
-      edge_byte_.push_back(static_cast<unsigned char>(texts[size_t(order[g.first])][depth]));
-      edge_child_.push_back(-1);
-    }
-    for (size_t k = 0; k < groups.size(); ++k) {
+    for (size_t i = lo; i < hi;) {
+      const char byte = texts[size_t(order[i])][depth];
+      size_t j = i + 1;
+      while (j < hi && texts[size_t(order[j])][depth] == byte) ++j;
       const auto child = static_cast<int32_t>(nodes_.size());
       nodes_.emplace_back();
-      edge_child_[base + k] = child;
-      build_node(child, texts, order, groups[k].first, groups[k].second, depth + 1);
+      edge_byte_.push_back(static_cast<unsigned char>(byte));
+      edge_child_.push_back(child);
+      ++nodes_[size_t(node)].n_edges;
+      visit(child, i, j);
+      i = j;
     }
   }
 

@@ -169,6 +169,21 @@ TEST(UnigramTokenizer, ByteFallbackWhenByteTokensExist) {
   EXPECT_EQ(tok->decode(tok->encode("a\xC3\xA9", false)), " a\xC3\xA9");
 }
 
+TEST(UnigramTokenizer, HostileVocabulariesLoad) {
+  // A piece of a million bytes (the trie is built without recursion) and a
+  // duplicated piece (the lower id wins, as in the id lookup).
+  VocabData v = small_unigram();
+  v.tokens.push_back(std::string(1000000, 'a'));
+  v.tokens.push_back(kWs + "ab");
+  v.scores.push_back(-1);
+  v.scores.push_back(-0.5f);
+  v.types.push_back(TokenType::Normal);
+  v.types.push_back(TokenType::Normal);
+  auto tok = Tokenizer::create(v);
+  EXPECT_EQ(tok->encode("ab", false), ids({8}));
+  EXPECT_EQ(tok->encode(std::string(2000, 'a'), false).size(), 2000u);  // "▁a" then "a" each
+}
+
 TEST(UnigramTokenizer, BadMetadataIsRefused) {
   VocabData v = small_unigram();
   v.scores.pop_back();
