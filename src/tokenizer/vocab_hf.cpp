@@ -88,7 +88,9 @@ Template post_template(const json& tj, const VocabData& v) {
   return t;
 }
 
-size_t vocab_size(const json& model_vocab, const std::vector<AddedToken>& added) {
+// A vocabulary of `model_name` sized for the model's pieces and the added
+// tokens: empty texts, normal types (filled in by the caller, then place_added).
+VocabData empty_vocab(const char* model_name, const json& model_vocab, const std::vector<AddedToken>& added) {
   size_t n = model_vocab.is_array() ? model_vocab.size() : 0;
   if (model_vocab.is_object())
     for (const auto& [tok, id] : model_vocab.items()) n = std::max(n, id.get<size_t>() + 1);
@@ -96,7 +98,12 @@ size_t vocab_size(const json& model_vocab, const std::vector<AddedToken>& added)
     if (a.id < 0) throw Error("an added token has a negative id");
     n = std::max(n, size_t(a.id) + 1);
   }
-  return n;
+  VocabData v;
+  v.model = model_name;
+  v.pre = "default";
+  v.tokens.assign(n, "");
+  v.types.assign(n, TokenType::Normal);
+  return v;
 }
 
 void read_bert_normalizer(const json& tj, const std::string& path, VocabData& v) {
@@ -161,12 +168,7 @@ VocabData read_wordpiece_json(const json& tj, const std::string& path) {
   const json& model = tj.at("model");
   const std::string prefix = model.value("continuing_subword_prefix", "##");
   const auto added = added_tokens(tj);
-  VocabData v;
-  v.model = "bert";
-  v.pre = "default";
-  const size_t n = vocab_size(model.at("vocab"), added);
-  v.tokens.assign(n, "");
-  v.types.assign(n, TokenType::Normal);
+  VocabData v = empty_vocab("bert", model.at("vocab"), added);
   for (const auto& [tok, id] : model.at("vocab").items()) {
     // llama.cpp's form: word-initial pieces get ▁, continuations lose their prefix.
     std::string t = tok;
@@ -191,12 +193,8 @@ VocabData read_wordpiece_json(const json& tj, const std::string& path) {
 VocabData read_unigram_json(const json& tj, const std::string& path) {
   const json& model = tj.at("model");
   const auto added = added_tokens(tj);
-  VocabData v;
-  v.model = "t5";
-  v.pre = "default";
-  const size_t n = vocab_size(model.at("vocab"), added);
-  v.tokens.assign(n, "");
-  v.types.assign(n, TokenType::Normal);
+  VocabData v = empty_vocab("t5", model.at("vocab"), added);
+  const size_t n = v.tokens.size();
   v.scores.assign(n, 0.0f);
   const bool byte_fallback = model.value("byte_fallback", false);
   const json& pieces = model.at("vocab");
