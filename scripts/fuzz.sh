@@ -17,6 +17,23 @@ mkdir -p build-fuzz/corpus build-fuzz/seeds
 build-fuzz/bin/make_corpus build-fuzz/seeds
 build-fuzz/bin/volga-synth -q -o build-fuzz/seeds/tiny_model.gguf --n-embd 32 --n-ff 64 --head-dim 8 \
   --n-layer 1 --vocab-size 300
+# Vocabulary-only seeds for the WordPiece and unigram readers (the unigram one with a one-rule charsmap).
+mkdir -p build-fuzz/seeds-json/wp build-fuzz/seeds-json/ugm
+cat > build-fuzz/seeds-json/wp/tokenizer.json <<'JSON'
+{"added_tokens":[{"id":0,"content":"[UNK]","special":true},{"id":1,"content":"[CLS]","special":true},{"id":2,"content":"[SEP]","special":true}],
+ "normalizer":{"type":"BertNormalizer","lowercase":true},"pre_tokenizer":{"type":"BertPreTokenizer"},
+ "post_processor":{"type":"BertProcessing","cls":["[CLS]",1],"sep":["[SEP]",2]},
+ "model":{"type":"WordPiece","unk_token":"[UNK]","vocab":{"[UNK]":0,"[CLS]":1,"[SEP]":2,"hello":3,"##lo":4,",":5,"мир":6}}}
+JSON
+cat > build-fuzz/seeds-json/ugm/tokenizer.json <<'JSON'
+{"added_tokens":[{"id":0,"content":"<s>","special":true},{"id":1,"content":"</s>","special":true},{"id":2,"content":"<unk>","special":true}],
+ "normalizer":{"type":"Sequence","normalizers":[{"type":"Precompiled","precompiled_charsmap":"DAAAAAAAAQBBDQAAAAAAgGEA"},
+   {"type":"Replace","pattern":{"Regex":" {2,}"},"content":" "}]},
+ "pre_tokenizer":{"type":"Metaspace","replacement":"\u2581","prepend_scheme":"always"},
+ "model":{"type":"Unigram","unk_id":2,"vocab":[["<s>",0],["</s>",0],["<unk>",0],["\u2581",-2],["\u2581a",-1],["a",-3],["b",-3]]}}
+JSON
+build-fuzz/bin/volga-synth -q --vocab-only --tokenizer-json build-fuzz/seeds-json/wp/tokenizer.json -o build-fuzz/seeds/vocab_wordpiece.gguf
+build-fuzz/bin/volga-synth -q --vocab-only --tokenizer-json build-fuzz/seeds-json/ugm/tokenizer.json -o build-fuzz/seeds/vocab_unigram.gguf
 cd build-fuzz
 # run_fuzzer WHAT TARGET SECONDS MAX_LEN CORPUS SEEDS...
 run_fuzzer() {
