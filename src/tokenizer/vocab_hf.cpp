@@ -122,29 +122,44 @@ void read_bert_normalizer(const json& tj, const std::string& path, VocabData& v)
                   "' (supported: BertPreTokenizer)");
 }
 
-// Unigram normalizer: Precompiled, then optionally Replace(" {2,}" -> " ").
-void read_unigram_normalizer(const json& tj, const std::string& path, VocabData& v) {
+// Whitespace steps of a unigram tokenizer.json, as Hugging Face's
+// SentencePiece converters write them.
+struct UnigramSpaces {
+  bool collapse = false;          // Replace(" {2,}" -> " " or "▁")
+  bool strip_right = false;       // Strip(right) (newer converters, with the "▁" replacement)
+  bool whitespace_split = false;  // WhitespaceSplit before Metaspace (T5)
+};
+
+// Unigram normalizer: Precompiled, then Replace of space runs (older
+// converters: " {2,}" -> " "; newer: Strip(right) and " {2,}" -> "▁").
+void read_unigram_normalizer(const json& tj, const std::string& path, VocabData& v, UnigramSpaces& spaces) {
   for (const json& n : steps_of(tj.value("normalizer", json()), "normalizers")) {
     const std::string type = n.value("type", "");
+    const std::string content = n.value("content", "");
     if (type == "Precompiled") {
       const json& cm = n.value("precompiled_charsmap", json());
       if (cm.is_string()) v.precompiled_charsmap = base64_decode(cm.get<std::string>());
-    } else if (type == "Replace" && n.value("content", "") == " " && n.at("pattern").value("Regex", "") == " {2,}") {
-      v.remove_extra_whitespaces = true;
+    } else if (type == "Replace" && (content == " " || content == kWordStart) &&
+               n.at("pattern").value("Regex", "") == " {2,}") {
+      spaces.collapse = true;
+    } else if (type == "Strip" && !n.value("strip_left", true) && n.value("strip_right", true)) {
+      spaces.strip_right = true;
     } else {
       throw Error("'" + path + "': unsupported unigram normalizer '" + type +
-                  "' (supported: Precompiled, Replace of space runs)");
+                  "' (supported: Precompiled, Replace of space runs, Strip of the right end)");
     }
   }
+  if (spaces.strip_right && !spaces.collapse)
+    throw Error("'" + path + "': a Strip normalizer without the Replace of space runs is not supported");
 }
 
 // Metaspace (XLM-R) or WhitespaceSplit + Metaspace (T5).
-void read_unigram_pre_tokenizer(const json& tj, const std::string& path, VocabData& v) {
-  bool whitespace_split = false, metaspace = false;
+void read_unigram_pre_tokenizer(const json& tj, const std::string& path, VocabData& v, UnigramSpaces& spaces) {
+  bool metaspace = false;
   for (const json& p : steps_of(tj.value("pre_tokenizer", json()), "pretokenizers")) {
     const std::string type = p.value("type", "");
     if (type == "WhitespaceSplit") {
-      whitespace_split = true;
+      spaces.whitespace_split = true;
     } else if (type == "Metaspace") {
       if (p.value("replacement", kWordStart) != kWordStart)
         throw Error("'" + path + "': Metaspace with a replacement other than U+2581 is not supported");
@@ -158,8 +173,10 @@ void read_unigram_pre_tokenizer(const json& tj, const std::string& path, VocabDa
     }
   }
   if (!metaspace) throw Error("'" + path + "': a unigram tokenizer.json needs a Metaspace pre-tokenizer");
-  if (whitespace_split) v.remove_extra_whitespaces = true;  // words never keep spaces: SentencePiece's merge
-  else v.hf_metaspace = true;
+  // Words split at whitespace, or runs collapsed and the end stripped, are
+  // SentencePiece's own merging; collapsing alone keeps one trailing ▁.
+  v.remove_extra_whitespaces = spaces.collapse || spaces.whitespace_split;
+  v.hf_metaspace = !(spaces.whitespace_split || spaces.strip_right);
 }
 
 }  // namespace
@@ -209,8 +226,9 @@ VocabData read_unigram_json(const json& tj, const std::string& path) {
   v.unk = unk.is_number_integer() ? unk.get<int32_t>() : -1;
   if (v.unk < 0 || v.unk >= static_cast<int32_t>(n)) throw Error("'" + path + "': the unigram model has no valid unk_id");
   v.types[size_t(v.unk)] = TokenType::Unknown;
-  read_unigram_normalizer(tj, path, v);
-  read_unigram_pre_tokenizer(tj, path, v);
+  UnigramSpaces spaces;
+  read_unigram_normalizer(tj, path, v, spaces);
+  read_unigram_pre_tokenizer(tj, path, v, spaces);
   const Template t = post_template(tj, v);
   v.bos = t.before >= 0 ? t.before : find_token(v, "<s>");
   v.eos = t.after >= 0 ? t.after : find_token(v, "</s>");

@@ -147,7 +147,9 @@ def precompiled_charsmap(sp):
 def unigram_tokenizer_json(sp, style):
     """tokenizer.json of a SentencePiece unigram model. style "spm": T5-style
     pre-tokenizer (whitespace as SentencePiece handles it); "xlmr": XLM-RoBERTa's
-    Metaspace pre-tokenizer and <s> ... </s> template."""
+    Metaspace pre-tokenizer and <s> ... </s> template, as Hugging Face's
+    converter wrote them for XLM-R, bge-m3 and multilingual-e5; "xlmr-new": the
+    same with newer converters' Strip(right) and space runs replaced by ▁."""
     n = sp.get_piece_size()
     byte_fallback = any(sp.is_byte(i) for i in range(n))
     tj = {
@@ -166,6 +168,10 @@ def unigram_tokenizer_json(sp, style):
         tj["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"}, metaspace]}
         tj["post_processor"] = None
     else:
+        if style == "xlmr-new":
+            tj["normalizer"]["normalizers"][1:] = [
+                {"type": "Strip", "strip_left": False, "strip_right": True},
+                {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": "\u2581"}]
         bos, eos = sp.id_to_piece(sp.bos_id()), sp.id_to_piece(sp.eos_id())
         tj["pre_tokenizer"] = metaspace
         tj["post_processor"] = {
@@ -284,14 +290,15 @@ class SentencePieceUnigram(unittest.TestCase):
         texts = [t for t in self.texts
                  if not any(0x200B <= ord(c) <= 0x200F or unicodedata.category(c) == "Mn" for c in t)]
         self.assertGreater(len(texts), len(self.texts) // 2)
-        tj = write_json(unigram_tokenizer_json(self.models["plain"], "xlmr"), os.path.join(self.tmp, "xlmr", "tokenizer.json"))
-        write_json({"tokenizer_class": "XLMRobertaTokenizer"}, os.path.join(self.tmp, "xlmr", "tokenizer_config.json"))
-        gguf = vocab_only_gguf(tj, os.path.join(self.tmp, "xlmr.gguf"))
-        want = js_ids(tj, texts, self.tmp)
-        for source in (tj, gguf):
-            m = Mismatches(self, "XLM-R-style tokenizer via %s" % os.path.basename(source))
-            m.compare(texts, volga_ids(source, texts, self.tmp), want)
-            m.check()
+        for style in ("xlmr", "xlmr-new"):
+            tj = write_json(unigram_tokenizer_json(self.models["plain"], style), os.path.join(self.tmp, style, "tokenizer.json"))
+            write_json({"tokenizer_class": "XLMRobertaTokenizer"}, os.path.join(self.tmp, style, "tokenizer_config.json"))
+            gguf = vocab_only_gguf(tj, os.path.join(self.tmp, style + ".gguf"))
+            want = js_ids(tj, texts, self.tmp)
+            for source in (tj, gguf):
+                m = Mismatches(self, "%s tokenizer via %s" % (style, os.path.basename(source)))
+                m.compare(texts, volga_ids(source, texts, self.tmp), want)
+                m.check()
         # Special tokens: <s> ... </s>, as the template says.
         ids = run_json([VOLGA, "tokenize", gguf, "x y", "--json"])
         self.assertEqual(ids[0], self.models["plain"].bos_id())
