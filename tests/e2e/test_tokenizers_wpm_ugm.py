@@ -7,6 +7,9 @@ implementations, id for id. Expected ids come only from the references:
   nmt_nfkc normalization, so it carries a real precompiled charsmap; once
   more with byte fallback. Volga reads it as a tokenizer.json and as the GGUF
   that `volga-synth --vocab-only` writes from that file.
+- llama.cpp (node-llama-cpp, when bench/peer/run.sh has installed it into
+  build/peer): the same GGUF files must give the same ids, except where
+  llama.cpp departs from the Hugging Face tokenizers it follows (listed below).
 - transformers.js (the @lenml/tokenizers npm package): the same model as an
   XLM-RoBERTa-style tokenizer.json (Hugging Face's Metaspace whitespace
   handling), and BERT WordPiece with the real bge vocabulary of
@@ -34,6 +37,7 @@ SHARED = os.path.join(ROOT, "..", "shared", "testdata")
 BGE = os.path.join(SHARED, "vocab", "ggml-vocab-bert-bge.gguf")
 HERE = os.path.dirname(os.path.abspath(__file__))
 LENML = os.path.join(ROOT, "node_modules", "@lenml", "tokenizers", "package.json")
+LLAMA_CPP = os.path.join(ROOT, "build", "peer", "node_modules", "node-llama-cpp")
 sys.path.insert(0, os.path.join(ROOT, "tools", "reference"))
 sys.path.insert(0, os.path.join(ROOT, "tools", "train_demo"))
 
@@ -85,6 +89,13 @@ def js_ids(tokenizer_json, texts, tmp):
         json.dump(texts, f, ensure_ascii=False)
     env = dict(os.environ, NODE_PATH=os.path.join(ROOT, "node_modules"))
     return run_json(["node", os.path.join(HERE, "js_tokenize.cjs"), tokenizer_json, path], env)
+
+
+def llamacpp_ids(gguf, texts, tmp):
+    path = os.path.join(tmp, "texts.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(texts, f, ensure_ascii=False)
+    return run_json(["node", os.path.join(HERE, "llamacpp_tokenize.mjs"), LLAMA_CPP, gguf, path])
 
 
 def vocab_only_gguf(tokenizer_json, out):
@@ -275,6 +286,17 @@ class SentencePieceUnigram(unittest.TestCase):
         self.assertTrue(any(sp.is_byte(i) for i in sp.encode("🦙")), "a rare character should fall back to bytes")
         self.check_against_sentencepiece("bytes")
 
+    @unittest.skipUnless(os.path.exists(LLAMA_CPP), "node-llama-cpp is not in build/peer (bench/peer/run.sh installs it)")
+    def test_gguf_matches_llama_cpp(self):
+        # SentencePiece whitespace handling (llama.cpp knows no other); "" is
+        # llama.cpp's special case (no tokens), not a tokenizer question.
+        texts = [t for t in self.texts if t]
+        tj = write_json(unigram_tokenizer_json(self.models["plain"], "spm"), os.path.join(self.tmp, "lc", "tokenizer.json"))
+        gguf = vocab_only_gguf(tj, os.path.join(self.tmp, "lc.gguf"))
+        m = Mismatches(self, "unigram GGUF vs llama.cpp")
+        m.compare(texts, volga_ids(gguf, texts, self.tmp), llamacpp_ids(gguf, texts, self.tmp))
+        m.check()
+
     def test_info_names_the_tokenizer(self):
         tj = write_json(unigram_tokenizer_json(self.models["plain"], "spm"), os.path.join(self.tmp, "i", "tokenizer.json"))
         gguf = vocab_only_gguf(tj, os.path.join(self.tmp, "info.gguf"))
@@ -354,6 +376,23 @@ class WordPieceBge(unittest.TestCase):
             m = Mismatches(self, "bge WordPiece via %s" % os.path.basename(source))
             m.compare(self.texts, volga_ids(source, self.texts, self.tmp), want)
             m.check()
+
+    @unittest.skipUnless(os.path.exists(LLAMA_CPP), "node-llama-cpp is not in build/peer (bench/peer/run.sh installs it)")
+    def test_matches_llama_cpp_where_it_follows_hugging_face(self):
+        # llama.cpp departs from Hugging Face's BERT tokenizer (and so from the
+        # .out vectors and transformers.js, which Volga follows) in three places:
+        # it drops spacing marks (Mc/Me) with the accents, its NFD splits Hangul
+        # syllables into jamo it then treats as accents, and it has no 100-character
+        # word limit. Texts that meet those are left out here.
+        def llama_cpp_agrees(t):
+            if any(unicodedata.category(c) in ("Mc", "Me") or 0xAC00 <= ord(c) <= 0xD7A3 for c in t):
+                return False
+            return all(len(w) <= 100 for w in t.split())
+        texts = [t for t in self.texts if t and llama_cpp_agrees(t)]
+        self.assertGreater(len(texts), len(self.texts) * 9 // 10)
+        m = Mismatches(self, "bge WordPiece vs llama.cpp")
+        m.compare(texts, volga_ids(BGE, texts, self.tmp), llamacpp_ids(BGE, texts, self.tmp))
+        m.check()
 
     def test_cls_and_sep_and_info(self):
         ids = run_json([VOLGA, "tokenize", BGE, "Hello world", "--json"])
