@@ -48,6 +48,7 @@ std::unique_ptr<Tokenizer> Tokenizer::create(VocabData v) {
   tok->add_bos_ = v.add_bos && v.bos >= 0;
   tok->unk_ = v.unk;
   tok->sep_ = v.sep;
+  tok->pad_ = v.pad;
   tok->add_eos_ = v.add_eos && v.eos >= 0;
   tok->add_sep_ = v.add_sep && v.sep >= 0;
   tok->normalize_nfc_ = v.normalize_nfc;

@@ -52,7 +52,8 @@ class Tokenizer {
   int32_t eos_id() const { return eos_; }
   bool add_bos() const { return add_bos_; }
   int32_t unk_id() const { return unk_; }
-  int32_t sep_id() const { return sep_; }
+  int32_t sep_id() const { return sep_; }  // BERT's [SEP] (-1: none)
+  int32_t pad_id() const { return pad_; }  // [PAD] / <pad> (-1: none)
   // A human-readable name of the algorithm ("byte-level BPE", "WordPiece"...).
   std::string kind() const { return kind_name(model_); }
   static std::string kind_name(const std::string& model);  // for a tokenizer.ggml.model value
@@ -88,7 +89,7 @@ class Tokenizer {
   std::vector<int32_t> specials_;  // control, unknown and user-defined ids, longest text first
   std::vector<int32_t> specials_by_byte_[256];  // specials_ split by first byte (same order)
   std::vector<int32_t> eog_;
-  int32_t bos_ = -1, eos_ = -1, unk_ = -1, sep_ = -1;
+  int32_t bos_ = -1, eos_ = -1, unk_ = -1, sep_ = -1, pad_ = -1;
   bool add_bos_ = false, add_eos_ = false, add_sep_ = false;
   bool normalize_nfc_ = false;
 };

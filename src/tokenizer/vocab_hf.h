@@ -1,6 +1,7 @@
 // Internal to src/tokenizer: WordPiece and unigram vocabularies from a
 // Hugging Face tokenizer.json, and their GGUF keys (as llama.cpp's converter
-// writes BERT and XLM-RoBERTa vocabularies).
+// writes BERT and XLM-RoBERTa vocabularies). Stateless functions: safe to
+// call from any thread.
 #pragma once
 
 #include <nlohmann/json.hpp>

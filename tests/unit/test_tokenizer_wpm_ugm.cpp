@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
@@ -16,6 +17,10 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
+
+#ifndef VOLGA_TESTDATA_DIR
+#error "VOLGA_TESTDATA_DIR must be defined by the build"
+#endif
 
 namespace volga {
 namespace {
@@ -208,6 +213,7 @@ VocabData small_wordpiece() {
   v.unk = 1;
   v.bos = 2;
   v.sep = 3;
+  v.pad = 0;
   v.add_bos = v.add_sep = true;
   v.lowercase = v.strip_accents = true;
   return v;
@@ -216,6 +222,9 @@ VocabData small_wordpiece() {
 TEST(WordPieceTokenizer, GreedyLongestMatchAndBertNormalizer) {
   auto tok = Tokenizer::create(small_wordpiece());
   EXPECT_EQ(tok->kind(), "WordPiece");
+  EXPECT_EQ(tok->unk_id(), 1);
+  EXPECT_EQ(tok->sep_id(), 3);
+  EXPECT_EQ(tok->pad_id(), 0);
   EXPECT_EQ(tok->encode("unaffable", false), ids({5}));
   EXPECT_EQ(tok->encode("unaffableaff", false), ids({5, 6}));
   // A word that cannot be covered is one [UNK], whatever matched before.
@@ -231,6 +240,20 @@ TEST(WordPieceTokenizer, GreedyLongestMatchAndBertNormalizer) {
   EXPECT_EQ(tok->encode("x" + std::string(100, 'a'), false), ids({1}));
   EXPECT_EQ(tok->encode("x" + std::string(99, 'a'), false).size(), 100u);
   EXPECT_EQ(tok->decode(tok->encode("unaffable the", false)), " unaffable the");
+}
+
+TEST(WordPieceTokenizer, BgeGgufSpecialTokensAsLlamaCppReadsThem) {
+  const std::string path = std::string(VOLGA_TESTDATA_DIR) + "/vocab/ggml-vocab-bert-bge.gguf";
+  if (!std::ifstream(path)) GTEST_SKIP() << "no " << path;
+  auto f = GgufFile::open(path);
+  auto tok = Tokenizer::from_gguf(*f);
+  // The file names [CLS] only as cls_token_id; [UNK], [SEP] and [PAD] by their keys.
+  EXPECT_EQ(tok->bos_id(), 101);
+  EXPECT_EQ(tok->unk_id(), 100);
+  EXPECT_EQ(tok->sep_id(), 102);
+  EXPECT_EQ(tok->pad_id(), 0);
+  EXPECT_EQ(tok->encode("Hello world", true), ids({101, 7592, 2088, 102}));
+  EXPECT_EQ(tok->decode(tok->encode("Hello world", true)), " hello world");
 }
 
 TEST(WordPieceTokenizer, CasedVocabularyKeepsCaseAndAccents) {
