@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the GGUF, Jinja, safetensors, grammar, JSON Schema and tool-call output libFuzzer targets with clang (AddressSanitizer + UBSan) and
+# Builds the GGUF, Jinja, safetensors, grammar, JSON Schema, tool-call output and charsmap libFuzzer targets with clang (AddressSanitizer + UBSan) and
 # runs it for a bounded time on the malformed-file seed corpus.
 #   scripts/fuzz.sh [SECONDS]      default 60; CI uses the default
 # To fuzz longer, keep the corpus between runs:
@@ -11,12 +11,29 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DVOLGA_FUZZ=ON -DVOLGA_TESTS=OFF >/dev/null
-cmake --build build-fuzz --target gguf_fuzz jinja_fuzz safetensors_fuzz grammar_fuzz schema_fuzz tool_output_fuzz \
+cmake --build build-fuzz --target gguf_fuzz jinja_fuzz safetensors_fuzz grammar_fuzz schema_fuzz tool_output_fuzz charsmap_fuzz \
   make_corpus volga-synth
 mkdir -p build-fuzz/corpus build-fuzz/seeds
 build-fuzz/bin/make_corpus build-fuzz/seeds
 build-fuzz/bin/volga-synth -q -o build-fuzz/seeds/tiny_model.gguf --n-embd 32 --n-ff 64 --head-dim 8 \
   --n-layer 1 --vocab-size 300
+# Vocabulary-only seeds for the WordPiece and unigram readers (the unigram one with a one-rule charsmap).
+mkdir -p build-fuzz/seeds-json/wp build-fuzz/seeds-json/ugm
+cat > build-fuzz/seeds-json/wp/tokenizer.json <<'JSON'
+{"added_tokens":[{"id":0,"content":"[UNK]","special":true},{"id":1,"content":"[CLS]","special":true},{"id":2,"content":"[SEP]","special":true}],
+ "normalizer":{"type":"BertNormalizer","lowercase":true},"pre_tokenizer":{"type":"BertPreTokenizer"},
+ "post_processor":{"type":"BertProcessing","cls":["[CLS]",1],"sep":["[SEP]",2]},
+ "model":{"type":"WordPiece","unk_token":"[UNK]","vocab":{"[UNK]":0,"[CLS]":1,"[SEP]":2,"hello":3,"##lo":4,",":5,"мир":6}}}
+JSON
+cat > build-fuzz/seeds-json/ugm/tokenizer.json <<'JSON'
+{"added_tokens":[{"id":0,"content":"<s>","special":true},{"id":1,"content":"</s>","special":true},{"id":2,"content":"<unk>","special":true}],
+ "normalizer":{"type":"Sequence","normalizers":[{"type":"Precompiled","precompiled_charsmap":"DAAAAAAAAQBBDQAAAAAAgGEA"},
+   {"type":"Replace","pattern":{"Regex":" {2,}"},"content":" "}]},
+ "pre_tokenizer":{"type":"Metaspace","replacement":"\u2581","prepend_scheme":"always"},
+ "model":{"type":"Unigram","unk_id":2,"vocab":[["<s>",0],["</s>",0],["<unk>",0],["\u2581",-2],["\u2581a",-1],["a",-3],["b",-3]]}}
+JSON
+build-fuzz/bin/volga-synth -q --vocab-only --tokenizer-json build-fuzz/seeds-json/wp/tokenizer.json -o build-fuzz/seeds/vocab_wordpiece.gguf
+build-fuzz/bin/volga-synth -q --vocab-only --tokenizer-json build-fuzz/seeds-json/ugm/tokenizer.json -o build-fuzz/seeds/vocab_unigram.gguf
 cd build-fuzz
 # run_fuzzer WHAT TARGET SECONDS MAX_LEN CORPUS SEEDS...
 run_fuzzer() {
@@ -27,7 +44,7 @@ run_fuzzer() {
   ASAN_OPTIONS=detect_leaks=1 "bin/$target" -max_total_time="$secs" -rss_limit_mb=4096 -max_len="$max_len" \
     -timeout=20 -print_final_stats=1 "$@" 2>&1 | tail -n 25
 }
-mkdir -p seeds-safetensors seeds-grammar seeds-schema seeds-tools
+mkdir -p seeds-safetensors seeds-grammar seeds-schema seeds-tools seeds-charsmap
 printf '\x55\x00\x00\x00\x00\x00\x00\x00{"a":{"dtype":"F16","shape":[2,2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}}    \x00\x3c\x00\xc0\x00\x00\xff\x7b' \
   > seeds-safetensors/small.safetensors
 printf 'root ::= "{" ws item ("," ws item)* "}"\nitem ::= [a-z]+ | "\\u0416" .\nws ::= [ \\t\\n]*\n' > seeds-grammar/json.gbnf
@@ -35,6 +52,9 @@ printf '{"type":"object","properties":{"a":{"type":"integer","minimum":-5,"maxim
   > seeds-schema/schema.json
 printf '\x00\x03<think>x</think>text <tool_call>\n{"name": "f", "arguments": {"a": [1, "\xd0\x96"]}}\n</tool_call>' > seeds-tools/hermes.txt
 printf '\x01\x02<tool_call>\n<function=f>\n<parameter=a>\nv\n</parameter>\n</function>\n</tool_call>' > seeds-tools/coder.txt
+# Charsmap: a hand-built one-rule map ("A" -> "a") and, with python3-sentencepiece, SentencePiece's own nmt_nfkc map.
+printf '\x03xAy\x0c\x00\x00\x00\x00\x00\x01\x00\x41\x0d\x00\x00\x00\x00\x00\x80a\x00' > seeds-charsmap/one_rule.bin
+/usr/bin/python3 -c "import sentencepiece" 2>/dev/null && /usr/bin/python3 ../tests/fuzz/charsmap_seed.py seeds-charsmap/nmt_nfkc.bin
 
 run_fuzzer "the GGUF reader" gguf_fuzz "$seconds" 262144 corpus seeds
 run_fuzzer "the Jinja chat-template interpreter" jinja_fuzz "$((seconds / 2))" 65536 corpus-jinja ../../shared/testdata/templates
@@ -42,3 +62,4 @@ run_fuzzer "the safetensors reader" safetensors_fuzz "$((seconds / 3))" 65536 co
 run_fuzzer "the GBNF grammar parser and matcher" grammar_fuzz "$((seconds / 3))" 8192 corpus-grammar seeds-grammar
 run_fuzzer "the JSON Schema converter" schema_fuzz "$((seconds / 3))" 8192 corpus-schema seeds-schema
 run_fuzzer "the tool-call and reasoning output parser" tool_output_fuzz "$((seconds / 3))" 8192 corpus-tools seeds-tools
+run_fuzzer "the SentencePiece charsmap and unigram normalizer" charsmap_fuzz "$((seconds / 3))" 262144 corpus-charsmap seeds-charsmap

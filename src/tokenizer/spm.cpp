@@ -58,21 +58,7 @@ class SpmTokenizer final : public Tokenizer {
   }
 
   std::string piece_bytes(const std::string& p, TokenType t) const override {
-    if (t == TokenType::Byte && p.size() == 6 && p.rfind("<0x", 0) == 0) {
-      unsigned v = 0;
-      std::sscanf(p.c_str() + 3, "%2x", &v);
-      return std::string(1, static_cast<char>(v));
-    }
-    std::string out;
-    for (size_t i = 0; i < p.size();) {
-      if (p.compare(i, kSpace.size(), kSpace) == 0) {
-        out += ' ';
-        i += kSpace.size();
-      } else {
-        out += p[i++];
-      }
-    }
-    return out;
+    return sentencepiece_piece_bytes(p, t);
   }
 
  protected:
@@ -136,6 +122,24 @@ class SpmTokenizer final : public Tokenizer {
 };
 
 }  // namespace
+
+std::string sentencepiece_piece_bytes(const std::string& p, TokenType t) {
+  if (t == TokenType::Byte && p.size() == 6 && p.rfind("<0x", 0) == 0) {
+    unsigned v = 0;
+    std::sscanf(p.c_str() + 3, "%2x", &v);
+    return std::string(1, static_cast<char>(v));
+  }
+  std::string out;
+  for (size_t i = 0; i < p.size();) {
+    if (p.compare(i, kSpace.size(), kSpace) == 0) {
+      out += ' ';
+      i += kSpace.size();
+    } else {
+      out += p[i++];
+    }
+  }
+  return out;
+}
 
 std::unique_ptr<Tokenizer> make_spm_tokenizer() { return std::make_unique<SpmTokenizer>(); }
 

@@ -20,7 +20,9 @@ std::unique_ptr<Tokenizer> Tokenizer::create(VocabData v) {
   std::unique_ptr<Tokenizer> tok;
   if (v.model == "gpt2") tok = make_bpe_tokenizer();
   else if (v.model == "llama") tok = make_spm_tokenizer();
-  else throw Error("tokenizer model '" + v.model + "' is not supported (supported: gpt2, llama)");
+  else if (v.model == "bert") tok = make_wpm_tokenizer();
+  else if (v.model == "t5") tok = make_ugm_tokenizer();
+  else throw Error("tokenizer model '" + v.model + "' is not supported (supported: gpt2, llama, bert, t5)");
   if (v.types.size() != v.tokens.size()) throw Error("tokenizer: token types do not match the tokens");
   tok->model_ = v.model;
   tok->pre_ = v.pre;
@@ -31,7 +33,8 @@ std::unique_ptr<Tokenizer> Tokenizer::create(VocabData v) {
   tok->index_.reserve(n);
   for (size_t i = 0; i < n; ++i) tok->index_.emplace(tok->tokens_[i], static_cast<int32_t>(i));
   for (size_t i = 0; i < n; ++i)
-    if ((tok->types_[i] == TokenType::Control || tok->types_[i] == TokenType::UserDefined) &&
+    if ((tok->types_[i] == TokenType::Control || tok->types_[i] == TokenType::UserDefined ||
+         tok->types_[i] == TokenType::Unknown) &&
         !tok->tokens_[i].empty())
       tok->specials_.push_back(static_cast<int32_t>(i));
   std::stable_sort(tok->specials_.begin(), tok->specials_.end(), [&](int32_t a, int32_t b) {
@@ -43,9 +46,22 @@ std::unique_ptr<Tokenizer> Tokenizer::create(VocabData v) {
   tok->eos_ = v.eos;
   tok->eog_ = v.eog;
   tok->add_bos_ = v.add_bos && v.bos >= 0;
+  tok->unk_ = v.unk;
+  tok->sep_ = v.sep;
+  tok->pad_ = v.pad;
+  tok->add_eos_ = v.add_eos && v.eos >= 0;
+  tok->add_sep_ = v.add_sep && v.sep >= 0;
   tok->normalize_nfc_ = v.normalize_nfc;
   tok->init(v);
   return tok;
+}
+
+std::string Tokenizer::kind_name(const std::string& model) {
+  if (model == "gpt2") return "byte-level BPE";
+  if (model == "llama") return "SentencePiece BPE";
+  if (model == "bert") return "WordPiece";
+  if (model == "t5") return "SentencePiece unigram";
+  return "unknown";
 }
 
 bool Tokenizer::is_end_of_generation(int32_t id) const {
@@ -59,14 +75,14 @@ std::optional<int32_t> Tokenizer::lookup(std::string_view piece) const {
 }
 
 std::vector<Tokenizer::Fragment> Tokenizer::split_special(std::string_view text, bool parse_special) const {
-  // User-defined (added) tokens are always matched in the text; control tokens
-  // only when the caller allows special tokens (as llama.cpp does).
+  // User-defined (added) tokens are always matched in the text; control and
+  // unknown tokens only when the caller allows special tokens (as llama.cpp does).
   std::vector<Fragment> out;
   size_t start = 0, i = 0;
   while (i < text.size()) {
     int32_t hit = -1;
     for (int32_t id : specials_by_byte_[static_cast<unsigned char>(text[i])]) {
-      if (!parse_special && types_[static_cast<size_t>(id)] == TokenType::Control) continue;
+      if (!parse_special && types_[static_cast<size_t>(id)] != TokenType::UserDefined) continue;
       const std::string& s = tokens_[static_cast<size_t>(id)];
       if (text.compare(i, s.size(), s) == 0) {
         hit = id;
@@ -90,7 +106,7 @@ std::string Tokenizer::token_bytes(int32_t id, bool render_special) const {
   if (id < 0 || id >= n_vocab()) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
   const std::string& p = tokens_[static_cast<size_t>(id)];
   TokenType t = types_[static_cast<size_t>(id)];
-  if (t == TokenType::Control) return render_special ? p : "";
+  if (t == TokenType::Control || t == TokenType::Unknown) return render_special ? p : "";
   if (t == TokenType::UserDefined) return p;
   return piece_bytes(p, t);
 }

@@ -1,6 +1,8 @@
 // Tokenizer — text <-> token ids, built from GGUF tokenizer metadata.
-// Models: "gpt2" (byte-level BPE with a per-family pre-tokenizer regex) and
-// "llama" (SentencePiece-style: scores, byte fallback, ▁ for spaces).
+// Models: "gpt2" (byte-level BPE with a per-family pre-tokenizer regex),
+// "llama" (SentencePiece-style: scores, byte fallback, ▁ for spaces), "bert"
+// (WordPiece: BERT normalizer, greedy longest match) and "t5" (SentencePiece
+// unigram: precompiled normalization map, best-scoring segmentation).
 // Thread-safety: immutable after construction; encode/decode are const and
 // may be called from any thread.
 #pragma once
@@ -32,7 +34,8 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> from_tokenizer_json(const std::string& path);
   static std::unique_ptr<Tokenizer> create(VocabData vocab);
 
-  // add_special: prepend BOS when the vocabulary asks for it.
+  // add_special: add what the vocabulary asks for (BOS; BERT's [CLS] ... [SEP];
+  // XLM-R's ... </s>).
   // parse_special: recognise control/user-defined token texts in `text`.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special = true,
                                       bool parse_special = false) const = 0;
@@ -48,6 +51,12 @@ class Tokenizer {
   int32_t bos_id() const { return bos_; }
   int32_t eos_id() const { return eos_; }
   bool add_bos() const { return add_bos_; }
+  int32_t unk_id() const { return unk_; }
+  int32_t sep_id() const { return sep_; }  // BERT's [SEP] (-1: none)
+  int32_t pad_id() const { return pad_; }  // [PAD] / <pad> (-1: none)
+  // A human-readable name of the algorithm ("byte-level BPE", "WordPiece"...).
+  std::string kind() const { return kind_name(model_); }
+  static std::string kind_name(const std::string& model);  // for a tokenizer.ggml.model value
   // End of generation: EOS, EOT, or any id the metadata lists as such.
   bool is_end_of_generation(int32_t id) const;
   const std::string& model_name() const { return model_; }
@@ -77,11 +86,11 @@ class Tokenizer {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> index_;
-  std::vector<int32_t> specials_;  // control + user-defined ids, longest text first
+  std::vector<int32_t> specials_;  // control, unknown and user-defined ids, longest text first
   std::vector<int32_t> specials_by_byte_[256];  // specials_ split by first byte (same order)
   std::vector<int32_t> eog_;
-  int32_t bos_ = -1, eos_ = -1;
-  bool add_bos_ = false;
+  int32_t bos_ = -1, eos_ = -1, unk_ = -1, sep_ = -1, pad_ = -1;
+  bool add_bos_ = false, add_eos_ = false, add_sep_ = false;
   bool normalize_nfc_ = false;
 };
 

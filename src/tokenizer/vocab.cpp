@@ -7,6 +7,7 @@
 #include "format/gguf.h"
 #include "format/safetensors.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab_hf.h"
 #include "util/error.h"
 
 namespace volga {
@@ -71,15 +72,52 @@ void add_known_eog(VocabData& v) {
     if (std::find(v.eog.begin(), v.eog.end(), id) == v.eog.end()) v.eog.push_back(id);
   }
 }
+// WordPiece ("bert") and unigram ("t5") keys, with llama.cpp's defaults for
+// the ids a file leaves out (BERT: [CLS]=101 [UNK]=100 [SEP]=102; T5: </s>=1 <unk>=2).
+void read_wpm_ugm_gguf(const GgufFile& f, VocabData& v) {
+  const auto n = static_cast<int32_t>(v.tokens.size());
+  auto or_default = [&](int32_t id, int32_t def) { return id >= 0 ? id : (def < n ? def : -1); };
+  if (v.model == "bert") {
+    if (v.bos < 0) {
+      auto cls = f.get_int_opt("tokenizer.ggml.cls_token_id");
+      if (cls && *cls >= 0 && *cls < n) v.bos = static_cast<int32_t>(*cls);
+    }
+    v.bos = or_default(v.bos, 101);
+    v.unk = or_default(v.unk, 100);
+    v.sep = or_default(v.sep, 102);
+    v.add_sep = f.get_bool_opt("tokenizer.ggml.add_sep_token").value_or(true) && v.sep >= 0;
+    v.lowercase = f.get_bool_opt("tokenizer.ggml.normalizer.lowercase").value_or(true);
+    v.strip_accents = f.get_bool_opt("tokenizer.ggml.normalizer.strip_accents").value_or(v.lowercase);
+    if (v.unk < 0) throw Error("GGUF '" + f.path() + "': WordPiece vocabulary without an unknown token");
+    return;
+  }
+  v.eos = or_default(v.eos, 1);
+  v.unk = or_default(v.unk, 2);
+  v.add_eos = f.get_bool_opt("tokenizer.ggml.add_eos_token").value_or(true) && v.eos >= 0;
+  v.add_space_prefix = f.get_bool_opt("tokenizer.ggml.add_space_prefix").value_or(false);
+  v.remove_extra_whitespaces = f.get_bool_opt("tokenizer.ggml.remove_extra_whitespaces").value_or(false);
+  v.hf_metaspace = f.get_bool_opt("tokenizer.volga.hf_metaspace").value_or(false);
+  if (const GgufValue* cm = f.find("tokenizer.ggml.precompiled_charsmap")) {
+    if (cm->type != GgufType::ARRAY || (cm->array_type != GgufType::UINT8 && cm->array_type != GgufType::INT8))
+      throw Error("GGUF '" + f.path() + "': tokenizer.ggml.precompiled_charsmap must be an array of bytes");
+    v.precompiled_charsmap.reserve(cm->array.size());
+    for (const GgufValue& b : cm->array)
+      v.precompiled_charsmap += static_cast<char>(cm->array_type == GgufType::UINT8 ? b.u : static_cast<uint64_t>(b.i));
+  }
+  if (v.unk < 0) throw Error("GGUF '" + f.path() + "': unigram vocabulary without an unknown token");
+  if (v.scores.empty()) throw Error("GGUF '" + f.path() + "': unigram vocabulary without tokenizer.ggml.scores");
+}
+
 }  // namespace
 
 VocabData read_vocab_gguf(const GgufFile& f) {
   VocabData v;
   v.model = f.get_string_opt("tokenizer.ggml.model").value_or("");
   if (v.model.empty()) throw Error("GGUF '" + f.path() + "' has no tokenizer (tokenizer.ggml.model is missing)");
-  if (v.model != "gpt2" && v.model != "llama")
+  if (v.model != "gpt2" && v.model != "llama" && v.model != "bert" && v.model != "t5")
     throw Error("GGUF '" + f.path() + "': tokenizer model '" + v.model +
-                "' is not supported (supported: gpt2 byte-level BPE, llama SentencePiece)");
+                "' is not supported (supported: gpt2 byte-level BPE, llama SentencePiece, bert WordPiece, "
+                "t5 SentencePiece unigram)");
   v.pre = f.get_string_opt("tokenizer.ggml.pre").value_or("default");
   v.tokens = as_strings(f, "tokenizer.ggml.tokens");
   const size_t n = v.tokens.size();
@@ -113,10 +151,17 @@ VocabData read_vocab_gguf(const GgufFile& f) {
   };
   v.bos = id_key("tokenizer.ggml.bos_token_id");
   v.eos = id_key("tokenizer.ggml.eos_token_id");
+  v.unk = id_key("tokenizer.ggml.unknown_token_id");
+  v.sep = id_key("tokenizer.ggml.seperator_token_id");  // sic: llama.cpp's key name
+  v.pad = id_key("tokenizer.ggml.padding_token_id");
+  v.mask = id_key("tokenizer.ggml.mask_token_id");
+  if (v.model == "bert" || v.model == "t5") read_wpm_ugm_gguf(f, v);
   for (const char* k : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
     if (int32_t id = id_key(k); id >= 0) v.eog.push_back(id);
-  v.add_bos = f.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(v.model == "llama") && v.bos >= 0;
-  v.add_space_prefix = f.get_bool_opt("tokenizer.ggml.add_space_prefix").value_or(true);
+  v.add_bos = f.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(v.model == "llama" || v.model == "bert") &&
+              v.bos >= 0;
+  if (v.model != "t5") v.add_space_prefix = f.get_bool_opt("tokenizer.ggml.add_space_prefix").value_or(true);
+  if (v.eos >= 0 && std::find(v.eog.begin(), v.eog.end(), v.eos) == v.eog.end()) v.eog.push_back(v.eos);
   v.chat_template = f.get_string_opt("tokenizer.chat_template").value_or("");
   add_known_eog(v);
   return v;
@@ -126,9 +171,12 @@ VocabData read_vocab_tokenizer_json(const std::string& path) {
   nlohmann::json tj = read_json(path);
   try {
     const auto& model = tj.at("model");
-    if (model.value("type", "") != "BPE")
-      throw Error("'" + path + "': only BPE tokenizer.json files are supported (this one is " +
-                  model.value("type", "?") + ")");
+    const std::string type = model.value("type", "");
+    if (type == "WordPiece") return read_wordpiece_json(tj, path);
+    if (type == "Unigram") return read_unigram_json(tj, path);
+    if (type != "BPE")
+      throw Error("'" + path + "': tokenizer model '" + type +
+                  "' is not supported (supported: BPE, WordPiece, Unigram)");
     VocabData v;
     v.model = "gpt2";
     size_t n = 0;
@@ -221,7 +269,9 @@ std::string gguf_pre_name(const VocabData& v) {
 }
 
 void write_vocab_gguf(GgufWriter& w, const VocabData& v) {
-  if (v.model != "gpt2") throw Error("only byte-level BPE vocabularies can be written to GGUF yet");
+  if (v.model == "bert" || v.model == "t5") return write_wpm_ugm_gguf(w, v);
+  if (v.model != "gpt2")
+    throw Error("tokenizer model '" + v.model + "' cannot be written to GGUF (supported: gpt2, bert, t5)");
   w.set_string("tokenizer.ggml.model", "gpt2");
   w.set_string("tokenizer.ggml.pre", gguf_pre_name(v));
   w.set_string_array("tokenizer.ggml.tokens", v.tokens);

@@ -14,7 +14,9 @@ class GgufWriter;
 enum class TokenType : int32_t;
 
 struct VocabData {
-  std::string model;  // "gpt2" (byte-level BPE) or "llama" (SentencePiece-style)
+  // "gpt2" (byte-level BPE), "llama" (SentencePiece BPE), "bert" (WordPiece)
+  // or "t5" (SentencePiece unigram), as GGUF's tokenizer.ggml.model names them.
+  std::string model;
   std::string pre;    // pre-tokenizer name (informational for tokenizer.json)
   std::vector<std::string> pre_regexes;  // applied in order; each splits the pieces of the previous
   std::vector<std::string> tokens;
@@ -22,11 +24,25 @@ struct VocabData {
   std::vector<std::string> merges;  // "left right", by rank
   std::vector<float> scores;        // SentencePiece piece scores
   int32_t bos = -1, eos = -1;
+  int32_t unk = -1, sep = -1, pad = -1, mask = -1;  // -1: none
   std::vector<int32_t> eog;  // end-of-generation ids (EOS, EOT, EOM...)
   bool add_bos = false;
+  bool add_eos = false;  // unigram (XLM-R): ... </s>
+  bool add_sep = false;  // WordPiece (BERT): [CLS] ... [SEP]
   bool add_space_prefix = true;  // SentencePiece: prepend ▁
   bool ignore_merges = false;    // BPE: a whole word in the vocabulary wins (Llama 3)
   bool normalize_nfc = false;    // tokenizer.json NFC normalizer (Qwen); GGUF files carry none
+  // WordPiece (BERT normalizer): lower-case; strip accents (NFD, drop
+  // non-spacing marks). strip_accents defaults to lowercase, as in BERT.
+  bool lowercase = false;
+  bool strip_accents = false;
+  // Unigram: SentencePiece's precompiled normalization map (raw bytes), runs
+  // of spaces collapsed and leading/trailing ones dropped, and the Hugging
+  // Face Metaspace pre-tokenizer (XLM-R's tokenizer.json: words split at each ▁, a ▁
+  // prepended only when the text does not start with a space, one trailing ▁ kept).
+  std::string precompiled_charsmap;
+  bool remove_extra_whitespaces = false;
+  bool hf_metaspace = false;
   std::string chat_template;
 };
 
@@ -42,7 +58,8 @@ std::vector<std::string> pre_tokenizer_regexes(const std::string& pre);
 // llama-bpe, deepseek-v3). Throws volga::Error for any other pre-tokenizer.
 std::string gguf_pre_name(const VocabData& v);
 
-// Writes the tokenizer.ggml.* keys (and the chat template) of a byte-level BPE vocabulary.
+// Writes the tokenizer.ggml.* keys (and the chat template) of a byte-level
+// BPE, WordPiece or unigram vocabulary, as llama.cpp's converter does.
 void write_vocab_gguf(GgufWriter& w, const VocabData& v);
 
 }  // namespace volga

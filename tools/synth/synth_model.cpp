@@ -183,6 +183,9 @@ Vocab byte_vocab(int64_t size) {
 // A real vocabulary from a Hugging Face tokenizer.json, padded to pad_to tokens.
 Vocab json_vocab(const std::string& path, int64_t pad_to) {
   VocabData d = read_vocab_tokenizer_json(path);
+  if (d.model != "gpt2")
+    throw Error("'" + path + "': a " + Tokenizer::kind_name(d.model) +
+                " vocabulary can only be written with --vocab-only (the synthetic architectures use byte-level BPE)");
   Vocab v;
   v.tokens = d.tokens;
   for (TokenType t : d.types) v.types.push_back(static_cast<int32_t>(t));
@@ -322,7 +325,25 @@ const char* shape_presets_help() {
          "qwen3moe: tiny, qwen3-30b-a3b; deepseek2: tiny, gigachat3-10b-a1.8b, deepseek-v2-lite";
 }
 
+// A vocabulary-only GGUF, as llama.cpp's ggml-vocab-*.gguf files: general.*
+// and the tokenizer.ggml.* keys of the tokenizer.json, no tensors.
+void write_vocab_only(const SynthOptions& o) {
+  if (o.tokenizer_json.empty()) throw Error("--vocab-only needs --tokenizer-json");
+  VocabData v = read_vocab_tokenizer_json(o.tokenizer_json);
+  GgufWriter w;
+  // BERT and XLM-RoBERTa embedding models are llama.cpp's "bert" architecture.
+  const std::string arch = v.model == "gpt2" ? o.arch : "bert";
+  w.set_string("general.architecture", arch);
+  w.set_string("general.name", "volga-vocab-" + v.model);
+  write_vocab_gguf(w, v);
+  w.write(o.output);
+  if (!o.quiet)
+    std::fprintf(stderr, "volga-synth: wrote %s (%s vocabulary, %zu tokens)\n", o.output.c_str(),
+                 Tokenizer::kind_name(v.model).c_str(), v.tokens.size());
+}
+
 void write_synthetic_model(const SynthOptions& o) {
+  if (o.vocab_only) return write_vocab_only(o);
   if (o.arch != "llama" && o.arch != "qwen2" && o.arch != "qwen3" && o.arch != "qwen3moe" && o.arch != "deepseek2")
     throw Error("--arch must be llama, qwen2, qwen3, qwen3moe or deepseek2");
   Shape s = preset(o.arch, o.shape);
