@@ -1,0 +1,190 @@
+// The one place for a tensor type's facts. Each supported DType has one row,
+// TypeRow<T>: its DTypeTraits (name, block elements and bytes, super-block or
+// not, minimum or offset, the integer products' scale group), its block
+// struct (tensor/blocks.h) and its scalar reference (de)quantizers
+// (tensor/quant.h). Everything else derives from the rows: the run-time
+// table behind traits() and dtype_traits(), the list of supported names, and
+// visit_dtype(), which turns a run-time DType into a compile-time one.
+//
+// Adding a type: its ggml id in DType (dtype.h), its block struct, one row
+// here, its reference functions, and its kernels.
+//
+// Header only, constexpr data: nothing to synchronise.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include "tensor/blocks.h"
+#include "tensor/dtype.h"
+#include "tensor/quant.h"
+
+namespace volga {
+
+// No definition for a type Volga does not implement.
+template <DType T>
+struct TypeRow;
+
+// ----------------------------------------------------------------- the rows
+
+template <>
+struct TypeRow<DType::F32> {
+  using Block = float;
+  static constexpr DTypeTraits facts{.type = DType::F32, .name = "f32", .block_size = 1, .block_bytes = sizeof(Block)};
+  static constexpr auto dequantize = &dequantize_f32_ref;
+  static constexpr auto quantize = &quantize_f32_ref;
+};
+
+template <>
+struct TypeRow<DType::F16> {
+  using Block = uint16_t;  // IEEE half bits
+  static constexpr DTypeTraits facts{.type = DType::F16, .name = "f16", .block_size = 1, .block_bytes = sizeof(Block)};
+  static constexpr auto dequantize = &dequantize_f16_ref;
+  static constexpr auto quantize = &quantize_f16_ref;
+};
+
+template <>
+struct TypeRow<DType::BF16> {
+  using Block = uint16_t;  // the high half of an IEEE float
+  static constexpr DTypeTraits facts{.type = DType::BF16, .name = "bf16", .block_size = 1, .block_bytes = sizeof(Block)};
+  static constexpr auto dequantize = &dequantize_bf16_ref;
+  static constexpr auto quantize = &quantize_bf16_ref;
+};
+
+template <>
+struct TypeRow<DType::Q8_0> {
+  using Block = BlockQ8_0;
+  static constexpr DTypeTraits facts{.type = DType::Q8_0, .name = "q8_0", .block_size = kQK,
+                                     .block_bytes = sizeof(Block), .signed_quants = true, .int8_scale_group = 32};
+  static constexpr auto dequantize = &dequantize_q8_0_ref;
+  static constexpr auto quantize = &quantize_q8_0_ref;
+};
+
+template <>
+struct TypeRow<DType::Q4_0> {
+  using Block = BlockQ4_0;
+  static constexpr DTypeTraits facts{.type = DType::Q4_0, .name = "q4_0", .block_size = kQK,
+                                     .block_bytes = sizeof(Block), .offset = 8, .int8_scale_group = 32};
+  static constexpr auto dequantize = &dequantize_q4_0_ref;
+  static constexpr auto quantize = &quantize_q4_0_ref;
+};
+
+template <>
+struct TypeRow<DType::Q4_1> {
+  using Block = BlockQ4_1;
+  static constexpr DTypeTraits facts{.type = DType::Q4_1, .name = "q4_1", .block_size = kQK,
+                                     .block_bytes = sizeof(Block), .has_min = true, .int8_scale_group = 32};
+  static constexpr auto dequantize = &dequantize_q4_1_ref;
+  static constexpr auto quantize = &quantize_q4_1_ref;
+};
+
+template <>
+struct TypeRow<DType::Q5_0> {
+  using Block = BlockQ5_0;
+  static constexpr DTypeTraits facts{.type = DType::Q5_0, .name = "q5_0", .block_size = kQK,
+                                     .block_bytes = sizeof(Block), .offset = 16, .int8_scale_group = 32};
+  static constexpr auto dequantize = &dequantize_q5_0_ref;
+  static constexpr auto quantize = &quantize_q5_0_ref;
+};
+
+template <>
+struct TypeRow<DType::Q5_1> {
+  using Block = BlockQ5_1;
+  static constexpr DTypeTraits facts{.type = DType::Q5_1, .name = "q5_1", .block_size = kQK,
+                                     .block_bytes = sizeof(Block), .has_min = true, .int8_scale_group = 32};
+  static constexpr auto dequantize = &dequantize_q5_1_ref;
+  static constexpr auto quantize = &quantize_q5_1_ref;
+};
+
+template <>
+struct TypeRow<DType::Q4_K> {
+  using Block = BlockQ4_K;
+  static constexpr DTypeTraits facts{.type = DType::Q4_K, .name = "q4_k", .block_size = kQKK,
+                                     .block_bytes = sizeof(Block), .super_block = true, .has_min = true,
+                                     .int8_scale_group = 32};
+  static constexpr auto dequantize = &dequantize_q4_k_ref;
+  static constexpr auto quantize = &quantize_q4_k_ref;
+};
+
+template <>
+struct TypeRow<DType::Q5_K> {
+  using Block = BlockQ5_K;
+  static constexpr DTypeTraits facts{.type = DType::Q5_K, .name = "q5_k", .block_size = kQKK,
+                                     .block_bytes = sizeof(Block), .super_block = true, .has_min = true,
+                                     .int8_scale_group = 32};
+  static constexpr auto dequantize = &dequantize_q5_k_ref;
+  static constexpr auto quantize = &quantize_q5_k_ref;
+};
+
+template <>
+struct TypeRow<DType::Q6_K> {
+  using Block = BlockQ6_K;
+  static constexpr DTypeTraits facts{.type = DType::Q6_K, .name = "q6_k", .block_size = kQKK,
+                                     .block_bytes = sizeof(Block), .super_block = true, .offset = 32,
+                                     .int8_scale_group = 16};
+  static constexpr auto dequantize = &dequantize_q6_k_ref;
+  static constexpr auto quantize = &quantize_q6_k_ref;
+};
+
+// ------------------------------------------------------- derived from the rows
+
+template <DType T>
+concept HasTypeRow = requires { TypeRow<T>::facts; };
+
+// The facts and block struct of a compile-time type.
+template <DType T>
+inline constexpr const DTypeTraits& kFacts = TypeRow<T>::facts;
+template <DType T>
+using BlockOf = typename TypeRow<T>::Block;
+
+// ggml type ids stay below this bound (the highest known is 39).
+inline constexpr uint32_t kTypeIdBound = 64;
+
+namespace detail {
+template <uint32_t... Ids>
+constexpr auto types_with_rows(std::integer_sequence<uint32_t, Ids...>) {
+  constexpr size_t n = (size_t{0} + ... + (HasTypeRow<static_cast<DType>(Ids)> ? 1 : 0));
+  std::array<DType, n> out{};
+  size_t i = 0;
+  ((HasTypeRow<static_cast<DType>(Ids)> ? (out[i++] = static_cast<DType>(Ids), 0) : 0), ...);
+  return out;
+}
+}  // namespace detail
+
+// Every type with a row, in ascending ggml id.
+inline constexpr auto kSupportedTypes = detail::types_with_rows(std::make_integer_sequence<uint32_t, kTypeIdBound>{});
+
+// Filters for visit_dtype.
+constexpr bool any_type(const DTypeTraits&) { return true; }
+constexpr bool int8_type(const DTypeTraits& f) { return f.int8_scale_group > 0; }
+
+namespace detail {
+template <DType T, auto Filter, typename Fn>
+bool call_if(Fn& fn) {
+  if constexpr (Filter(kFacts<T>)) {
+    fn.template operator()<T>();
+    return true;
+  } else {
+    return false;
+  }
+}
+template <auto Filter, typename Fn, size_t... I>
+bool visit(DType t, Fn& fn, std::index_sequence<I...>) {
+  bool called = false;
+  (void)((t == kSupportedTypes[I] ? (called = call_if<kSupportedTypes[I], Filter>(fn), true) : false) || ...);
+  return called;
+}
+}  // namespace detail
+
+// Calls fn.template operator()<T>() (a lambda `[&]<DType T>() { ... }`) with
+// the compile-time type equal to `t`, instantiating it only for the types
+// Filter accepts. Returns false, without calling, when `t` has no row or the
+// filter refuses it.
+template <auto Filter = any_type, typename Fn>
+bool visit_dtype(DType t, Fn&& fn) {
+  return detail::visit<Filter>(t, fn, std::make_index_sequence<kSupportedTypes.size()>{});
+}
+
+}  // namespace volga
