@@ -29,103 +29,71 @@ struct TypeRow;
 
 // ----------------------------------------------------------------- the rows
 
-template <>
-struct TypeRow<DType::F32> {
-  using Block = float;
-  static constexpr DTypeTraits facts{.type = DType::F32, .name = "f32", .block_size = 1, .block_bytes = sizeof(Block)};
-  static constexpr auto dequantize = &dequantize_f32_ref;
-  static constexpr auto quantize = &quantize_f32_ref;
+// What every row holds besides its facts: the block struct as stored in the
+// file and the scalar reference (de)quantizers.
+template <typename B, auto Dequantize, auto Quantize>
+struct RowBase {
+  using Block = B;
+  static constexpr auto dequantize = Dequantize;
+  static constexpr auto quantize = Quantize;
 };
 
+// Float types: a "block" is one element.
 template <>
-struct TypeRow<DType::F16> {
-  using Block = uint16_t;  // IEEE half bits
-  static constexpr DTypeTraits facts{.type = DType::F16, .name = "f16", .block_size = 1, .block_bytes = sizeof(Block)};
-  static constexpr auto dequantize = &dequantize_f16_ref;
-  static constexpr auto quantize = &quantize_f16_ref;
+struct TypeRow<DType::F32> : RowBase<float, dequantize_f32_ref, quantize_f32_ref> {
+  static constexpr DTypeTraits facts{.type = DType::F32, .name = "f32", .block_size = 1, .block_bytes = 4};
+};
+template <>
+struct TypeRow<DType::F16> : RowBase<uint16_t, dequantize_f16_ref, quantize_f16_ref> {  // IEEE half bits
+  static constexpr DTypeTraits facts{.type = DType::F16, .name = "f16", .block_size = 1, .block_bytes = 2};
+};
+template <>
+struct TypeRow<DType::BF16> : RowBase<uint16_t, dequantize_bf16_ref, quantize_bf16_ref> {  // a float's high half
+  static constexpr DTypeTraits facts{.type = DType::BF16, .name = "bf16", .block_size = 1, .block_bytes = 2};
 };
 
+// Legacy types: self-contained blocks of 32.
 template <>
-struct TypeRow<DType::BF16> {
-  using Block = uint16_t;  // the high half of an IEEE float
-  static constexpr DTypeTraits facts{.type = DType::BF16, .name = "bf16", .block_size = 1, .block_bytes = sizeof(Block)};
-  static constexpr auto dequantize = &dequantize_bf16_ref;
-  static constexpr auto quantize = &quantize_bf16_ref;
+struct TypeRow<DType::Q8_0> : RowBase<BlockQ8_0, dequantize_q8_0_ref, quantize_q8_0_ref> {
+  static constexpr DTypeTraits facts{.type = DType::Q8_0, .name = "q8_0", .block_size = kQK, .block_bytes = 34,
+                                     .signed_quants = true, .int8_scale_group = 32};
+};
+template <>
+struct TypeRow<DType::Q4_0> : RowBase<BlockQ4_0, dequantize_q4_0_ref, quantize_q4_0_ref> {
+  static constexpr DTypeTraits facts{.type = DType::Q4_0, .name = "q4_0", .block_size = kQK, .block_bytes = 18,
+                                     .offset = 8, .int8_scale_group = 32};
+};
+template <>
+struct TypeRow<DType::Q4_1> : RowBase<BlockQ4_1, dequantize_q4_1_ref, quantize_q4_1_ref> {
+  static constexpr DTypeTraits facts{.type = DType::Q4_1, .name = "q4_1", .block_size = kQK, .block_bytes = 20,
+                                     .has_min = true, .int8_scale_group = 32};
+};
+template <>
+struct TypeRow<DType::Q5_0> : RowBase<BlockQ5_0, dequantize_q5_0_ref, quantize_q5_0_ref> {
+  static constexpr DTypeTraits facts{.type = DType::Q5_0, .name = "q5_0", .block_size = kQK, .block_bytes = 22,
+                                     .offset = 16, .int8_scale_group = 32};
+};
+template <>
+struct TypeRow<DType::Q5_1> : RowBase<BlockQ5_1, dequantize_q5_1_ref, quantize_q5_1_ref> {
+  static constexpr DTypeTraits facts{.type = DType::Q5_1, .name = "q5_1", .block_size = kQK, .block_bytes = 24,
+                                     .has_min = true, .int8_scale_group = 32};
 };
 
+// k-quants: super-blocks of 256 in sub-blocks with packed scales.
 template <>
-struct TypeRow<DType::Q8_0> {
-  using Block = BlockQ8_0;
-  static constexpr DTypeTraits facts{.type = DType::Q8_0, .name = "q8_0", .block_size = kQK,
-                                     .block_bytes = sizeof(Block), .signed_quants = true, .int8_scale_group = 32};
-  static constexpr auto dequantize = &dequantize_q8_0_ref;
-  static constexpr auto quantize = &quantize_q8_0_ref;
+struct TypeRow<DType::Q4_K> : RowBase<BlockQ4_K, dequantize_q4_k_ref, quantize_q4_k_ref> {
+  static constexpr DTypeTraits facts{.type = DType::Q4_K, .name = "q4_k", .block_size = kQKK, .block_bytes = 144,
+                                     .super_block = true, .has_min = true, .int8_scale_group = 32};
 };
-
 template <>
-struct TypeRow<DType::Q4_0> {
-  using Block = BlockQ4_0;
-  static constexpr DTypeTraits facts{.type = DType::Q4_0, .name = "q4_0", .block_size = kQK,
-                                     .block_bytes = sizeof(Block), .offset = 8, .int8_scale_group = 32};
-  static constexpr auto dequantize = &dequantize_q4_0_ref;
-  static constexpr auto quantize = &quantize_q4_0_ref;
+struct TypeRow<DType::Q5_K> : RowBase<BlockQ5_K, dequantize_q5_k_ref, quantize_q5_k_ref> {
+  static constexpr DTypeTraits facts{.type = DType::Q5_K, .name = "q5_k", .block_size = kQKK, .block_bytes = 176,
+                                     .super_block = true, .has_min = true, .int8_scale_group = 32};
 };
-
 template <>
-struct TypeRow<DType::Q4_1> {
-  using Block = BlockQ4_1;
-  static constexpr DTypeTraits facts{.type = DType::Q4_1, .name = "q4_1", .block_size = kQK,
-                                     .block_bytes = sizeof(Block), .has_min = true, .int8_scale_group = 32};
-  static constexpr auto dequantize = &dequantize_q4_1_ref;
-  static constexpr auto quantize = &quantize_q4_1_ref;
-};
-
-template <>
-struct TypeRow<DType::Q5_0> {
-  using Block = BlockQ5_0;
-  static constexpr DTypeTraits facts{.type = DType::Q5_0, .name = "q5_0", .block_size = kQK,
-                                     .block_bytes = sizeof(Block), .offset = 16, .int8_scale_group = 32};
-  static constexpr auto dequantize = &dequantize_q5_0_ref;
-  static constexpr auto quantize = &quantize_q5_0_ref;
-};
-
-template <>
-struct TypeRow<DType::Q5_1> {
-  using Block = BlockQ5_1;
-  static constexpr DTypeTraits facts{.type = DType::Q5_1, .name = "q5_1", .block_size = kQK,
-                                     .block_bytes = sizeof(Block), .has_min = true, .int8_scale_group = 32};
-  static constexpr auto dequantize = &dequantize_q5_1_ref;
-  static constexpr auto quantize = &quantize_q5_1_ref;
-};
-
-template <>
-struct TypeRow<DType::Q4_K> {
-  using Block = BlockQ4_K;
-  static constexpr DTypeTraits facts{.type = DType::Q4_K, .name = "q4_k", .block_size = kQKK,
-                                     .block_bytes = sizeof(Block), .super_block = true, .has_min = true,
-                                     .int8_scale_group = 32};
-  static constexpr auto dequantize = &dequantize_q4_k_ref;
-  static constexpr auto quantize = &quantize_q4_k_ref;
-};
-
-template <>
-struct TypeRow<DType::Q5_K> {
-  using Block = BlockQ5_K;
-  static constexpr DTypeTraits facts{.type = DType::Q5_K, .name = "q5_k", .block_size = kQKK,
-                                     .block_bytes = sizeof(Block), .super_block = true, .has_min = true,
-                                     .int8_scale_group = 32};
-  static constexpr auto dequantize = &dequantize_q5_k_ref;
-  static constexpr auto quantize = &quantize_q5_k_ref;
-};
-
-template <>
-struct TypeRow<DType::Q6_K> {
-  using Block = BlockQ6_K;
-  static constexpr DTypeTraits facts{.type = DType::Q6_K, .name = "q6_k", .block_size = kQKK,
-                                     .block_bytes = sizeof(Block), .super_block = true, .offset = 32,
-                                     .int8_scale_group = 16};
-  static constexpr auto dequantize = &dequantize_q6_k_ref;
-  static constexpr auto quantize = &quantize_q6_k_ref;
+struct TypeRow<DType::Q6_K> : RowBase<BlockQ6_K, dequantize_q6_k_ref, quantize_q6_k_ref> {
+  static constexpr DTypeTraits facts{.type = DType::Q6_K, .name = "q6_k", .block_size = kQKK, .block_bytes = 210,
+                                     .super_block = true, .offset = 32, .int8_scale_group = 16};
 };
 
 // ------------------------------------------------------- derived from the rows
@@ -138,6 +106,7 @@ template <DType T>
 inline constexpr const DTypeTraits& kFacts = TypeRow<T>::facts;
 template <DType T>
 using BlockOf = typename TypeRow<T>::Block;
+
 
 // ggml type ids stay below this bound (the highest known is 39).
 inline constexpr uint32_t kTypeIdBound = 64;
@@ -155,6 +124,15 @@ constexpr auto types_with_rows(std::integer_sequence<uint32_t, Ids...>) {
 
 // Every type with a row, in ascending ggml id.
 inline constexpr auto kSupportedTypes = detail::types_with_rows(std::make_integer_sequence<uint32_t, kTypeIdBound>{});
+
+namespace detail {
+template <size_t... I>
+constexpr bool block_structs_match_rows(std::index_sequence<I...>) {
+  return ((sizeof(BlockOf<kSupportedTypes[I]>) == static_cast<size_t>(kFacts<kSupportedTypes[I]>.block_bytes)) && ...);
+}
+}  // namespace detail
+static_assert(detail::block_structs_match_rows(std::make_index_sequence<kSupportedTypes.size()>{}),
+              "a block struct's size differs from its row's block bytes");
 
 // Filters for visit_dtype.
 constexpr bool any_type(const DTypeTraits&) { return true; }
