@@ -46,6 +46,12 @@ std::string ggml_type_name(uint32_t id) {
   return "type " + std::to_string(id);
 }
 
+DType type_for_rows(DType want, int64_t cols) {
+  DType t = want;
+  while (cols % traits(t).block_size != 0) t = traits(t).fallback;
+  return t;
+}
+
 std::string supported_dtype_names() {
   std::string out;
   for (const auto& t : kTraits) out += (out.empty() ? "" : ", ") + std::string(t.name);

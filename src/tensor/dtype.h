@@ -44,6 +44,9 @@ struct DTypeTraits {
   // scale, 32 or 16, against activations quantized in chunks of 32; 0 for
   // types those products do not take.
   int int8_scale_group = 0;
+  // llama.cpp's choice for a matrix whose rows this type's blocks do not
+  // divide (see type_for_rows).
+  DType fallback = DType::F16;
 };
 
 // Traits of a supported type; nullopt for an id Volga does not implement.
@@ -52,6 +55,9 @@ const DTypeTraits& traits(DType t);
 const char* dtype_name(DType t);
 // The name ggml gives to an id, even unsupported ones ("q2_k", "iq4_xs"...), or "type N".
 std::string ggml_type_name(uint32_t ggml_type_id);
+// `want`, or the first of its fallbacks whose blocks divide rows of `cols`
+// elements (q4_k -> q5_0 -> f16), as llama.cpp quantizes such matrices.
+DType type_for_rows(DType want, int64_t cols);
 // "f32, f16, q4_0, ...": every supported type, for error messages.
 std::string supported_dtype_names();
 // Parses "f32", "q4_k", "Q8_0"... Throws volga::Error on an unknown name.

@@ -83,17 +83,20 @@ struct TypeRow<DType::Q5_1> : RowBase<BlockQ5_1, dequantize_q5_1_ref, quantize_q
 template <>
 struct TypeRow<DType::Q4_K> : RowBase<BlockQ4_K, dequantize_q4_k_ref, quantize_q4_k_ref> {
   static constexpr DTypeTraits facts{.type = DType::Q4_K, .name = "q4_k", .block_size = kQKK, .block_bytes = 144,
-                                     .super_block = true, .has_min = true, .int8_scale_group = 32};
+                                     .super_block = true, .has_min = true, .int8_scale_group = 32,
+                                     .fallback = DType::Q5_0};
 };
 template <>
 struct TypeRow<DType::Q5_K> : RowBase<BlockQ5_K, dequantize_q5_k_ref, quantize_q5_k_ref> {
   static constexpr DTypeTraits facts{.type = DType::Q5_K, .name = "q5_k", .block_size = kQKK, .block_bytes = 176,
-                                     .super_block = true, .has_min = true, .int8_scale_group = 32};
+                                     .super_block = true, .has_min = true, .int8_scale_group = 32,
+                                     .fallback = DType::Q5_1};
 };
 template <>
 struct TypeRow<DType::Q6_K> : RowBase<BlockQ6_K, dequantize_q6_k_ref, quantize_q6_k_ref> {
   static constexpr DTypeTraits facts{.type = DType::Q6_K, .name = "q6_k", .block_size = kQKK, .block_bytes = 210,
-                                     .super_block = true, .offset = 32, .int8_scale_group = 16};
+                                     .super_block = true, .offset = 32, .int8_scale_group = 16,
+                                     .fallback = DType::Q8_0};
 };
 
 // ------------------------------------------------------- derived from the rows

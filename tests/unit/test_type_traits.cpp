@@ -142,5 +142,20 @@ TEST(TypeTraits, VisitorFiltersAndRefusesUnknownIds) {
   }
 }
 
+// llama.cpp quantizes a matrix whose rows a k-quant's super-blocks do not
+// divide as q5_0 (for q4_k), q5_1 (q5_k) or q8_0 (q6_k), and as f16 when
+// 32-element blocks do not divide them either.
+TEST(TypeTraits, TypeForRowsFollowsLlamaCppFallbacks) {
+  EXPECT_EQ(type_for_rows(DType::Q4_K, 4096), DType::Q4_K);
+  EXPECT_EQ(type_for_rows(DType::Q4_K, 96), DType::Q5_0);
+  EXPECT_EQ(type_for_rows(DType::Q5_K, 96), DType::Q5_1);
+  EXPECT_EQ(type_for_rows(DType::Q6_K, 96), DType::Q8_0);
+  EXPECT_EQ(type_for_rows(DType::Q4_K, 100), DType::F16);
+  EXPECT_EQ(type_for_rows(DType::Q8_0, 100), DType::F16);
+  EXPECT_EQ(type_for_rows(DType::Q4_0, 64), DType::Q4_0);
+  EXPECT_EQ(type_for_rows(DType::F32, 7), DType::F32);
+  EXPECT_EQ(type_for_rows(DType::BF16, 7), DType::BF16);
+}
+
 }  // namespace
 }  // namespace volga
