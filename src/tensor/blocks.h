@@ -61,6 +61,27 @@ struct BlockQ6_K {
   uint16_t d;                // fp16 super-block scale
 };
 
+// The 16 levels of the non-linear 4-bit types (iq4_nl, iq4_xs), as ggml fixes them.
+inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                            1,    13,   25,  38,  53,  69,  89,  113};
+
+struct BlockIQ4_NL {
+  uint16_t d;  // fp16 scale; x = d * kIq4nlValues[n]
+  uint8_t qs[kQK / 2];  // indices n: element j in the low nibble of qs[j], j+16 in the high nibble
+};
+
+struct BlockIQ4_XS {
+  uint16_t d;         // fp16 super-block scale
+  uint16_t scales_h;  // bits 2j, 2j+1: the high 2 bits of sub-block j's 6-bit scale
+  uint8_t scales_l[kQKK / 64];  // the low 4 bits of sub-block j's scale: nibble j % 2 of byte j / 2
+  uint8_t qs[kQKK / 2];  // sub-block j (32 elements) in qs[16j .. 16j + 16), nibbles as iq4_nl
+};
+
+// Sub-block j's 6-bit scale ls of an iq4_xs super-block: x = d * (ls - 32) * kIq4nlValues[n].
+inline int iq4xs_scale(const BlockIQ4_XS& b, int j) {
+  return ((b.scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((b.scales_h >> (2 * j)) & 3) << 4);
+}
+
 // Unpacks sub-block j's 6-bit scale and min from a Q4_K/Q5_K scales array.
 inline void unpack_scale_min_k4(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
   if (j < 4) {

@@ -23,6 +23,8 @@ enum class DType : uint32_t {
   Q4_K = 12,
   Q5_K = 13,
   Q6_K = 14,
+  IQ4_NL = 20,
+  IQ4_XS = 23,
   BF16 = 30,
 };
 
@@ -40,6 +42,8 @@ struct DTypeTraits {
   int32_t offset = 0;
   // Integers stored as signed bytes (q8_0).
   bool signed_quants = false;
+  // Non-linear types: the integer of a stored 4-bit index n is values[n].
+  const int8_t* values = nullptr;
   // Integer products (kernels/dispatch.h): elements of a weight row per weight
   // scale, 32 or 16, against activations quantized in chunks of 32; 0 for
   // types those products do not take.

@@ -25,6 +25,8 @@ void dequantize_q5_1_ref(const void* src, float* dst, int64_t n);
 void dequantize_q4_k_ref(const void* src, float* dst, int64_t n);
 void dequantize_q5_k_ref(const void* src, float* dst, int64_t n);
 void dequantize_q6_k_ref(const void* src, float* dst, int64_t n);
+void dequantize_iq4_nl_ref(const void* src, float* dst, int64_t n);  // quant_iq4.cpp
+void dequantize_iq4_xs_ref(const void* src, float* dst, int64_t n);
 
 void quantize_f32_ref(const float* src, void* dst, int64_t n);
 void quantize_f16_ref(const float* src, void* dst, int64_t n);
@@ -37,5 +39,7 @@ void quantize_q5_1_ref(const float* src, void* dst, int64_t n);
 void quantize_q4_k_ref(const float* src, void* dst, int64_t n);
 void quantize_q5_k_ref(const float* src, void* dst, int64_t n);
 void quantize_q6_k_ref(const float* src, void* dst, int64_t n);
+void quantize_iq4_nl_ref(const float* src, void* dst, int64_t n);  // quant_iq4.cpp
+void quantize_iq4_xs_ref(const float* src, void* dst, int64_t n);
 
 }  // namespace volga

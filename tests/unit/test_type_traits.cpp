@@ -39,6 +39,8 @@ const std::vector<FormatFacts>& format_facts() {
       {12, "q4_k", 256, 2 + 2 + 12 + 256 / 2, true, 0, 32},           // d, dmin, scales, qs
       {13, "q5_k", 256, 2 + 2 + 12 + 256 / 8 + 256 / 2, true, 0, 32}, // d, dmin, scales, qh, qs
       {14, "q6_k", 256, 256 / 2 + 256 / 4 + 256 / 16 + 2, false, 32, 16},  // ql, qh, scales, d
+      {20, "iq4_nl", 32, 2 + 32 / 2, false, 0, 32},                   // d, qs
+      {23, "iq4_xs", 256, 2 + 2 + 256 / 64 + 256 / 2, false, 0, 32},  // d, scales_h, scales_l, qs
       {30, "bf16", 1, 2, false, 0, 0},
   };
   return facts;
@@ -84,6 +86,7 @@ TEST(TypeTraits, RowsAreConsistent) {
     // signed integers need neither.
     EXPECT_FALSE(f.has_min && f.offset != 0);
     EXPECT_FALSE(f.signed_quants && (f.has_min || f.offset != 0));
+    EXPECT_FALSE(f.values != nullptr && (f.has_min || f.offset != 0 || f.signed_quants));
     if (f.int8_scale_group > 0) {
       // Integer products walk activation chunks of 32 elements.
       EXPECT_EQ(f.block_size % 32, 0);

@@ -40,6 +40,7 @@ void nibbles(const Block& b, int* n) {
 }
 void stored_ints(const BlockQ4_0& b, int* n) { nibbles(b, n); }
 void stored_ints(const BlockQ4_1& b, int* n) { nibbles(b, n); }
+void stored_ints(const BlockIQ4_NL& b, int* n) { nibbles(b, n); }
 template <typename Block>
 void nibbles_and_bit4(const Block& b, int* n) {
   nibbles(b, n);
@@ -49,13 +50,20 @@ void nibbles_and_bit4(const Block& b, int* n) {
 void stored_ints(const BlockQ5_0& b, int* n) { nibbles_and_bit4(b, n); }
 void stored_ints(const BlockQ5_1& b, int* n) { nibbles_and_bit4(b, n); }
 
+// The integer a stored n stands for: a level of the non-linear types, else n - offset.
+template <DType T>
+int integer_of(int n) {
+  if constexpr (kFacts<T>.values != nullptr) return kFacts<T>.values[n];
+  else return n - kFacts<T>.offset;
+}
+
 // A legacy type's block c: one scale (d), a minimum (m) when the type has one.
 template <DType T>
 void legacy_chunk(const uint8_t* row, int64_t c, Int8Chunk* out) {
   const auto& b = reinterpret_cast<const BlockOf<T>*>(row)[c];
   int n[32];
   stored_ints(b, n);
-  for (int i = 0; i < 32; ++i) out->q[i] = static_cast<int8_t>(n[i] - kFacts<T>.offset);
+  for (int i = 0; i < 32; ++i) out->q[i] = static_cast<int8_t>(integer_of<T>(n[i]));
   out->scale[0] = fp16_to_fp32(b.d);
   if constexpr (kFacts<T>.has_min) out->min = fp16_to_fp32(b.m);
 }
@@ -95,9 +103,23 @@ void q6k_chunk(const uint8_t* row, int64_t c, Int8Chunk* out) {
   out->scale[1] = d * b.scales[8 * h + 2 * p + 1];
 }
 
+// Sub-block j of an iq4_xs super-block: 16 bytes of nibbles as iq4_nl, the
+// scale d * (ls - 32).
+void iq4xs_chunk(const uint8_t* row, int64_t c, Int8Chunk* out) {
+  const auto& b = reinterpret_cast<const BlockIQ4_XS*>(row)[c / 8];
+  const int j = static_cast<int>(c % 8);
+  const uint8_t* qs = b.qs + 16 * j;
+  for (int i = 0; i < 16; ++i) {
+    out->q[i] = static_cast<int8_t>(integer_of<DType::IQ4_XS>(qs[i] & 0xF));
+    out->q[i + 16] = static_cast<int8_t>(integer_of<DType::IQ4_XS>(qs[i] >> 4));
+  }
+  out->scale[0] = fp16_to_fp32(b.d) * static_cast<float>(iq4xs_scale(b, j) - 32);
+}
+
 template <DType T>
 void chunk_of(const uint8_t* row, int64_t c, Int8Chunk* out) {
   if constexpr (T == DType::Q6_K) q6k_chunk(row, c, out);
+  else if constexpr (T == DType::IQ4_XS) iq4xs_chunk(row, c, out);
   else if constexpr (kFacts<T>.super_block) k45_chunk<T>(row, c, out);
   else legacy_chunk<T>(row, c, out);
 }

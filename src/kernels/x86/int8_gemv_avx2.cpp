@@ -28,6 +28,11 @@ namespace gemv {
 template <DType T>
 constexpr int32_t kOffset = 0;
 
+// Types whose scales are decoded for the 8 rows at once (gathers) rather
+// than row by row with the integers.
+template <DType T>
+constexpr bool kGathered = T == DType::Q4_K || T == DType::Q5_K || T == DType::Q6_K;
+
 namespace {
 
 // 8 rows' chunks (w, and |w| in wa) against one token's 32 activations: each
@@ -50,14 +55,14 @@ inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256*
   constexpr int U = kUnitChunks<T>;
   __m256i q[U][kRows];
   // Scales: the k-quants' are decoded for the 8 rows at once (gathers), the
-  // legacy types' one block per row as the panel kernel does.
+  // others' one block per row as the panel kernel does.
   alignas(32) float s0[U][kRows], s1[U][kRows], mn[U][kRows];
   [[maybe_unused]] K45Scales k45;
   [[maybe_unused]] Q6Scales q6;
   if constexpr (T == DType::Q4_K || T == DType::Q5_K) k45 = k45_scales(rs, u * kFacts<T>.block_bytes);
   if constexpr (T == DType::Q6_K) q6 = q6_scales(rs, u * kFacts<T>.block_bytes);
   for (int i = 0; i < kRows; ++i)
-    unpack_unit<T, !kFacts<T>.super_block>(rs.p[i], u, &q[0][i], kRows, &s0[0][i], &s1[0][i], &mn[0][i], kRows);
+    unpack_unit<T, !kGathered<T>>(rs.p[i], u, &q[0][i], kRows, &s0[0][i], &s1[0][i], &mn[0][i], kRows);
   for (int k = 0; k < U; ++k) {
     const int64_t c = u * U + k;
     __m256i wa[kRows];

@@ -9,7 +9,8 @@
 //   - a vector holds one 32-element chunk of two rows as unsigned bytes n
 //     (row a in the low 256 bits, row b in the high), in element order, with
 //     no transposition: the weight's value is scale * (n - offset) + min, the
-//     offset being 128 for q8_0 (stored bytes with the sign bit flipped),
+//     offset being 128 for q8_0 (stored bytes with the sign bit flipped) and
+//     for iq4_nl / iq4_xs (their levels looked up with 128 added),
 //     8 / 16 / 32 for q4_0 / q5_0 / q6_k and 0 for the types with a minimum;
 //   - vpdpbusd against the token's signed activations (32 bytes broadcast to
 //     both halves) leaves 8 partial sums per row; four such vectors (8 rows)
@@ -35,9 +36,10 @@ namespace volga::kernels::avx512vnni {
 namespace gemv {
 namespace {
 
-// Signed bytes (q8_0) are used with their sign bit flipped: n = q + 128.
+// Signed bytes (q8_0) are used with their sign bit flipped, n = q + 128, and
+// so are the levels of the non-linear types.
 template <DType T>
-constexpr int32_t kOffset = kFacts<T>.signed_quants ? 128 : kFacts<T>.offset;
+constexpr int32_t kOffset = kFacts<T>.signed_quants || kFacts<T>.values != nullptr ? 128 : kFacts<T>.offset;
 
 inline uint32_t load_u32(const uint8_t* p) {
   uint32_t v;
@@ -56,6 +58,11 @@ inline __m512i pair_nibbles(const uint8_t* a, const uint8_t* b) {
   __m512i v = _mm512_mask_broadcast_i32x4(_mm512_broadcast_i32x4(load128(a)), 0xFF00, load128(b));
   v = _mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4);  // 128-bit lanes 1 and 3: high nibbles
   return _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+}
+// Indices 0-15 replaced by values[idx] + 128 (as unsigned bytes): the levels of a non-linear type.
+inline __m512i levels_u8(__m512i idx, const int8_t* values) {
+  const __m128i table = _mm_xor_si128(load128(reinterpret_cast<const uint8_t*>(values)), _mm_set1_epi8(static_cast<char>(0x80)));
+  return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(table), idx);
 }
 // Adds 16 to the elements whose bit is set in the 32-bit fields of rows a and b.
 inline __m512i with_bit4(__m512i n, uint32_t bits_a, uint32_t bits_b) {
@@ -101,7 +108,7 @@ inline void chunk_step(const __m512i* v, int64_t c, const Tokens<NT>& tk, __m256
   }
 }
 
-// 32-element block c of the legacy types (q8_0, q4_0, q4_1, q5_0, q5_1).
+// 32-element block c of the legacy types (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl).
 template <DType T, int NT>
 inline void legacy_block(const RowSet& rs, int64_t c, const Tokens<NT>& tk, __m256* acc) {
   const int64_t o = c * kFacts<T>.block_bytes;
@@ -118,6 +125,7 @@ inline void legacy_block(const RowSet& rs, int64_t c, const Tokens<NT>& tk, __m2
       v[p] = with_bit4(pair_nibbles(a + qs_at, b + qs_at), load_u32(a + qh_at), load_u32(b + qh_at));
     } else {
       v[p] = pair_nibbles(a + qs_at, b + qs_at);
+      if constexpr (kFacts<T>.values != nullptr) v[p] = levels_u8(v[p], kFacts<T>.values);
     }
   }
   static_assert(offsetof(B, d) == 0);
@@ -189,11 +197,35 @@ inline void q6k_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256*
   }
 }
 
+// Super-block u of iq4_xs: sub-block j's levels from 16 bytes of nibbles,
+// its scale d * (ls - 32) from the packed 6-bit scales, 8 rows at once.
+template <int NT>
+inline void iq4xs_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
+  using B = BlockIQ4_XS;
+  static_assert(offsetof(B, d) == 0 && offsetof(B, scales_h) == 2, "d and scales_h share the first dword");
+  const int64_t o = u * kFacts<DType::IQ4_XS>.block_bytes;
+  const __m256i dh = gather(rs, o), sl = gather(rs, o + offsetof(B, scales_l));
+  const __m256 d = f16_low(dh);
+  const __m256i sh = _mm256_srli_epi32(dh, 16);
+  const __m256i m15 = _mm256_set1_epi32(15), m3 = _mm256_set1_epi32(3), bias = _mm256_set1_epi32(32);
+  for (int j = 0; j < 8; ++j) {
+    __m512i v[4];
+    const int64_t at = o + offsetof(B, qs) + 16 * j;
+    for (int p = 0; p < 4; ++p)
+      v[p] = levels_u8(pair_nibbles(rs.p[2 * p] + at, rs.p[2 * p + 1] + at), kFacts<DType::IQ4_XS>.values);
+    const __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(sl, 4 * j), m15),
+                                       _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(sh, 2 * j), m3), 4));
+    const __m256 scale = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, bias)));
+    chunk_step<DType::IQ4_XS, NT>(v, 8 * u + j, tk, scale, scale, _mm256_setzero_ps(), acc);
+  }
+}
+
 }  // namespace
 
 template <DType T, int NT>
 inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
   if constexpr (T == DType::Q6_K) q6k_block<NT>(rs, u, tk, acc);
+  else if constexpr (T == DType::IQ4_XS) iq4xs_block<NT>(rs, u, tk, acc);
   else if constexpr (kFacts<T>.super_block) k45_block<T, NT>(rs, u, tk, acc);
   else legacy_block<T, NT>(rs, u, tk, acc);
 }
