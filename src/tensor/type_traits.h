@@ -1,6 +1,7 @@
 // The one place for a tensor type's facts. Each supported DType has one row,
 // TypeRow<T>: its DTypeTraits (name, block elements and bytes, super-block or
-// not, minimum or offset, the integer products' scale group), its block
+// not, minimum, offset or levels, the integer products' scale group, the
+// fallback for rows its blocks do not divide), its block
 // struct (tensor/blocks.h) and its scalar reference (de)quantizers
 // (tensor/quant.h). Everything else derives from the rows: the run-time
 // table behind traits() and dtype_traits(), the list of supported names, and
@@ -121,7 +122,6 @@ template <DType T>
 inline constexpr const DTypeTraits& kFacts = TypeRow<T>::facts;
 template <DType T>
 using BlockOf = typename TypeRow<T>::Block;
-
 
 // ggml type ids stay below this bound (the highest known is 39).
 inline constexpr uint32_t kTypeIdBound = 64;

@@ -313,7 +313,7 @@ class IsaPaths(unittest.TestCase):
         checked = 0
         for matmul in ("float", "int8"):
             for arch in ARCHS:
-                for ty in ("f32", "f16", "bf16", "q8_0", "q4_0", "q5_1", "q4_k_m", "q6_k"):
+                for ty in ("f32", "f16", "bf16", "q8_0", "q4_0", "q5_1", "q4_k_m", "q6_k", "iq4_nl", "iq4_xs"):
                     if matmul == "int8" and ty in ("f32", "f16", "bf16"):
                         continue  # no integer products for these types
                     if matmul == "int8" and arch in ("qwen3moe", "deepseek2"):
