@@ -22,6 +22,7 @@
 #include "kernels/x86/int8_x86.h"
 #include "tensor/dtype.h"
 #include "tensor/quant.h"
+#include "tensor/type_traits.h"
 #include "util/cpu_features.h"
 
 using namespace volga;
@@ -110,9 +111,8 @@ int main(int argc, char** argv) {
   std::printf("%s, %lld x %lld, %lld token(s), best of %d, one thread\n", isa_name_arg.c_str(),
               static_cast<long long>(rows), static_cast<long long>(cols), static_cast<long long>(tokens), reps);
   std::printf("| type | MB | plain read GB/s | in place GB/s | panel GB/s |\n|---|---|---|---|---|\n");
-  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
-                     DType::Q6_K}) {
-    if (cols % traits(type).block_size != 0) continue;
+  for (DType type : kSupportedTypes) {  // every type the integer products take
+    if (!int8_type(traits(type)) || cols % traits(type).block_size != 0) continue;
     std::vector<uint8_t> w;
     const WeightMatrix wm = random_weights(type, rows, cols, rng, w);
     std::vector<float> y(static_cast<size_t>(rows * tokens));

@@ -40,15 +40,6 @@ std::optional<uint32_t> file_type_id(DType t) {
   }
 }
 
-// The type a matrix with rows of `cols` elements gets: `want`, or llama.cpp's
-// fallback when the row length is not a multiple of the block size.
-DType matrix_type(DType want, int64_t cols) {
-  if (cols % traits(want).block_size == 0) return want;
-  DType fb = want == DType::Q4_K ? DType::Q5_0 : want == DType::Q5_K ? DType::Q5_1 : DType::Q8_0;
-  if (cols % traits(fb).block_size == 0) return fb;
-  return DType::F16;
-}
-
 std::vector<uint8_t> encode_rows(DType type, const float* data, int64_t cols, int64_t rows) {
   const int64_t rb = row_bytes(type, cols);
   std::vector<uint8_t> out(static_cast<size_t>(rb * rows));
@@ -213,7 +204,7 @@ int convert(const std::string& dir, const std::string& out, const std::string& t
     }
     const int64_t rows = p.shape[0], cols = p.shape[1];
     if (p.permute_heads) data = permute_rows(data, p.permute_heads, hd, cols);
-    const DType type = matrix_type(want, cols);
+    const DType type = type_for_rows(want, cols);
     w.add_tensor(p.gguf, type, {cols, rows}, encode_rows(type, data.data(), cols, rows));
   }
   for (const auto& [n, t] : st->tensors())
@@ -248,7 +239,7 @@ int quantize(const std::string& in, const std::string& out, const std::string& t
       warned = true;
     }
     const int64_t cols = t.ne[0], rows = t.n_elements() / cols;
-    const DType type = matrix_type(want, cols);
+    const DType type = type_for_rows(want, cols);
     if (type == t.type) {
       w.add_tensor(t.name, t.type, dims, std::vector<uint8_t>(t.data, t.data + t.n_bytes));
       continue;

@@ -252,7 +252,7 @@ void GgufFile::parse_all() {
     auto tr = dtype_traits(type);
     if (!tr)
       c.fail("tensor '" + ti.name + "' has type " + ggml_type_name(type) +
-             ", which Volga does not support (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)");
+             ", which Volga does not support (supported: " + supported_dtype_names() + ")");
     ti.type = tr->type;
     if (ti.ne[0] % tr->block_size != 0)
       c.fail("tensor '" + ti.name + "' row length " + std::to_string(ti.ne[0]) +

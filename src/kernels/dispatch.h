@@ -31,7 +31,8 @@ struct Int8Acts {
 };
 
 // Integer matrix products take weight types whose values are an 8-bit integer
-// times a scale (plus a minimum): q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k.
+// times a scale (plus a minimum): q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k,
+// q6_k, iq4_nl, iq4_xs (the rows with an int8_scale_group, tensor/type_traits.h).
 // Per (row, token) every ISA computes the same thing: for each group of 32
 // elements (16 for q6_k) in ascending order, the exact integer dot product
 // isum of the weight's integers with the activation's, then

@@ -1,5 +1,6 @@
 // Quantized block layouts, bit-exact with ggml/GGUF. Each struct is one block
-// as stored in the file; sizes are checked at compile time.
+// as stored in the file; its size is checked at compile time against the
+// block bytes of its type's row (tensor/type_traits.h).
 #pragma once
 
 #include <cstdint>
@@ -13,27 +14,23 @@ struct BlockQ8_0 {
   uint16_t d;  // fp16 scale
   int8_t qs[kQK];
 };
-static_assert(sizeof(BlockQ8_0) == 34);
 
 struct BlockQ4_0 {
   uint16_t d;  // fp16 scale; x = d * (q - 8)
   uint8_t qs[kQK / 2];  // element j in the low nibble of qs[j], j+16 in the high nibble
 };
-static_assert(sizeof(BlockQ4_0) == 18);
 
 struct BlockQ4_1 {
   uint16_t d;  // fp16 scale; x = d * q + m
   uint16_t m;  // fp16 minimum
   uint8_t qs[kQK / 2];
 };
-static_assert(sizeof(BlockQ4_1) == 20);
 
 struct BlockQ5_0 {
   uint16_t d;  // x = d * (q - 16), q has 5 bits
   uint8_t qh[4];  // bit j of this little-endian u32 is the fifth bit of element j
   uint8_t qs[kQK / 2];
 };
-static_assert(sizeof(BlockQ5_0) == 22);
 
 struct BlockQ5_1 {
   uint16_t d;  // x = d * q + m
@@ -41,7 +38,6 @@ struct BlockQ5_1 {
   uint8_t qh[4];
   uint8_t qs[kQK / 2];
 };
-static_assert(sizeof(BlockQ5_1) == 24);
 
 struct BlockQ4_K {
   uint16_t d;     // fp16 super-block scale of the 6-bit sub-block scales
@@ -49,7 +45,6 @@ struct BlockQ4_K {
   uint8_t scales[12];  // 8 scales + 8 mins, 6 bits each, packed
   uint8_t qs[kQKK / 2];
 };
-static_assert(sizeof(BlockQ4_K) == 144);
 
 struct BlockQ5_K {
   uint16_t d;
@@ -58,7 +53,6 @@ struct BlockQ5_K {
   uint8_t qh[kQKK / 8];  // fifth bit of each quant
   uint8_t qs[kQKK / 2];
 };
-static_assert(sizeof(BlockQ5_K) == 176);
 
 struct BlockQ6_K {
   uint8_t ql[kQKK / 2];      // low 4 bits
@@ -66,7 +60,27 @@ struct BlockQ6_K {
   int8_t scales[kQKK / 16];  // 8-bit sub-block scales
   uint16_t d;                // fp16 super-block scale
 };
-static_assert(sizeof(BlockQ6_K) == 210);
+
+// The 16 levels of the non-linear 4-bit types (iq4_nl, iq4_xs), as ggml fixes them.
+inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                            1,    13,   25,  38,  53,  69,  89,  113};
+
+struct BlockIQ4_NL {
+  uint16_t d;  // fp16 scale; x = d * kIq4nlValues[n]
+  uint8_t qs[kQK / 2];  // indices n: element j in the low nibble of qs[j], j+16 in the high nibble
+};
+
+struct BlockIQ4_XS {
+  uint16_t d;         // fp16 super-block scale
+  uint16_t scales_h;  // bits 2j, 2j+1: the high 2 bits of sub-block j's 6-bit scale
+  uint8_t scales_l[kQKK / 64];  // the low 4 bits of sub-block j's scale: nibble j % 2 of byte j / 2
+  uint8_t qs[kQKK / 2];  // sub-block j (32 elements) in qs[16j .. 16j + 16), nibbles as iq4_nl
+};
+
+// Sub-block j's 6-bit scale ls of an iq4_xs super-block: x = d * (ls - 32) * kIq4nlValues[n].
+inline int iq4xs_scale(const BlockIQ4_XS& b, int j) {
+  return ((b.scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((b.scales_h >> (2 * j)) & 3) << 4);
+}
 
 // Unpacks sub-block j's 6-bit scale and min from a Q4_K/Q5_K scales array.
 inline void unpack_scale_min_k4(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {

@@ -1,21 +1,21 @@
+// The run-time table of type facts, built from the rows of tensor/type_traits.h.
 #include "tensor/dtype.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
+#include "tensor/type_traits.h"
 #include "util/error.h"
 
 namespace volga {
 
 namespace {
-constexpr DTypeTraits kTraits[] = {
-    {DType::F32, "f32", 1, 4},      {DType::F16, "f16", 1, 2},
-    {DType::BF16, "bf16", 1, 2},    {DType::Q4_0, "q4_0", 32, 18},
-    {DType::Q4_1, "q4_1", 32, 20},  {DType::Q5_0, "q5_0", 32, 22},
-    {DType::Q5_1, "q5_1", 32, 24},
-    {DType::Q8_0, "q8_0", 32, 34},  {DType::Q4_K, "q4_k", 256, 144},
-    {DType::Q5_K, "q5_k", 256, 176}, {DType::Q6_K, "q6_k", 256, 210},
-};
+template <size_t... I>
+constexpr std::array<DTypeTraits, sizeof...(I)> facts_of_rows(std::index_sequence<I...>) {
+  return {kFacts<kSupportedTypes[I]>...};
+}
+constexpr auto kTraits = facts_of_rows(std::make_index_sequence<kSupportedTypes.size()>{});
 
 // ggml's names for every type id it has had, so errors can name what a file uses.
 constexpr const char* kGgmlNames[] = {
@@ -46,14 +46,25 @@ std::string ggml_type_name(uint32_t id) {
   return "type " + std::to_string(id);
 }
 
+DType type_for_rows(DType want, int64_t cols) {
+  DType t = want;
+  while (cols % traits(t).block_size != 0) t = traits(t).fallback;
+  return t;
+}
+
+std::string supported_dtype_names() {
+  std::string out;
+  for (const auto& t : kTraits) out += (out.empty() ? "" : ", ") + std::string(t.name);
+  return out;
+}
+
 DType parse_dtype(const std::string& name) {
   std::string lower = name;
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   for (const auto& t : kTraits)
     if (lower == t.name) return t.type;
-  throw Error("unknown tensor type '" + name +
-              "' (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)");
+  throw Error("unknown tensor type '" + name + "' (supported: " + supported_dtype_names() + ")");
 }
 
 }  // namespace volga

@@ -1,6 +1,7 @@
-// Tensor element types with their GGUF/ggml type ids and block layouts.
-// A row of `n` elements of a block type occupies n / block_size * block_bytes
-// bytes; n must be a multiple of block_size.
+// Tensor element types with their GGUF/ggml type ids, and the run-time view
+// of their facts. The facts themselves are written once, in one row per type
+// (tensor/type_traits.h). A row of `n` elements of a block type occupies
+// n / block_size * block_bytes bytes; n must be a multiple of block_size.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +23,8 @@ enum class DType : uint32_t {
   Q4_K = 12,
   Q5_K = 13,
   Q6_K = 14,
+  IQ4_NL = 20,
+  IQ4_XS = 23,
   BF16 = 30,
 };
 
@@ -30,6 +33,24 @@ struct DTypeTraits {
   const char* name;  // lower-case, as users type it: "q4_k"
   int64_t block_size;  // elements per block
   int64_t block_bytes;  // bytes per block
+  // 256-element super-block whose 32-element sub-blocks carry their own
+  // packed scales (the k-quants); otherwise blocks are self-contained.
+  bool super_block = false;
+  // Values are scale * q + min (asymmetric); otherwise scale * q.
+  bool has_min = false;
+  // Integers stored unsigned as n, with q = n - offset (q4_0: 8, q5_0: 16, q6_k: 32).
+  int32_t offset = 0;
+  // Integers stored as signed bytes (q8_0).
+  bool signed_quants = false;
+  // Non-linear types: the integer of a stored 4-bit index n is values[n].
+  const int8_t* values = nullptr;
+  // Integer products (kernels/dispatch.h): elements of a weight row per weight
+  // scale, 32 or 16, against activations quantized in chunks of 32; 0 for
+  // types those products do not take.
+  int int8_scale_group = 0;
+  // llama.cpp's choice for a matrix whose rows this type's blocks do not
+  // divide (see type_for_rows).
+  DType fallback = DType::F16;
 };
 
 // Traits of a supported type; nullopt for an id Volga does not implement.
@@ -38,6 +59,11 @@ const DTypeTraits& traits(DType t);
 const char* dtype_name(DType t);
 // The name ggml gives to an id, even unsupported ones ("q2_k", "iq4_xs"...), or "type N".
 std::string ggml_type_name(uint32_t ggml_type_id);
+// `want`, or the first of its fallbacks whose blocks divide rows of `cols`
+// elements (q4_k -> q5_0 -> f16), as llama.cpp quantizes such matrices.
+DType type_for_rows(DType want, int64_t cols);
+// "f32, f16, q4_0, ...": every supported type, for error messages.
+std::string supported_dtype_names();
 // Parses "f32", "q4_k", "Q8_0"... Throws volga::Error on an unknown name.
 DType parse_dtype(const std::string& name);
 

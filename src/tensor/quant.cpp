@@ -6,6 +6,7 @@
 
 #include "tensor/blocks.h"
 #include "tensor/half.h"
+#include "tensor/type_traits.h"
 #include "util/error.h"
 
 namespace volga {
@@ -15,6 +16,13 @@ int nearest_int(float x) { return static_cast<int>(std::lrintf(x)); }
 }  // namespace
 
 // ---------------------------------------------------------------- float types
+
+void dequantize_f32_ref(const void* src, float* dst, int64_t n) {
+  std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+}
+void quantize_f32_ref(const float* src, void* dst, int64_t n) {
+  std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+}
 
 void dequantize_f16_ref(const void* src, float* dst, int64_t n) {
   const auto* s = static_cast<const uint16_t*>(src);
@@ -423,20 +431,8 @@ void quantize_q6_k_ref(const float* src, void* dst, int64_t n) {
 // ------------------------------------------------------------------- dispatch
 
 void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
-  switch (type) {
-    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
-    case DType::F16: dequantize_f16_ref(src, dst, n); return;
-    case DType::BF16: dequantize_bf16_ref(src, dst, n); return;
-    case DType::Q8_0: dequantize_q8_0_ref(src, dst, n); return;
-    case DType::Q4_0: dequantize_q4_0_ref(src, dst, n); return;
-    case DType::Q4_1: dequantize_q4_1_ref(src, dst, n); return;
-    case DType::Q5_0: dequantize_q5_0_ref(src, dst, n); return;
-    case DType::Q5_1: dequantize_q5_1_ref(src, dst, n); return;
-    case DType::Q4_K: dequantize_q4_k_ref(src, dst, n); return;
-    case DType::Q5_K: dequantize_q5_k_ref(src, dst, n); return;
-    case DType::Q6_K: dequantize_q6_k_ref(src, dst, n); return;
-  }
-  throw Error("dequantize: unsupported type");
+  if (!visit_dtype(type, [&]<DType T>() { TypeRow<T>::dequantize(src, dst, n); }))
+    throw Error("dequantize: unsupported type");
 }
 
 void quantize_row(DType type, const float* src, void* dst, int64_t n) {
@@ -444,20 +440,8 @@ void quantize_row(DType type, const float* src, void* dst, int64_t n) {
     throw Error(std::string("quantize: row length ") + std::to_string(n) +
                 " is not a multiple of the " + dtype_name(type) + " block size " +
                 std::to_string(traits(type).block_size));
-  switch (type) {
-    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
-    case DType::F16: quantize_f16_ref(src, dst, n); return;
-    case DType::BF16: quantize_bf16_ref(src, dst, n); return;
-    case DType::Q8_0: quantize_q8_0_ref(src, dst, n); return;
-    case DType::Q4_0: quantize_q4_0_ref(src, dst, n); return;
-    case DType::Q4_1: quantize_q4_1_ref(src, dst, n); return;
-    case DType::Q5_0: quantize_q5_0_ref(src, dst, n); return;
-    case DType::Q5_1: quantize_q5_1_ref(src, dst, n); return;
-    case DType::Q4_K: quantize_q4_k_ref(src, dst, n); return;
-    case DType::Q5_K: quantize_q5_k_ref(src, dst, n); return;
-    case DType::Q6_K: quantize_q6_k_ref(src, dst, n); return;
-  }
-  throw Error("quantize: unsupported type");
+  if (!visit_dtype(type, [&]<DType T>() { TypeRow<T>::quantize(src, dst, n); }))
+    throw Error("quantize: unsupported type");
 }
 
 }  // namespace volga

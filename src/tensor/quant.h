@@ -1,6 +1,8 @@
 // Scalar reference quantization and dequantization of every supported type.
 // These are the ground truth for the fast kernels. `n` is the number of
-// elements and must be a multiple of the type's block size.
+// elements and must be a multiple of the type's block size. Each type's row
+// (tensor/type_traits.h) names its pair; dequantize_row and quantize_row go
+// through the rows.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +14,7 @@ namespace volga {
 void dequantize_row(DType type, const void* src, float* dst, int64_t n);
 void quantize_row(DType type, const float* src, void* dst, int64_t n);
 
+void dequantize_f32_ref(const void* src, float* dst, int64_t n);
 void dequantize_f16_ref(const void* src, float* dst, int64_t n);
 void dequantize_bf16_ref(const void* src, float* dst, int64_t n);
 void dequantize_q8_0_ref(const void* src, float* dst, int64_t n);
@@ -22,7 +25,10 @@ void dequantize_q5_1_ref(const void* src, float* dst, int64_t n);
 void dequantize_q4_k_ref(const void* src, float* dst, int64_t n);
 void dequantize_q5_k_ref(const void* src, float* dst, int64_t n);
 void dequantize_q6_k_ref(const void* src, float* dst, int64_t n);
+void dequantize_iq4_nl_ref(const void* src, float* dst, int64_t n);  // quant_iq4.cpp
+void dequantize_iq4_xs_ref(const void* src, float* dst, int64_t n);
 
+void quantize_f32_ref(const float* src, void* dst, int64_t n);
 void quantize_f16_ref(const float* src, void* dst, int64_t n);
 void quantize_bf16_ref(const float* src, void* dst, int64_t n);
 void quantize_q8_0_ref(const float* src, void* dst, int64_t n);
@@ -33,5 +39,7 @@ void quantize_q5_1_ref(const float* src, void* dst, int64_t n);
 void quantize_q4_k_ref(const float* src, void* dst, int64_t n);
 void quantize_q5_k_ref(const float* src, void* dst, int64_t n);
 void quantize_q6_k_ref(const float* src, void* dst, int64_t n);
+void quantize_iq4_nl_ref(const float* src, void* dst, int64_t n);  // quant_iq4.cpp
+void quantize_iq4_xs_ref(const float* src, void* dst, int64_t n);
 
 }  // namespace volga

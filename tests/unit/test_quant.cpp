@@ -213,11 +213,13 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, QuantRoundTrip,
                                            RoundTrip{DType::Q8_0, 0.012}, RoundTrip{DType::Q6_K, 0.04},
                                            RoundTrip{DType::Q5_K, 0.06}, RoundTrip{DType::Q4_K, 0.12},
                                            RoundTrip{DType::Q4_0, 0.14}, RoundTrip{DType::Q4_1, 0.12},
-                                           RoundTrip{DType::Q5_0, 0.07}, RoundTrip{DType::Q5_1, 0.06}),
+                                           RoundTrip{DType::Q5_0, 0.07}, RoundTrip{DType::Q5_1, 0.06},
+                                           RoundTrip{DType::IQ4_NL, 0.12}, RoundTrip{DType::IQ4_XS, 0.12}),
                          [](const auto& info) { return std::string(dtype_name(info.param.type)); });
 
 TEST(Quantize, AllZeroBlocksStayZero) {
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K,
+                 DType::IQ4_NL, DType::IQ4_XS}) {
     std::vector<float> x(256, 0.0f), y(256, 1.0f);
     std::vector<uint8_t> q(static_cast<size_t>(row_bytes(t, 256)));
     quantize_row(t, x.data(), q.data(), 256);

@@ -8,7 +8,11 @@ import numpy as np
 # ggml type id -> (name, block size, block bytes)
 TYPES = {0: ("f32", 1, 4), 1: ("f16", 1, 2), 2: ("q4_0", 32, 18), 3: ("q4_1", 32, 20), 6: ("q5_0", 32, 22),
          7: ("q5_1", 32, 24), 8: ("q8_0", 32, 34),
-         12: ("q4_k", 256, 144), 13: ("q5_k", 256, 176), 14: ("q6_k", 256, 210), 30: ("bf16", 1, 2)}
+         12: ("q4_k", 256, 144), 13: ("q5_k", 256, 176), 14: ("q6_k", 256, 210),
+         20: ("iq4_nl", 32, 18), 23: ("iq4_xs", 256, 136), 30: ("bf16", 1, 2)}
+
+# The 16 levels the 4-bit indices of iq4_nl and iq4_xs select (ggml's kvalues_iq4nl).
+IQ4_LEVELS = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], np.float32)
 
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
@@ -169,4 +173,22 @@ def dequantize(tname, raw, n):
                 s = np.repeat(sc[:, 8 * half + 2 * k:8 * half + 2 * k + 2], 16, axis=1)
                 out[:, 128 * half + 32 * k:128 * half + 32 * k + 32] = d * s * (q - 32)
         return out.reshape(-1)
+    if tname in ("iq4_nl", "iq4_xs"):
+        # Groups of 32: 16 bytes of indices, element j in the low nibble of byte j, j + 16 in the high.
+        if tname == "iq4_nl":
+            b = raw.reshape(-1, 18)
+            scale = _f16(b[:, 0:2]).reshape(-1, 1)
+            qs = b[:, 2:18]
+        else:  # d, scales_h (u16), scales_l[4], qs[128]: 8 groups with 6-bit scales ls, x = d * (ls - 32) * level
+            b = raw.reshape(-1, 136)
+            d = _f16(b[:, 0:2]).reshape(-1, 1)
+            sh = b[:, 2:4].copy().view("<u2").astype(np.int32)  # [nb, 1]
+            sl = b[:, 4:8].astype(np.int32)
+            j = np.arange(8)[None, :]
+            ls = ((sl[:, j[0] // 2] >> (4 * (j % 2))) & 0xF) | (((sh >> (2 * j)) & 3) << 4)
+            scale = (d * (ls - 32).astype(np.float32)).reshape(-1, 1)
+            qs = b[:, 8:136].reshape(-1, 16)
+        lo = IQ4_LEVELS[qs & 0xF]
+        hi = IQ4_LEVELS[qs >> 4]
+        return (scale * np.concatenate([lo, hi], axis=1)).reshape(-1)
     raise ValueError("unsupported type " + tname)

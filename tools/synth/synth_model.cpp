@@ -218,9 +218,8 @@ class WeightMaker {
     std::vector<float> data(static_cast<size_t>(cols * rows * n));
     std::normal_distribution<float> nd(0.0f, stddev);
     for (float& x : data) x = nd(rng_);
-    if (cols % traits(type).block_size != 0) {
+    if (const DType fallback = type_for_rows(type, cols); fallback != type) {
       // llama.cpp's fallbacks for rows that k-quant blocks do not divide.
-      DType fallback = type == DType::Q4_K ? DType::Q5_0 : type == DType::Q5_K ? DType::Q5_1 : DType::Q8_0;
       if (!quiet_)
         std::fprintf(stderr, "volga-synth: %s: row length %lld is not a multiple of the %s block size, using %s\n",
                      name.c_str(), static_cast<long long>(cols), dtype_name(type), dtype_name(fallback));

@@ -1,5 +1,6 @@
 // Scalar reference of the integer matrix products. Written straight from the
-// block layouts (tensor/blocks.h), independently of the SIMD unpacking.
+// block layouts (tensor/blocks.h), independently of the SIMD unpacking; the
+// offsets, minima and scale groups come from the type rows (tensor/type_traits.h).
 #include "kernels/ref/int8_ref.h"
 
 #include <algorithm>
@@ -8,17 +9,13 @@
 
 #include "tensor/blocks.h"
 #include "tensor/half.h"
+#include "tensor/type_traits.h"
 
 namespace volga::kernels {
 
 bool int8_matmul_supported(DType type) {
-  switch (type) {
-    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
-    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
-      return true;
-    default:
-      return false;
-  }
+  const auto facts = dtype_traits(static_cast<uint32_t>(type));
+  return facts && int8_type(*facts);
 }
 
 namespace {
@@ -27,106 +24,121 @@ uint32_t load_u32(const uint8_t* p) {
   std::memcpy(&v, p, 4);
   return v;
 }
+
+// The 32 integers n of a legacy block as stored (before the type's offset):
+// element i < 16 in the low nibble of qs[i], 16 + i in the high nibble, and
+// for the 5-bit types the fifth bit of element i in bit i of qh.
+void stored_ints(const BlockQ8_0& b, int* n) {
+  for (int i = 0; i < 32; ++i) n[i] = b.qs[i];
+}
+template <typename Block>
+void nibbles(const Block& b, int* n) {
+  for (int i = 0; i < 16; ++i) {
+    n[i] = b.qs[i] & 0xF;
+    n[i + 16] = b.qs[i] >> 4;
+  }
+}
+void stored_ints(const BlockQ4_0& b, int* n) { nibbles(b, n); }
+void stored_ints(const BlockQ4_1& b, int* n) { nibbles(b, n); }
+void stored_ints(const BlockIQ4_NL& b, int* n) { nibbles(b, n); }
+template <typename Block>
+void nibbles_and_bit4(const Block& b, int* n) {
+  nibbles(b, n);
+  const uint32_t qh = load_u32(b.qh);
+  for (int i = 0; i < 32; ++i) n[i] |= static_cast<int>(((qh >> i) & 1) << 4);
+}
+void stored_ints(const BlockQ5_0& b, int* n) { nibbles_and_bit4(b, n); }
+void stored_ints(const BlockQ5_1& b, int* n) { nibbles_and_bit4(b, n); }
+
+// The integer a stored n stands for: a level of the non-linear types, else n - offset.
+template <DType T>
+int integer_of(int n) {
+  if constexpr (kFacts<T>.values != nullptr) return kFacts<T>.values[n];
+  else return n - kFacts<T>.offset;
+}
+
+// A legacy type's block c: one scale (d), a minimum (m) when the type has one.
+template <DType T>
+void legacy_chunk(const uint8_t* row, int64_t c, Int8Chunk* out) {
+  const auto& b = reinterpret_cast<const BlockOf<T>*>(row)[c];
+  int n[32];
+  stored_ints(b, n);
+  for (int i = 0; i < 32; ++i) out->q[i] = static_cast<int8_t>(integer_of<T>(n[i]));
+  out->scale[0] = fp16_to_fp32(b.d);
+  if constexpr (kFacts<T>.has_min) out->min = fp16_to_fp32(b.m);
+}
+
+// Sub-block j of a q4_k / q5_k super-block: the low (even j) or high (odd j)
+// nibbles of qs[32 * (j / 2) ..], plus bit j of qh for q5_k.
+template <DType T>
+void k45_chunk(const uint8_t* row, int64_t c, Int8Chunk* out) {
+  const auto& b = reinterpret_cast<const BlockOf<T>*>(row)[c / 8];
+  const int j = static_cast<int>(c % 8);
+  const uint8_t* qs = b.qs + 32 * (j / 2);
+  for (int i = 0; i < 32; ++i) {
+    int v = (j % 2 == 0) ? (qs[i] & 0xF) : (qs[i] >> 4);
+    if constexpr (T == DType::Q5_K) v |= ((b.qh[i] >> j) & 1) << 4;
+    out->q[i] = static_cast<int8_t>(v);
+  }
+  uint8_t sc, m;
+  unpack_scale_min_k4(j, b.scales, &sc, &m);
+  out->scale[0] = fp16_to_fp32(b.d) * sc;
+  out->min = -(fp16_to_fp32(b.dmin) * m);
+}
+
+// Eighth j of a q6_k super-block: half h = j / 4 (128 elements), part p = j % 4
+// (low nibbles of ql[0..32) / ql[32..64), then high nibbles) with bits
+// 2p, 2p+1 of qh; two scales, one per 16 elements.
+void q6k_chunk(const uint8_t* row, int64_t c, Int8Chunk* out) {
+  const auto& b = reinterpret_cast<const BlockQ6_K*>(row)[c / 8];
+  const int j = static_cast<int>(c % 8), h = j / 4, p = j % 4;
+  const uint8_t* ql = b.ql + 64 * h + 32 * (p % 2);
+  const uint8_t* qh = b.qh + 32 * h;
+  for (int i = 0; i < 32; ++i) {
+    int lo = p < 2 ? (ql[i] & 0xF) : (ql[i] >> 4);
+    out->q[i] = static_cast<int8_t>((lo | (((qh[i] >> (2 * p)) & 3) << 4)) - kFacts<DType::Q6_K>.offset);
+  }
+  const float d = fp16_to_fp32(b.d);
+  out->scale[0] = d * b.scales[8 * h + 2 * p];
+  out->scale[1] = d * b.scales[8 * h + 2 * p + 1];
+}
+
+// Sub-block j of an iq4_xs super-block: 16 bytes of nibbles as iq4_nl, the
+// scale d * (ls - 32).
+void iq4xs_chunk(const uint8_t* row, int64_t c, Int8Chunk* out) {
+  const auto& b = reinterpret_cast<const BlockIQ4_XS*>(row)[c / 8];
+  const int j = static_cast<int>(c % 8);
+  const uint8_t* qs = b.qs + 16 * j;
+  for (int i = 0; i < 16; ++i) {
+    out->q[i] = static_cast<int8_t>(integer_of<DType::IQ4_XS>(qs[i] & 0xF));
+    out->q[i + 16] = static_cast<int8_t>(integer_of<DType::IQ4_XS>(qs[i] >> 4));
+  }
+  out->scale[0] = fp16_to_fp32(b.d) * static_cast<float>(iq4xs_scale(b, j) - 32);
+}
+
+template <DType T>
+void chunk_of(const uint8_t* row, int64_t c, Int8Chunk* out) {
+  if constexpr (T == DType::Q6_K) q6k_chunk(row, c, out);
+  else if constexpr (T == DType::IQ4_XS) iq4xs_chunk(row, c, out);
+  else if constexpr (kFacts<T>.super_block) k45_chunk<T>(row, c, out);
+  else legacy_chunk<T>(row, c, out);
+}
+
 }  // namespace
 
 void int8_chunk_ref(DType type, const uint8_t* row, int64_t c, Int8Chunk* out) {
-  out->group = 32;
-  out->has_min = false;
   out->min = 0;
   out->scale[1] = 0;
-  switch (type) {
-    case DType::Q8_0: {
-      const auto& b = reinterpret_cast<const BlockQ8_0*>(row)[c];
-      for (int i = 0; i < 32; ++i) out->q[i] = b.qs[i];
-      out->scale[0] = fp16_to_fp32(b.d);
-      return;
-    }
-    case DType::Q4_0: case DType::Q4_1: {
-      const bool q41 = type == DType::Q4_1;
-      const uint8_t* qs = q41 ? reinterpret_cast<const BlockQ4_1*>(row)[c].qs : reinterpret_cast<const BlockQ4_0*>(row)[c].qs;
-      const int off = q41 ? 0 : 8;
-      for (int i = 0; i < 16; ++i) {
-        out->q[i] = static_cast<int8_t>((qs[i] & 0xF) - off);
-        out->q[i + 16] = static_cast<int8_t>((qs[i] >> 4) - off);
-      }
-      if (q41) {
-        const auto& b = reinterpret_cast<const BlockQ4_1*>(row)[c];
-        out->scale[0] = fp16_to_fp32(b.d);
-        out->min = fp16_to_fp32(b.m);
-        out->has_min = true;
-      } else {
-        out->scale[0] = fp16_to_fp32(reinterpret_cast<const BlockQ4_0*>(row)[c].d);
-      }
-      return;
-    }
-    case DType::Q5_0: case DType::Q5_1: {
-      const bool q51 = type == DType::Q5_1;
-      const uint8_t* qs = q51 ? reinterpret_cast<const BlockQ5_1*>(row)[c].qs : reinterpret_cast<const BlockQ5_0*>(row)[c].qs;
-      const uint32_t qh = load_u32(q51 ? reinterpret_cast<const BlockQ5_1*>(row)[c].qh : reinterpret_cast<const BlockQ5_0*>(row)[c].qh);
-      const int off = q51 ? 0 : 16;
-      for (int i = 0; i < 16; ++i) {
-        out->q[i] = static_cast<int8_t>(((qs[i] & 0xF) | (((qh >> i) & 1) << 4)) - off);
-        out->q[i + 16] = static_cast<int8_t>(((qs[i] >> 4) | (((qh >> (i + 16)) & 1) << 4)) - off);
-      }
-      if (q51) {
-        const auto& b = reinterpret_cast<const BlockQ5_1*>(row)[c];
-        out->scale[0] = fp16_to_fp32(b.d);
-        out->min = fp16_to_fp32(b.m);
-        out->has_min = true;
-      } else {
-        out->scale[0] = fp16_to_fp32(reinterpret_cast<const BlockQ5_0*>(row)[c].d);
-      }
-      return;
-    }
-    case DType::Q4_K: case DType::Q5_K: {
-      // Sub-block j of a super-block: the low (even j) or high (odd j) nibbles
-      // of qs[32 * (j / 2) ..], plus bit j of qh for q5_k.
-      const int64_t sb = c / 8;
-      const int j = static_cast<int>(c % 8);
-      const uint8_t *qs, *scales, *qh = nullptr;
-      uint16_t d16, dmin16;
-      if (type == DType::Q4_K) {
-        const auto& b = reinterpret_cast<const BlockQ4_K*>(row)[sb];
-        qs = b.qs; scales = b.scales; d16 = b.d; dmin16 = b.dmin;
-      } else {
-        const auto& b = reinterpret_cast<const BlockQ5_K*>(row)[sb];
-        qs = b.qs; scales = b.scales; qh = b.qh; d16 = b.d; dmin16 = b.dmin;
-      }
-      qs += 32 * (j / 2);
-      for (int i = 0; i < 32; ++i) {
-        int v = (j % 2 == 0) ? (qs[i] & 0xF) : (qs[i] >> 4);
-        if (qh) v |= ((qh[i] >> j) & 1) << 4;
-        out->q[i] = static_cast<int8_t>(v);
-      }
-      uint8_t sc, m;
-      unpack_scale_min_k4(j, scales, &sc, &m);
-      out->scale[0] = fp16_to_fp32(d16) * sc;
-      out->min = -(fp16_to_fp32(dmin16) * m);
-      out->has_min = true;
-      return;
-    }
-    case DType::Q6_K: {
-      // Eighth j of a super-block: half h = j / 4 (128 elements), part p = j % 4
-      // (low nibbles of ql[0..32) / ql[32..64), then high nibbles) with bits
-      // 2p, 2p+1 of qh; two scales, one per 16 elements.
-      const auto& b = reinterpret_cast<const BlockQ6_K*>(row)[c / 8];
-      const int j = static_cast<int>(c % 8), h = j / 4, p = j % 4;
-      const uint8_t* ql = b.ql + 64 * h + 32 * (p % 2);
-      const uint8_t* qh = b.qh + 32 * h;
-      for (int i = 0; i < 32; ++i) {
-        int lo = p < 2 ? (ql[i] & 0xF) : (ql[i] >> 4);
-        out->q[i] = static_cast<int8_t>((lo | (((qh[i] >> (2 * p)) & 3) << 4)) - 32);
-      }
-      const float d = fp16_to_fp32(b.d);
-      out->scale[0] = d * b.scales[8 * h + 2 * p];
-      out->scale[1] = d * b.scales[8 * h + 2 * p + 1];
-      out->group = 16;
-      return;
-    }
-    default:
-      out->scale[0] = 0;
-      std::memset(out->q, 0, sizeof out->q);
-      return;
+  const bool known = visit_dtype<int8_type>(type, [&]<DType T>() {
+    out->group = kFacts<T>.int8_scale_group;
+    out->has_min = kFacts<T>.has_min;
+    chunk_of<T>(row, c, out);
+  });
+  if (!known) {
+    out->group = 32;
+    out->has_min = false;
+    out->scale[0] = 0;
+    std::memset(out->q, 0, sizeof out->q);
   }
 }
 

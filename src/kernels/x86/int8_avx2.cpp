@@ -10,11 +10,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 
 #include "kernels/x86/int8_x86.h"
-#include "tensor/blocks.h"
+#include "tensor/type_traits.h"
 
 namespace volga::kernels::avx2 {
 
@@ -108,9 +107,9 @@ inline void transpose_8x8(const __m256i* a, __m256i* out) {
 // row-major stage in place, then each chunk transposed in place.
 template <DType T>
 void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t chunks, const Panel& p) {
-  constexpr int G = group_of<T>();
+  constexpr int G = kFacts<T>.int8_scale_group;
   __m256i* stage = p.q;  // [chunks][8 rows]
-  constexpr int U = unit_chunks<T>();
+  constexpr int U = kUnitChunks<T>;
   for (int i = 0; i < kPanelRows; ++i) {
     if (i < nr) {
       const uint8_t* row = w.row(r0 + i);
@@ -123,7 +122,7 @@ void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t c
       for (int64_t c = 0; c < chunks; ++c) {
         _mm256_store_si256(stage + c * kPanelRows + i, _mm256_setzero_si256());
         for (int g = 0; g < 32 / G; ++g) p.scale[8 * (c * (32 / G) + g) + i] = 0;
-        if constexpr (has_min_of<T>()) p.min[8 * c + i] = 0;
+        if constexpr (kFacts<T>.has_min) p.min[8 * c + i] = 0;
       }
     }
   }

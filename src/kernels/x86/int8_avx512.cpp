@@ -16,12 +16,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 
 #include "kernels/x86/avx512_reduce.h"
 #include "kernels/x86/int8_x86.h"
-#include "tensor/blocks.h"
+#include "tensor/type_traits.h"
 
 namespace volga::kernels::avx512vnni {
 
@@ -144,14 +143,14 @@ inline void transpose_16x8(const __m256i* v, __m512i* out) {
 // 16 x 32 bytes in place into the 8 vectors of the panel layout.
 template <DType T>
 void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t chunks, const Panel& p) {
-  constexpr int G = group_of<T>();
+  constexpr int G = kFacts<T>.int8_scale_group;
   auto* stage = reinterpret_cast<__m256i*>(p.q);  // [chunks][16 rows]
-  constexpr int U = unit_chunks<T>();
+  constexpr int U = kUnitChunks<T>;
   for (int i = 0; i < kPanelRows; ++i) {
     if (i < nr) {
       const uint8_t* row = w.row(r0 + i);
       for (int64_t c = 0; c < chunks; c += U) {
-        _mm_prefetch(reinterpret_cast<const char*>(row + (c0 + c) * kChunkBytes<T> + kPrefetchAhead), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(row + (c0 + c) / U * kFacts<T>.block_bytes + kPrefetchAhead), _MM_HINT_T0);
         float* s0 = p.scale + (32 / G) * 16 * c + i;
         unpack_unit<T>(row, (c0 + c) / U, stage + c * kPanelRows + i, kPanelRows, s0, s0 + 16, p.min + 16 * c + i,
                        (32 / G) * 16);
@@ -160,7 +159,7 @@ void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t c
       for (int64_t c = 0; c < chunks; ++c) {
         _mm256_store_si256(stage + c * kPanelRows + i, _mm256_setzero_si256());
         for (int g = 0; g < 32 / G; ++g) p.scale[16 * (c * (32 / G) + g) + i] = 0;
-        if constexpr (has_min_of<T>()) p.min[16 * c + i] = 0;
+        if constexpr (kFacts<T>.has_min) p.min[16 * c + i] = 0;
       }
     }
   }

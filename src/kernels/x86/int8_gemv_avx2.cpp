@@ -12,11 +12,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 
 #include "kernels/x86/int8_x86.h"
-#include "tensor/blocks.h"
+#include "tensor/type_traits.h"
 
 namespace volga::kernels::avx2 {
 
@@ -28,6 +27,11 @@ namespace gemv {
 // The unpacked integers are centred: no offset to correct.
 template <DType T>
 constexpr int32_t kOffset = 0;
+
+// Types whose scales are decoded for the 8 rows at once (gathers) rather
+// than row by row with the integers.
+template <DType T>
+constexpr bool kGathered = T == DType::Q4_K || T == DType::Q5_K || T == DType::Q6_K;
 
 namespace {
 
@@ -48,17 +52,17 @@ inline void row_sums(const __m256i* w, const __m256i* wa, __m256i x, __m256i* la
 
 template <DType T, int NT>
 inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
-  constexpr int U = unit_chunks<T>();
+  constexpr int U = kUnitChunks<T>;
   __m256i q[U][kRows];
   // Scales: the k-quants' are decoded for the 8 rows at once (gathers), the
-  // legacy types' one block per row as the panel kernel does.
+  // others' one block per row as the panel kernel does.
   alignas(32) float s0[U][kRows], s1[U][kRows], mn[U][kRows];
   [[maybe_unused]] K45Scales k45;
   [[maybe_unused]] Q6Scales q6;
-  if constexpr (T == DType::Q4_K || T == DType::Q5_K) k45 = k45_scales(rs, u * kBlockBytes<T>);
-  if constexpr (T == DType::Q6_K) q6 = q6_scales(rs, u * kBlockBytes<T>);
+  if constexpr (T == DType::Q4_K || T == DType::Q5_K) k45 = k45_scales(rs, u * kFacts<T>.block_bytes);
+  if constexpr (T == DType::Q6_K) q6 = q6_scales(rs, u * kFacts<T>.block_bytes);
   for (int i = 0; i < kRows; ++i)
-    unpack_unit<T, !kSuper<T>>(rs.p[i], u, &q[0][i], kRows, &s0[0][i], &s1[0][i], &mn[0][i], kRows);
+    unpack_unit<T, !kGathered<T>>(rs.p[i], u, &q[0][i], kRows, &s0[0][i], &s1[0][i], &mn[0][i], kRows);
   for (int k = 0; k < U; ++k) {
     const int64_t c = u * U + k;
     __m256i wa[kRows];
@@ -72,12 +76,12 @@ inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256*
       sc1 = q6_scale(q6, 2 * k + 1);
     } else {
       sc0 = sc1 = _mm256_load_ps(s0[k]);
-      if constexpr (kMin<T>) m = _mm256_load_ps(mn[k]);
+      if constexpr (kFacts<T>.has_min) m = _mm256_load_ps(mn[k]);
     }
     for (int t = 0; t < NT; ++t) {
       __m256i l0, l1;
       row_sums(q[k], wa, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tk.q[t] + 32 * c)), &l0, &l1);
-      if constexpr (kGroup<T> == 32) l0 = _mm256_add_epi32(l0, l1);
+      if constexpr (kFacts<T>.int8_scale_group == 32) l0 = _mm256_add_epi32(l0, l1);
       accumulate<T>(l0, l1, tk.d[t][c], tk.s[t][c], sc0, sc1, m, acc[t]);
     }
   }

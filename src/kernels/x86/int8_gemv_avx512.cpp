@@ -9,7 +9,8 @@
 //   - a vector holds one 32-element chunk of two rows as unsigned bytes n
 //     (row a in the low 256 bits, row b in the high), in element order, with
 //     no transposition: the weight's value is scale * (n - offset) + min, the
-//     offset being 128 for q8_0 (stored bytes with the sign bit flipped),
+//     offset being 128 for q8_0 (stored bytes with the sign bit flipped) and
+//     for iq4_nl / iq4_xs (their levels looked up with 128 added),
 //     8 / 16 / 32 for q4_0 / q5_0 / q6_k and 0 for the types with a minimum;
 //   - vpdpbusd against the token's signed activations (32 bytes broadcast to
 //     both halves) leaves 8 partial sums per row; four such vectors (8 rows)
@@ -21,11 +22,12 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
 #include "kernels/x86/int8_x86.h"
-#include "tensor/blocks.h"
+#include "tensor/type_traits.h"
 
 namespace volga::kernels::avx512vnni {
 
@@ -34,9 +36,10 @@ namespace volga::kernels::avx512vnni {
 namespace gemv {
 namespace {
 
+// Signed bytes (q8_0) are used with their sign bit flipped, n = q + 128, and
+// so are the levels of the non-linear types.
 template <DType T>
-constexpr int32_t kOffset = T == DType::Q8_0 ? 128 : T == DType::Q4_0 ? 8 : T == DType::Q5_0 ? 16
-                            : T == DType::Q6_K ? 32 : 0;
+constexpr int32_t kOffset = kFacts<T>.signed_quants || kFacts<T>.values != nullptr ? 128 : kFacts<T>.offset;
 
 inline uint32_t load_u32(const uint8_t* p) {
   uint32_t v;
@@ -55,6 +58,11 @@ inline __m512i pair_nibbles(const uint8_t* a, const uint8_t* b) {
   __m512i v = _mm512_mask_broadcast_i32x4(_mm512_broadcast_i32x4(load128(a)), 0xFF00, load128(b));
   v = _mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4);  // 128-bit lanes 1 and 3: high nibbles
   return _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+}
+// Indices 0-15 replaced by values[idx] + 128 (as unsigned bytes): the levels of a non-linear type.
+inline __m512i levels_u8(__m512i idx, const int8_t* values) {
+  const __m128i table = _mm_xor_si128(load128(reinterpret_cast<const uint8_t*>(values)), _mm_set1_epi8(static_cast<char>(0x80)));
+  return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(table), idx);
 }
 // Adds 16 to the elements whose bit is set in the 32-bit fields of rows a and b.
 inline __m512i with_bit4(__m512i n, uint32_t bits_a, uint32_t bits_b) {
@@ -89,7 +97,7 @@ inline void chunk_step(const __m512i* v, int64_t c, const Tokens<NT>& tk, __m256
     for (int p = 0; p < 4; ++p) a[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[p], x);
     const __m512i h = reduce_halves(a);
     __m256i lo = _mm512_castsi512_si256(h), hi = _mm512_extracti64x4_epi64(h, 1);
-    if constexpr (kGroup<T> == 32) {
+    if constexpr (kFacts<T>.int8_scale_group == 32) {
       lo = _mm256_add_epi32(lo, hi);
       if constexpr (kOffset<T> != 0) lo = _mm256_sub_epi32(lo, _mm256_set1_epi32(tk.corr[t][c]));
     } else {
@@ -100,42 +108,46 @@ inline void chunk_step(const __m512i* v, int64_t c, const Tokens<NT>& tk, __m256
   }
 }
 
-// 32-element block c of the legacy types (q8_0, q4_0, q4_1, q5_0, q5_1).
+// 32-element block c of the legacy types (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl).
 template <DType T, int NT>
 inline void legacy_block(const RowSet& rs, int64_t c, const Tokens<NT>& tk, __m256* acc) {
-  const int64_t o = c * kBlockBytes<T>;
+  const int64_t o = c * kFacts<T>.block_bytes;
+  using B = BlockOf<T>;
+  constexpr int64_t qs_at = offsetof(B, qs);
   __m512i v[4];
   for (int p = 0; p < 4; ++p) {
     const uint8_t* a = rs.p[2 * p] + o;
     const uint8_t* b = rs.p[2 * p + 1] + o;
-    if constexpr (T == DType::Q8_0) {
-      v[p] = _mm512_xor_si512(pair256(a + 2, b + 2), _mm512_set1_epi8(static_cast<char>(0x80)));
-    } else if constexpr (T == DType::Q4_0) {
-      v[p] = pair_nibbles(a + 2, b + 2);
-    } else if constexpr (T == DType::Q4_1) {
-      v[p] = pair_nibbles(a + 4, b + 4);
-    } else if constexpr (T == DType::Q5_0) {
-      v[p] = with_bit4(pair_nibbles(a + 6, b + 6), load_u32(a + 2), load_u32(b + 2));
+    if constexpr (kFacts<T>.signed_quants) {
+      v[p] = _mm512_xor_si512(pair256(a + qs_at, b + qs_at), _mm512_set1_epi8(static_cast<char>(0x80)));
+    } else if constexpr (requires(const B& blk) { blk.qh; }) {
+      constexpr int64_t qh_at = offsetof(B, qh);
+      v[p] = with_bit4(pair_nibbles(a + qs_at, b + qs_at), load_u32(a + qh_at), load_u32(b + qh_at));
     } else {
-      v[p] = with_bit4(pair_nibbles(a + 8, b + 8), load_u32(a + 4), load_u32(b + 4));
+      v[p] = pair_nibbles(a + qs_at, b + qs_at);
+      if constexpr (kFacts<T>.values != nullptr) v[p] = levels_u8(v[p], kFacts<T>.values);
     }
   }
+  static_assert(offsetof(B, d) == 0);
+  if constexpr (kFacts<T>.has_min) static_assert(offsetof(B, m) == 2);
   const __m256i g = gather(rs, o);  // d, and m in the high 16 bits for q4_1 / q5_1
   const __m256 sc = f16_low(g);
   __m256 mn = _mm256_setzero_ps();
-  if constexpr (kMin<T>) mn = f16_high(g);
+  if constexpr (kFacts<T>.has_min) mn = f16_high(g);
   chunk_step<T, NT>(v, c, tk, sc, sc, mn, acc);
 }
 
 // Super-block u (256 elements, 8 chunks) of q4_k / q5_k.
 template <DType T, int NT>
 inline void k45_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
-  const int64_t o = u * kBlockBytes<T>;
+  const int64_t o = u * kFacts<T>.block_bytes;
   const K45Scales ks = k45_scales(rs, o);
-  constexpr int64_t qs_at = T == DType::Q4_K ? 16 : 48;
+  constexpr int64_t qs_at = offsetof(BlockOf<T>, qs);
   __m512i qh[4];
-  if constexpr (T == DType::Q5_K)
-    for (int p = 0; p < 4; ++p) qh[p] = pair256(rs.p[2 * p] + o + 16, rs.p[2 * p + 1] + o + 16);
+  if constexpr (T == DType::Q5_K) {
+    constexpr int64_t qh_at = offsetof(BlockQ5_K, qh);
+    for (int p = 0; p < 4; ++p) qh[p] = pair256(rs.p[2 * p] + o + qh_at, rs.p[2 * p + 1] + o + qh_at);
+  }
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   for (int jp = 0; jp < 4; ++jp) {  // chunks 2 jp and 2 jp + 1 share their bytes
     __m512i raw[4];
@@ -158,15 +170,18 @@ inline void k45_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256*
 // Super-block u of q6_k.
 template <int NT>
 inline void q6k_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
-  const int64_t o = u * kBlockBytes<DType::Q6_K>;
+  const int64_t o = u * kFacts<DType::Q6_K>.block_bytes;
   const Q6Scales qs = q6_scales(rs, o);
   const __m512i low4 = _mm512_set1_epi8(0x0F), b45 = _mm512_set1_epi8(0x30);
   for (int h = 0; h < 2; ++h) {
     __m512i qh[4], ql[2][4];
     for (int p = 0; p < 4; ++p) {
-      qh[p] = pair256(rs.p[2 * p] + o + 128 + 32 * h, rs.p[2 * p + 1] + o + 128 + 32 * h);
-      for (int s = 0; s < 2; ++s)
-        ql[s][p] = pair256(rs.p[2 * p] + o + 64 * h + 32 * s, rs.p[2 * p + 1] + o + 64 * h + 32 * s);
+      const int64_t qh_at = offsetof(BlockQ6_K, qh) + 32 * h;
+      qh[p] = pair256(rs.p[2 * p] + o + qh_at, rs.p[2 * p + 1] + o + qh_at);
+      for (int s = 0; s < 2; ++s) {
+        const int64_t ql_at = offsetof(BlockQ6_K, ql) + 64 * h + 32 * s;
+        ql[s][p] = pair256(rs.p[2 * p] + o + ql_at, rs.p[2 * p + 1] + o + ql_at);
+      }
     }
     for (int q = 0; q < 4; ++q) {  // chunk 4 h + q: low nibbles (q < 2) or high, high bits 2q and 2q + 1
       __m512i v[4];
@@ -182,12 +197,36 @@ inline void q6k_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256*
   }
 }
 
+// Super-block u of iq4_xs: sub-block j's levels from 16 bytes of nibbles,
+// its scale d * (ls - 32) from the packed 6-bit scales, 8 rows at once.
+template <int NT>
+inline void iq4xs_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
+  using B = BlockIQ4_XS;
+  static_assert(offsetof(B, d) == 0 && offsetof(B, scales_h) == 2, "d and scales_h share the first dword");
+  const int64_t o = u * kFacts<DType::IQ4_XS>.block_bytes;
+  const __m256i dh = gather(rs, o), sl = gather(rs, o + offsetof(B, scales_l));
+  const __m256 d = f16_low(dh);
+  const __m256i sh = _mm256_srli_epi32(dh, 16);
+  const __m256i m15 = _mm256_set1_epi32(15), m3 = _mm256_set1_epi32(3), bias = _mm256_set1_epi32(32);
+  for (int j = 0; j < 8; ++j) {
+    __m512i v[4];
+    const int64_t at = o + offsetof(B, qs) + 16 * j;
+    for (int p = 0; p < 4; ++p)
+      v[p] = levels_u8(pair_nibbles(rs.p[2 * p] + at, rs.p[2 * p + 1] + at), kFacts<DType::IQ4_XS>.values);
+    const __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(sl, 4 * j), m15),
+                                       _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(sh, 2 * j), m3), 4));
+    const __m256 scale = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, bias)));
+    chunk_step<DType::IQ4_XS, NT>(v, 8 * u + j, tk, scale, scale, _mm256_setzero_ps(), acc);
+  }
+}
+
 }  // namespace
 
 template <DType T, int NT>
 inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
   if constexpr (T == DType::Q6_K) q6k_block<NT>(rs, u, tk, acc);
-  else if constexpr (kSuper<T>) k45_block<T, NT>(rs, u, tk, acc);
+  else if constexpr (T == DType::IQ4_XS) iq4xs_block<NT>(rs, u, tk, acc);
+  else if constexpr (kFacts<T>.super_block) k45_block<T, NT>(rs, u, tk, acc);
   else legacy_block<T, NT>(rs, u, tk, acc);
 }
 
