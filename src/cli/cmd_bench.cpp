@@ -294,7 +294,7 @@ Command add_bench(CLI::App& app) {
     if (o->json) {
       nlohmann::json j;
       j["model"] = o->model;
-      j["arch"] = s.arch;
+      j["arch"] = s.arch_name();
       j["model_bytes"] = file->file_size();
       j["threads"] = pool.size();
       j["isa"] = kt.name;
@@ -337,7 +337,7 @@ Command add_bench(CLI::App& app) {
       return 0;
     }
     std::printf("model: %s (%s, %.0f MiB%s%s), %d threads, kernels %s, matmul %s, KV cache %s, CPU: %s\n",
-                o->model.c_str(), s.arch.c_str(), static_cast<double>(file->file_size()) / (1 << 20),
+                o->model.c_str(), s.arch_name(), static_cast<double>(file->file_size()) / (1 << 20),
                 type.empty() ? "" : ", ", type.c_str(), pool.size(), kt.name, matmul_mode,
                 cache.type_k() == cache.type_v()
                     ? dtype_name(cache.type_k())

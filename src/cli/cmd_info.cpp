@@ -50,7 +50,7 @@ Command add_info(CLI::App& app) {
         std::printf("experts:       %lld, %lld used per token, feed-forward %lld each\n",
                     static_cast<long long>(s.n_expert), static_cast<long long>(s.n_expert_used),
                     static_cast<long long>(s.n_ff_expert));
-        if (s.arch == "deepseek2") {
+        if (s.is_mla()) {  // DeepSeek routing
           std::printf("routing:       %s gating%s, %s, scale %g%s\n",
                       s.expert_gating == ExpertGating::Sigmoid ? "sigmoid" : "softmax",
                       s.n_expert_groups > 1 ? (", " + std::to_string(s.n_group_used) + " of " +

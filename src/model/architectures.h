@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "model/model.h"
 
@@ -12,5 +13,8 @@ namespace volga {
 std::unique_ptr<Model> make_dense_decoder(const GgufFile& file, ThreadPool& pool);
 // deepseek2 (multi-head latent attention, DeepSeek mixture of experts).
 std::unique_ptr<Model> make_mla_decoder(const GgufFile& file, ThreadPool& pool);
+// deepseek2's own keys: latent attention sizes, shared experts, leading dense
+// layers, gating, group-limited routing, expert weight scaling.
+void read_deepseek2_hparams(const GgufFile& file, const std::string& prefix, ModelSpec& spec);
 
 }  // namespace volga

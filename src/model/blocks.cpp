@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "kernels/ops.h"
+#include "model/arch.h"
 
 namespace volga {
 
@@ -128,7 +129,7 @@ std::vector<std::pair<int64_t, float>> route_token(const ModelSpec& s, const flo
     out.push_back({e, p[static_cast<size_t>(e)]});
     sum += p[static_cast<size_t>(e)];
   }
-  const bool norm = s.arch == "qwen3moe" || s.expert_weights_norm;
+  const bool norm = s.traits().renorm_topk || s.expert_weights_norm;
   const float scale = (s.expert_weights_scale != 0.0f) ? s.expert_weights_scale : 1.0f;
   for (auto& [e, wgt] : out) {
     if (norm) wgt /= std::max(sum, 6.103515625e-5f);  // llama.cpp clamps the sum at F16's smallest normal

@@ -16,6 +16,7 @@
 
 #include "format/gguf.h"
 #include "kernels/ops.h"
+#include "model/arch.h"
 #include "model/architectures.h"
 #include "model/blocks.h"
 #include "model/model.h"
@@ -23,6 +24,70 @@
 #include "util/error.h"
 
 namespace volga {
+
+namespace {
+
+int64_t positive(const GgufFile& f, const std::string& key, int64_t v) { return spec_positive(f, key, v); }
+[[noreturn]] void bad(const GgufFile& f, const std::string& what) { spec_error(f, what); }
+
+// Multi-head latent attention sizes. Files written since llama.cpp's MLA
+// support carry key_length_mla/value_length_mla and split attn_k_b/attn_v_b
+// (key_length = kv_lora_rank + rope dims, one KV head); older ones carry the
+// per-head sizes in key_length/value_length and one attn_kv_b.
+void read_mla(const GgufFile& f, const std::string& p, ModelSpec& s) {
+  s.n_lora_q = f.get_int_opt(p + "attention.q_lora_rank").value_or(0);
+  if (s.n_lora_q < 0 || s.n_lora_q > (int64_t{1} << 20)) bad(f, "attention.q_lora_rank is out of range");
+  s.n_lora_kv = positive(f, p + "attention.kv_lora_rank", f.get_int(p + "attention.kv_lora_rank"));
+  const auto k_mla = f.get_int_opt(p + "attention.key_length_mla");
+  const auto v_mla = f.get_int_opt(p + "attention.value_length_mla");
+  s.mla_split_kv_b = k_mla && v_mla && *k_mla > 0 && *v_mla > 0;
+  if (s.mla_split_kv_b) {
+    s.head_dim_k_mla = positive(f, p + "attention.key_length_mla", *k_mla);
+    s.head_dim_v_mla = positive(f, p + "attention.value_length_mla", *v_mla);
+    if (s.head_dim_k != s.n_lora_kv + s.n_rot || s.head_dim_v != s.n_lora_kv)
+      bad(f, "attention.key_length/value_length (" + std::to_string(s.head_dim_k) + "/" +
+                 std::to_string(s.head_dim_v) + ") do not match kv_lora_rank " + std::to_string(s.n_lora_kv) +
+                 " + rope dims " + std::to_string(s.n_rot));
+  } else {
+    s.head_dim_k_mla = s.head_dim_k;
+    s.head_dim_v_mla = s.head_dim_v;
+  }
+  if (s.head_dim_k_mla <= s.n_rot) bad(f, "the MLA key size must exceed the rope dimension count");
+}
+
+// DeepSeek's mixture of experts: shared experts, leading dense layers, gating,
+// group-limited routing, weight normalisation and scaling.
+void read_deepseek_experts(const GgufFile& f, const std::string& p, ModelSpec& s) {
+  s.n_expert_shared = f.get_int_opt(p + "expert_shared_count").value_or(0);
+  s.n_layer_dense_lead = f.get_int_opt(p + "leading_dense_block_count").value_or(0);
+  if (s.n_expert_shared < 0 || s.n_expert_shared > 64) bad(f, "expert_shared_count is out of range");
+  if (s.n_layer_dense_lead < 0 || s.n_layer_dense_lead > s.n_layer)
+    bad(f, "leading_dense_block_count is out of range");
+  const int64_t gating = f.get_int_opt(p + "expert_gating_func").value_or(0);
+  if (gating == 0 || gating == 1) s.expert_gating = ExpertGating::Softmax;  // 0: older files, softmax
+  else if (gating == 2) s.expert_gating = ExpertGating::Sigmoid;
+  else bad(f, "expert_gating_func " + std::to_string(gating) + " is not supported (1 softmax, 2 sigmoid)");
+  s.expert_weights_norm = f.get_bool_opt(p + "expert_weights_norm").value_or(false);
+  s.expert_weights_scale = static_cast<float>(f.get_float_opt(p + "expert_weights_scale").value_or(0.0));
+  if (!std::isfinite(s.expert_weights_scale)) bad(f, "expert_weights_scale is not finite");
+  s.n_expert_groups = f.get_int_opt(p + "expert_group_count").value_or(0);
+  s.n_group_used = f.get_int_opt(p + "expert_group_used_count").value_or(0);
+  if (s.n_expert_groups > 1) {
+    if (s.n_expert % s.n_expert_groups != 0 || s.n_group_used <= 0 || s.n_group_used > s.n_expert_groups ||
+        s.n_expert_used > s.n_group_used * (s.n_expert / s.n_expert_groups) || s.n_expert / s.n_expert_groups < 2)
+      bad(f, "expert_group_count " + std::to_string(s.n_expert_groups) + " / expert_group_used_count " +
+                 std::to_string(s.n_group_used) + " do not fit " + std::to_string(s.n_expert) + " experts, " +
+                 std::to_string(s.n_expert_used) + " used");
+  }
+  if (s.n_layer_dense_lead > 0 && s.n_ff <= 0) bad(f, "feed_forward_length is needed by the leading dense layers");
+}
+
+}  // namespace
+
+void read_deepseek2_hparams(const GgufFile& f, const std::string& p, ModelSpec& s) {
+  read_mla(f, p, s);
+  read_deepseek_experts(f, p, s);
+}
 
 namespace {
 

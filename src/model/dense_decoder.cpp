@@ -1,7 +1,8 @@
 // The decoder-only transformer shared by the llama, qwen2, qwen3 and qwen3moe
 // architectures: pre-norm RMSNorm, grouped-query attention with RoPE, SwiGLU
-// feed-forward. Differences are data-driven: qwen2 adds q/k/v biases, qwen3
-// normalises each q/k head before RoPE, llama uses adjacent-pair RoPE and may
+// feed-forward. Differences are rows of the architecture table (model/arch.h):
+// qwen2 adds q/k/v biases, qwen3 normalises each q/k head before RoPE, llama
+// uses adjacent-pair RoPE and may
 // carry llama3 frequency factors (rope_freqs.weight); qwen3moe replaces the
 // feed-forward by routed experts (softmax router, top-k, weights renormalised).
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "format/gguf.h"
 #include "kernels/ops.h"
+#include "model/arch.h"
 #include "model/architectures.h"
 #include "model/blocks.h"
 #include "model/model.h"
@@ -39,7 +41,7 @@ class DenseDecoder final : public Model {
                   vd = s.n_head_kv * s.head_dim_v;
     head_ = bind_head(b, s);
     if (b.find("rope_freqs.weight")) rope_freq_factors_ = b.vector("rope_freqs.weight", s.n_rot / 2);
-    const bool qwen3 = s.arch == "qwen3" || s.arch == "qwen3moe";
+    const ArchTraits& arch = s.traits();
     // Layers are bound one by one: metadata sizes are only trusted once the
     // tensors they describe have been found with matching shapes.
     for (int64_t i = 0; i < s.n_layer; ++i) {
@@ -50,12 +52,12 @@ class DenseDecoder final : public Model {
       L.wk = b.matrix(p + "attn_k.weight", E, kd);
       L.wv = b.matrix(p + "attn_v.weight", E, vd);
       L.wo = b.matrix(p + "attn_output.weight", s.n_head * s.head_dim_v, E);
-      const bool need_bias = s.arch == "qwen2";
+      const bool need_bias = arch.qkv_bias;
       L.bq = b.vector(p + "attn_q.bias", qd, need_bias);
       L.bk = b.vector(p + "attn_k.bias", kd, need_bias);
       L.bv = b.vector(p + "attn_v.bias", vd, need_bias);
-      L.q_norm = b.vector(p + "attn_q_norm.weight", s.head_dim_k, qwen3);
-      L.k_norm = b.vector(p + "attn_k_norm.weight", s.head_dim_k, qwen3);
+      L.q_norm = b.vector(p + "attn_q_norm.weight", s.head_dim_k, arch.qk_norm);
+      L.k_norm = b.vector(p + "attn_k_norm.weight", s.head_dim_k, arch.qk_norm);
       L.ffn_norm = b.vector(p + "ffn_norm.weight", E);
       if (s.is_moe_layer(i)) L.moe = bind_moe(b, p, s);
       else L.ffn = bind_ffn(b, p, "", E, s.n_ff);

@@ -1,13 +1,54 @@
+// The architecture table and the loader that picks a row from
+// general.architecture. Adding an architecture: its row here, its family's
+// factory (and hyper-parameter hook) in its own file, its tests.
 #include "format/gguf.h"
+#include "model/arch.h"
 #include "model/architectures.h"
 #include "model/model.h"
+#include "util/error.h"
 
 namespace volga {
 
+const std::vector<ArchTraits>& architecture_table() {
+  //                       arch             name         rope                bias   qk_norm moe    renorm mla
+  static const std::vector<ArchTraits> table = {
+      {Arch::Llama, "llama", RopeStyle::Normal, false, false, false, false, false, nullptr, make_dense_decoder},
+      {Arch::Qwen2, "qwen2", RopeStyle::Neox, true, false, false, false, false, nullptr, make_dense_decoder},
+      {Arch::Qwen3, "qwen3", RopeStyle::Neox, false, true, false, false, false, nullptr, make_dense_decoder},
+      {Arch::Qwen3Moe, "qwen3moe", RopeStyle::Neox, false, true, true, true, false, nullptr, make_dense_decoder},
+      {Arch::Deepseek2, "deepseek2", RopeStyle::Normal, false, false, true, false, true, read_deepseek2_hparams,
+       make_mla_decoder},
+  };
+  return table;
+}
+
+const ArchTraits& arch_traits(Arch arch) {
+  for (const ArchTraits& t : architecture_table())
+    if (t.arch == arch) return t;
+  throw Error("internal: architecture without a table row");
+}
+
+const ArchTraits* find_architecture(const std::string& name) {
+  for (const ArchTraits& t : architecture_table())
+    if (name == t.name) return &t;
+  return nullptr;
+}
+
+const ArchTraits& ModelSpec::traits() const { return arch_traits(arch); }
+const char* ModelSpec::arch_name() const { return traits().name; }
+
+const std::vector<std::string>& supported_architectures() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const ArchTraits& t : architecture_table()) v.push_back(t.name);
+    return v;
+  }();
+  return names;
+}
+
 std::unique_ptr<Model> load_model(const GgufFile& file, ThreadPool& pool) {
-  // read_model_spec (called by every factory) rejects unknown architectures.
-  if (file.get_string_opt("general.architecture").value_or("") == "deepseek2") return make_mla_decoder(file, pool);
-  return make_dense_decoder(file, pool);
+  // The factory reads the spec again (read_model_spec) and binds the tensors.
+  return read_model_spec(file).traits().make(file, pool);
 }
 
 }  // namespace volga

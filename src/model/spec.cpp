@@ -1,26 +1,25 @@
 #include <cmath>
 
 #include "format/gguf.h"
+#include "model/arch.h"
 #include "model/model.h"
 #include "model/spec.h"
 #include "util/error.h"
 
 namespace volga {
 
-const std::vector<std::string>& supported_architectures() {
-  static const std::vector<std::string> archs = {"llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"};
-  return archs;
-}
-
-namespace {
-int64_t positive(const GgufFile& f, const std::string& key, int64_t v) {
+int64_t spec_positive(const GgufFile& f, const std::string& key, int64_t v) {
   if (v <= 0 || v > (int64_t{1} << 31))
     throw Error("GGUF '" + f.path() + "': metadata '" + key + "' = " + std::to_string(v) +
                 " is out of range");
   return v;
 }
 
-[[noreturn]] void bad(const GgufFile& f, const std::string& what) { throw Error("GGUF '" + f.path() + "': " + what); }
+void spec_error(const GgufFile& f, const std::string& what) { throw Error("GGUF '" + f.path() + "': " + what); }
+
+namespace {
+int64_t positive(const GgufFile& f, const std::string& key, int64_t v) { return spec_positive(f, key, v); }
+[[noreturn]] void bad(const GgufFile& f, const std::string& what) { spec_error(f, what); }
 
 // RoPE scaling: linear or YaRN, with the attention factor as llama.cpp applies
 // it (llama_context's yarn_attn_factor, and the deepseek2 graph's kq_scale).
@@ -28,7 +27,7 @@ void read_rope_scaling(const GgufFile& f, const std::string& p, ModelSpec& s) {
   const std::string type = f.get_string_opt(p + "rope.scaling.type").value_or("none");
   double rope_attn_factor = f.get_float_opt(p + "rope.scaling.attn_factor").value_or(1.0);
   if (!(rope_attn_factor > 0)) bad(f, "rope.scaling.attn_factor must be positive");
-  if (s.arch == "deepseek2") {
+  if (s.traits().mla) {
     // The converter stores 0.1 * mscale_all_dim.
     s.yarn_log_mul = static_cast<float>(f.get_float_opt(p + "rope.scaling.yarn_log_multiplier").value_or(0.0) / 0.1);
   }
@@ -55,7 +54,7 @@ void read_rope_scaling(const GgufFile& f, const std::string& p, ModelSpec& s) {
       const double L = s.yarn_log_mul;
       if (L != 0) {
         // DeepSeek: mscale == mscale_all_dim, so the rotation keeps unit length.
-        const double m = (s.arch == "deepseek2" && L != 1.0) ? L : 1.0;
+        const double m = (s.traits().mla && L != 1.0) ? L : 1.0;
         attn_factor = mscale(f_inv, m) / mscale(f_inv, L);
       } else {
         attn_factor = mscale(f_inv, 1.0);
@@ -64,7 +63,7 @@ void read_rope_scaling(const GgufFile& f, const std::string& p, ModelSpec& s) {
     }
   }
   s.rope_mscale = static_cast<float>(attn_factor);
-  if (s.arch == "deepseek2") {
+  if (s.traits().mla) {
     // kq_scale = mscale^2 / sqrt(key size), mscale = attn factor * (1 + 0.1 * mscale_all_dim * ln factor).
     const double m = attn_factor * (1.0 + 0.1 * s.yarn_log_mul * ln_f);
     s.attn_scale = static_cast<float>(m * m / std::sqrt(static_cast<double>(s.head_dim_k_mla)));
@@ -79,68 +78,21 @@ void read_experts(const GgufFile& f, const std::string& p, ModelSpec& s) {
   if (s.n_expert_used > s.n_expert || s.n_expert > 4096)
     bad(f, "expert_used_count " + std::to_string(s.n_expert_used) + " / expert_count " +
                std::to_string(s.n_expert) + " are inconsistent");
-  if (s.arch == "qwen3moe") return;  // softmax, top-k renormalised (norm_topk_prob)
-  s.n_expert_shared = f.get_int_opt(p + "expert_shared_count").value_or(0);
-  s.n_layer_dense_lead = f.get_int_opt(p + "leading_dense_block_count").value_or(0);
-  if (s.n_expert_shared < 0 || s.n_expert_shared > 64) bad(f, "expert_shared_count is out of range");
-  if (s.n_layer_dense_lead < 0 || s.n_layer_dense_lead > s.n_layer)
-    bad(f, "leading_dense_block_count is out of range");
-  const int64_t gating = f.get_int_opt(p + "expert_gating_func").value_or(0);
-  if (gating == 0 || gating == 1) s.expert_gating = ExpertGating::Softmax;  // 0: older files, softmax
-  else if (gating == 2) s.expert_gating = ExpertGating::Sigmoid;
-  else bad(f, "expert_gating_func " + std::to_string(gating) + " is not supported (1 softmax, 2 sigmoid)");
-  s.expert_weights_norm = f.get_bool_opt(p + "expert_weights_norm").value_or(false);
-  s.expert_weights_scale = static_cast<float>(f.get_float_opt(p + "expert_weights_scale").value_or(0.0));
-  if (!std::isfinite(s.expert_weights_scale)) bad(f, "expert_weights_scale is not finite");
-  s.n_expert_groups = f.get_int_opt(p + "expert_group_count").value_or(0);
-  s.n_group_used = f.get_int_opt(p + "expert_group_used_count").value_or(0);
-  if (s.n_expert_groups > 1) {
-    if (s.n_expert % s.n_expert_groups != 0 || s.n_group_used <= 0 || s.n_group_used > s.n_expert_groups ||
-        s.n_expert_used > s.n_group_used * (s.n_expert / s.n_expert_groups) || s.n_expert / s.n_expert_groups < 2)
-      bad(f, "expert_group_count " + std::to_string(s.n_expert_groups) + " / expert_group_used_count " +
-                 std::to_string(s.n_group_used) + " do not fit " + std::to_string(s.n_expert) + " experts, " +
-                 std::to_string(s.n_expert_used) + " used");
-  }
 }
 
-// Multi-head latent attention sizes. Files written since llama.cpp's MLA
-// support carry key_length_mla/value_length_mla and split attn_k_b/attn_v_b
-// (key_length = kv_lora_rank + rope dims, one KV head); older ones carry the
-// per-head sizes in key_length/value_length and one attn_kv_b.
-void read_mla(const GgufFile& f, const std::string& p, ModelSpec& s) {
-  s.n_lora_q = f.get_int_opt(p + "attention.q_lora_rank").value_or(0);
-  if (s.n_lora_q < 0 || s.n_lora_q > (int64_t{1} << 20)) bad(f, "attention.q_lora_rank is out of range");
-  s.n_lora_kv = positive(f, p + "attention.kv_lora_rank", f.get_int(p + "attention.kv_lora_rank"));
-  const auto k_mla = f.get_int_opt(p + "attention.key_length_mla");
-  const auto v_mla = f.get_int_opt(p + "attention.value_length_mla");
-  s.mla_split_kv_b = k_mla && v_mla && *k_mla > 0 && *v_mla > 0;
-  if (s.mla_split_kv_b) {
-    s.head_dim_k_mla = positive(f, p + "attention.key_length_mla", *k_mla);
-    s.head_dim_v_mla = positive(f, p + "attention.value_length_mla", *v_mla);
-    if (s.head_dim_k != s.n_lora_kv + s.n_rot || s.head_dim_v != s.n_lora_kv)
-      bad(f, "attention.key_length/value_length (" + std::to_string(s.head_dim_k) + "/" +
-                 std::to_string(s.head_dim_v) + ") do not match kv_lora_rank " + std::to_string(s.n_lora_kv) +
-                 " + rope dims " + std::to_string(s.n_rot));
-  } else {
-    s.head_dim_k_mla = s.head_dim_k;
-    s.head_dim_v_mla = s.head_dim_v;
-  }
-  if (s.head_dim_k_mla <= s.n_rot) bad(f, "the MLA key size must exceed the rope dimension count");
-}
 }  // namespace
 
 ModelSpec read_model_spec(const GgufFile& f) {
   ModelSpec s;
-  s.arch = f.get_string("general.architecture");
-  bool known = false;
-  for (const auto& a : supported_architectures()) known |= a == s.arch;
-  if (!known) {
+  const std::string name = f.get_string("general.architecture");
+  const ArchTraits* arch = find_architecture(name);
+  if (!arch) {
     std::string list;
     for (const auto& a : supported_architectures()) list += (list.empty() ? "" : ", ") + a;
-    throw Error("GGUF '" + f.path() + "': unknown architecture '" + s.arch +
-                "' (supported: " + list + ")");
+    throw Error("GGUF '" + f.path() + "': unknown architecture '" + name + "' (supported: " + list + ")");
   }
-  const std::string p = s.arch + ".";
+  s.arch = arch->arch;
+  const std::string p = name + ".";
   s.name = f.get_string_opt("general.name").value_or("");
   auto req = [&](const char* k) { return positive(f, p + k, f.get_int(p + k)); };
   s.n_embd = req("embedding_length");
@@ -150,7 +102,7 @@ ModelSpec read_model_spec(const GgufFile& f) {
   const int64_t nextn = f.get_int_opt(p + "nextn_predict_layers").value_or(0);
   if (nextn < 0 || nextn >= s.n_layer) bad(f, "nextn_predict_layers is out of range");
   s.n_layer -= nextn;
-  const bool moe_arch = s.arch == "qwen3moe" || s.arch == "deepseek2";
+  const bool moe_arch = arch->moe;
   s.n_ff = moe_arch ? f.get_int_opt(p + "feed_forward_length").value_or(0) : req("feed_forward_length");
   if (s.n_ff < 0 || s.n_ff > (int64_t{1} << 31)) bad(f, "feed_forward_length is out of range");
   // Each layer has several tensors: a block count beyond the file's tensors is corrupt
@@ -179,17 +131,15 @@ ModelSpec read_model_spec(const GgufFile& f) {
   s.rope_freq_base = static_cast<float>(f.get_float_opt(p + "rope.freq_base").value_or(10000.0));
   if (!(s.rms_eps > 0) || !(s.rope_freq_base > 0))
     throw Error("GGUF '" + f.path() + "': rms epsilon and rope.freq_base must be positive");
-  s.rope_style = (s.arch == "llama" || s.arch == "deepseek2") ? RopeStyle::Normal : RopeStyle::Neox;
-  if (s.arch == "deepseek2") read_mla(f, p, s);
-  read_rope_scaling(f, p, s);
+  s.rope_style = arch->rope;
   const auto n_expert = f.get_int_opt(p + "expert_count");
   if (moe_arch) {
     read_experts(f, p, s);
   } else if (n_expert && *n_expert > 0) {
-    bad(f, "mixture-of-experts " + s.arch + " models are not supported yet");
+    bad(f, "mixture-of-experts " + name + " models are not supported yet");
   }
-  if (s.arch == "deepseek2" && s.n_layer_dense_lead > 0 && s.n_ff <= 0)
-    bad(f, "feed_forward_length is needed by the leading dense layers");
+  if (arch->read_hparams) arch->read_hparams(f, p, s);
+  read_rope_scaling(f, p, s);
   // Vocabulary size comes from the embedding tensor (checked by the loader).
   const TensorInfo* emb = f.find_tensor("token_embd.weight");
   if (!emb) throw Error("GGUF '" + f.path() + "': missing tensor 'token_embd.weight'");

@@ -10,11 +10,15 @@ class GgufFile;
 
 enum class RopeStyle { Normal, Neox };  // adjacent pairs (llama, deepseek2) / split halves (qwen)
 
+// The architectures Volga loads; their facts are rows of model/arch.h's table.
+enum class Arch { Llama, Qwen2, Qwen3, Qwen3Moe, Deepseek2 };
+struct ArchTraits;
+
 // How routed-expert scores are computed from the router logits (GGUF expert_gating_func).
 enum class ExpertGating { Softmax = 1, Sigmoid = 2 };
 
 struct ModelSpec {
-  std::string arch;  // "llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"
+  Arch arch = Arch::Llama;
   std::string name;  // general.name, if any
   int64_t n_vocab = 0;
   int64_t n_embd = 0;
@@ -56,6 +60,8 @@ struct ModelSpec {
   int64_t head_dim_k_mla = 0, head_dim_v_mla = 0;
   bool mla_split_kv_b = false;  // attn_k_b/attn_v_b in the file (else the older attn_kv_b)
 
+  const ArchTraits& traits() const;
+  const char* arch_name() const;  // general.architecture: "llama", "qwen2", ...
   bool is_mla() const { return n_lora_kv > 0; }
   bool is_moe_layer(int64_t layer) const { return n_expert > 0 && layer >= n_layer_dense_lead; }
   // KV cache floats per position per layer. MLA caches only the normalised
@@ -63,6 +69,11 @@ struct ModelSpec {
   int64_t kv_key_width() const { return is_mla() ? n_lora_kv + n_rot : n_head_kv * head_dim_k; }
   int64_t kv_value_width() const { return is_mla() ? 0 : n_head_kv * head_dim_v; }
 };
+
+// For architectures' hyper-parameter hooks: v when 0 < v <= 2^31, else an
+// error naming the key; an error about the file.
+int64_t spec_positive(const GgufFile& file, const std::string& key, int64_t v);
+[[noreturn]] void spec_error(const GgufFile& file, const std::string& what);
 
 // Reads and validates the hyper-parameters of a supported architecture.
 // Throws volga::Error for an unknown architecture or missing/invalid keys.

@@ -19,7 +19,7 @@ constexpr int B = KvCache::kBlockTokens;
 
 ModelSpec small_spec() {
   ModelSpec s;
-  s.arch = "qwen2";
+  s.arch = Arch::Qwen2;
   s.n_layer = 2;
   s.n_head = 4;
   s.n_head_kv = 2;
