@@ -36,10 +36,12 @@ void KvCache::check_types(const ModelSpec& spec, DType type_k, DType type_v) {
   for (DType t : {type_k, type_v})
     if (!cache_type_supported(t))
       throw Error(std::string("KV cache type '") + dtype_name(t) + "' is not supported (use f32, f16, bf16 or q8_0)");
+  // A head's rows must start and end on whole blocks of the type (q8_0: 32).
   auto need32 = [](DType t, int64_t width, const char* what) {
-    if (t == DType::Q8_0 && width % 32 != 0)
-      throw Error(std::string("a q8_0 KV cache needs ") + what + " that are multiples of 32; this model's are " +
-                  std::to_string(width) + " (use f16 or bf16)");
+    const int64_t block = traits(t).block_size;
+    if (width % block != 0)
+      throw Error(std::string("a ") + dtype_name(t) + " KV cache needs " + what + " that are multiples of " +
+                  std::to_string(block) + "; this model's are " + std::to_string(width) + " (use f16 or bf16)");
   };
   if (spec.is_mla()) {
     need32(type_k, spec.n_lora_kv, "latent widths");
