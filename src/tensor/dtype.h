@@ -43,7 +43,10 @@ struct DTypeTraits {
   // Integers stored as signed bytes (q8_0).
   bool signed_quants = false;
   // Non-linear types: the integer of a stored 4-bit index n is values[n].
+  // `nonlinear` says so at compile time (comparing an address with null is
+  // not a constant expression under the sanitizers).
   const int8_t* values = nullptr;
+  bool nonlinear = false;
   // Integer products (kernels/dispatch.h): elements of a weight row per weight
   // scale, 32 or 16, against activations quantized in chunks of 32; 0 for
   // types those products do not take.

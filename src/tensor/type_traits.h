@@ -103,12 +103,12 @@ struct TypeRow<DType::Q6_K> : RowBase<BlockQ6_K, dequantize_q6_k_ref, quantize_q
 template <>
 struct TypeRow<DType::IQ4_NL> : RowBase<BlockIQ4_NL, dequantize_iq4_nl_ref, quantize_iq4_nl_ref> {
   static constexpr DTypeTraits facts{.type = DType::IQ4_NL, .name = "iq4_nl", .block_size = kQK, .block_bytes = 18,
-                                     .values = kIq4nlValues, .int8_scale_group = 32};
+                                     .values = kIq4nlValues, .nonlinear = true, .int8_scale_group = 32};
 };
 template <>
 struct TypeRow<DType::IQ4_XS> : RowBase<BlockIQ4_XS, dequantize_iq4_xs_ref, quantize_iq4_xs_ref> {
   static constexpr DTypeTraits facts{.type = DType::IQ4_XS, .name = "iq4_xs", .block_size = kQKK, .block_bytes = 136,
-                                     .super_block = true, .values = kIq4nlValues, .int8_scale_group = 32,
+                                     .super_block = true, .values = kIq4nlValues, .nonlinear = true, .int8_scale_group = 32,
                                      .fallback = DType::IQ4_NL};
 };
 

@@ -79,6 +79,7 @@ TEST(TypeTraits, RowsAreConsistent) {
     const DTypeTraits& f = traits(t);
     SCOPED_TRACE(f.name);
     EXPECT_EQ(f.type, t);
+    EXPECT_EQ(f.nonlinear, f.values != nullptr);  // the compile-time flag matches the table
     EXPECT_EQ(ggml_type_name(static_cast<uint32_t>(t)), f.name);  // ggml's own name for the id
     EXPECT_GT(f.block_size, 0);
     EXPECT_GT(f.block_bytes, 0);

@@ -53,7 +53,7 @@ void stored_ints(const BlockQ5_1& b, int* n) { nibbles_and_bit4(b, n); }
 // The integer a stored n stands for: a level of the non-linear types, else n - offset.
 template <DType T>
 int integer_of(int n) {
-  if constexpr (kFacts<T>.values != nullptr) return kFacts<T>.values[n];
+  if constexpr (kFacts<T>.nonlinear) return kFacts<T>.values[n];
   else return n - kFacts<T>.offset;
 }
 

@@ -39,7 +39,7 @@ namespace {
 // Signed bytes (q8_0) are used with their sign bit flipped, n = q + 128, and
 // so are the levels of the non-linear types.
 template <DType T>
-constexpr int32_t kOffset = kFacts<T>.signed_quants || kFacts<T>.values != nullptr ? 128 : kFacts<T>.offset;
+constexpr int32_t kOffset = kFacts<T>.signed_quants || kFacts<T>.nonlinear ? 128 : kFacts<T>.offset;
 
 inline uint32_t load_u32(const uint8_t* p) {
   uint32_t v;
@@ -125,7 +125,7 @@ inline void legacy_block(const RowSet& rs, int64_t c, const Tokens<NT>& tk, __m2
       v[p] = with_bit4(pair_nibbles(a + qs_at, b + qs_at), load_u32(a + qh_at), load_u32(b + qh_at));
     } else {
       v[p] = pair_nibbles(a + qs_at, b + qs_at);
-      if constexpr (kFacts<T>.values != nullptr) v[p] = levels_u8(v[p], kFacts<T>.values);
+      if constexpr (kFacts<T>.nonlinear) v[p] = levels_u8(v[p], kFacts<T>.values);
     }
   }
   static_assert(offsetof(B, d) == 0);
