@@ -122,6 +122,17 @@ void KvCache::lru_remove(int32_t id) {
   --lru_size_;
 }
 
+void KvCache::unregister(int32_t id) {
+  Block& b = meta_[static_cast<size_t>(id)];
+  auto range = registry_.equal_range(b.hash);
+  for (auto it = range.first; it != range.second; ++it)
+    if (it->second == id) {
+      registry_.erase(it);
+      break;
+    }
+  b.serial = 0;
+}
+
 int32_t KvCache::take_block() {
   int32_t id = -1;
   if (!free_.empty()) {
@@ -130,14 +141,7 @@ int32_t KvCache::take_block() {
   } else if (lru_head_ >= 0) {  // evict the least recently used cached block
     id = lru_head_;
     lru_remove(id);
-    Block& b = meta_[static_cast<size_t>(id)];
-    auto range = registry_.equal_range(b.hash);
-    for (auto it = range.first; it != range.second; ++it)
-      if (it->second == id) {
-        registry_.erase(it);
-        break;
-      }
-    b.serial = 0;
+    unregister(id);
     ++evictions_;
   } else {
     return -1;
@@ -206,13 +210,7 @@ int KvCache::truncate(int seq, int n) {
       release_block(id);
       s.blocks[keep - 1] = copy;
     } else if (b.serial != 0) {
-      auto range = registry_.equal_range(b.hash);
-      for (auto it = range.first; it != range.second; ++it)
-        if (it->second == id) {
-          registry_.erase(it);
-          break;
-        }
-      b.serial = 0;
+      unregister(id);
     }
   }
   while (s.blocks.size() > keep) {  // last block first: it is the first to be evicted

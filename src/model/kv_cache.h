@@ -157,6 +157,7 @@ class KvCache {
   uint8_t* block_ptr(int32_t id) const { return pool_ + static_cast<int64_t>(id) * block_bytes_; }
   int32_t take_block();           // -1 when none
   void release_block(int32_t id);
+  void unregister(int32_t id);  // forget a block's content: it will not be found again
   void lru_push(int32_t id);
   void lru_remove(int32_t id);
   int32_t find_registered(uint64_t parent, const int32_t* tokens) const;

@@ -64,11 +64,15 @@ class SchedulerTest : public ::testing::TestWithParam<Param> {
   }
 
   static Output run(Scheduler& s, const std::vector<int32_t>& prompt, int max_tokens) {
-    auto h = s.submit(request(prompt, max_tokens));
+    return collect(*s.submit(request(prompt, max_tokens)));
+  }
+
+  // A request's tokens until it ends; an error or a stall fails the test.
+  static Output collect(RequestHandle& h) {
     Output out;
     TokenEvent ev;
     while (true) {
-      if (!h->next(ev, 60000)) {
+      if (!h.next(ev, 60000)) {
         ADD_FAILURE() << "no event within a minute";
         break;
       }
@@ -187,17 +191,7 @@ TEST_P(SchedulerTest, PreemptedSequencesContinueExactly) {
   auto s = make(3, 7);  // each request needs 3 blocks at its end, 9 together
   std::vector<std::shared_ptr<RequestHandle>> handles;
   for (auto& p : prompts) handles.push_back(s->submit(request(p, 40)));
-  for (size_t i = 0; i < handles.size(); ++i) {
-    Output got;
-    TokenEvent ev;
-    while (handles[i]->next(ev, 60000) && ev.kind == TokenEvent::Kind::Token) {
-      got.ids.push_back(ev.id);
-      got.logprobs.push_back(ev.logprob);
-      for (auto& [id, lp] : ev.top) got.logprobs.push_back(lp);
-    }
-    EXPECT_EQ(ev.kind, TokenEvent::Kind::Done) << ev.error;
-    expect_same(got, solo[i]);
-  }
+  for (size_t i = 0; i < handles.size(); ++i) expect_same(collect(*handles[i]), solo[i]);
   EXPECT_GT(s->stats().preemptions, 0);
 }
 
@@ -209,16 +203,7 @@ TEST_P(SchedulerTest, EightConcurrentStreamsEqualTheirSoloRuns) {
   auto s = make(8);
   std::vector<std::shared_ptr<RequestHandle>> handles;
   for (auto& p : prompts) handles.push_back(s->submit(request(p, 12)));
-  for (size_t i = 0; i < handles.size(); ++i) {
-    Output got;
-    TokenEvent ev;
-    while (handles[i]->next(ev, 60000) && ev.kind == TokenEvent::Kind::Token) {
-      got.ids.push_back(ev.id);
-      got.logprobs.push_back(ev.logprob);
-      for (auto& [id, lp] : ev.top) got.logprobs.push_back(lp);
-    }
-    expect_same(got, solo[i]);
-  }
+  for (size_t i = 0; i < handles.size(); ++i) expect_same(collect(*handles[i]), solo[i]);
 }
 
 TEST_P(SchedulerTest, RequestLargerThanThePoolIsRefusedWithTheNumbers) {
