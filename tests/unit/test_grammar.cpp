@@ -30,6 +30,16 @@ std::string utf8(uint32_t cp) {
   return s;
 }
 
+// The message a grammar is refused with, or "no error".
+std::string parse_error(const std::string& g) {
+  try {
+    Grammar::parse(g);
+  } catch (const GrammarError& e) {
+    return std::string(e.what());
+  }
+  return std::string("no error");
+}
+
 TEST(Grammar, LiteralsAlternativesAndRepetition) {
   const std::string g = "root ::= \"ab\" (\"c\" | \"d\")* \"e\"{2,3} [0-9]+ \"!\"?\n";
   EXPECT_TRUE(matches(g, "abee1"));
@@ -53,14 +63,7 @@ TEST(Grammar, RulesSpanLinesAndComments) {
 }
 
 TEST(Grammar, ReportsErrorsWithPlace) {
-  auto err = [](const std::string& g) {
-    try {
-      Grammar::parse(g);
-    } catch (const GrammarError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  auto err = parse_error;
   EXPECT_NE(err("root ::= foo\n").find("'foo' is used but never defined"), std::string::npos);
   EXPECT_NE(err("root ::= \"abc\n").find("unterminated string"), std::string::npos);
   EXPECT_NE(err("root ::= \"a\"\nroot ::= \"b\"\n").find("defined twice"), std::string::npos);
@@ -357,14 +360,7 @@ namespace {
 // Grammars arrive over HTTP: deep nesting, huge expansions and code points
 // beyond Unicode are refused at parse time, not by crashing or eating memory.
 TEST(Grammar, HostileGrammarsAreRefusedAtParse) {
-  auto err = [](const std::string& g) {
-    try {
-      Grammar::parse(g);
-    } catch (const GrammarError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  auto err = parse_error;
   EXPECT_NE(err("root ::= " + std::string(100000, '(') + "\"a\"" + std::string(100000, ')') + "\n").find("nest"),
             std::string::npos);
   std::string big = "root ::=";
