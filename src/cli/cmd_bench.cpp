@@ -188,7 +188,7 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("-n,--n-gen", o->n_gen, "Tokens generated one at a time (decode test)")->default_val(128)->check(CLI::Range(0, 1 << 16));
   cmd->add_option("-d,--depth", o->depth, "Tokens already in the KV cache before each test (like llama-bench -d)")
       ->default_val(0)->check(CLI::Range(0, 1 << 20));
-  cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
+  add_threads_option(cmd, o->threads);
   cmd->add_option("-r,--reps", o->reps, "Repetitions; the median is reported with min..max")->default_val(3)->check(CLI::Range(1, 100));
   cmd->add_option("--isa", o->isa, "Kernel set: ref, avx2, avx512 (default: the best this CPU runs; same as VOLGA_ISA)");
   cmd->add_option("--matmul", o->matmul,

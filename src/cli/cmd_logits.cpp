@@ -45,7 +45,7 @@ Command add_logits(CLI::App& app) {
   cmd->add_option("-p,--prompt", o->prompt, "Text to tokenize instead of --ids")->excludes(ids);
   cmd->add_option("-o,--out", o->out, "Output .npy file (float32, [tokens, vocabulary])")->required();
   cmd->add_option("--chunk", o->chunk, "Tokens per forward pass (default: all at once)");
-  cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
+  add_threads_option(cmd, o->threads);
   add_kv_options(cmd, o->kv, false);
   return [o]() -> int {
     auto file = GgufFile::open(o->model);

@@ -146,10 +146,10 @@ Command add_perplexity(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("perplexity", "Perplexity of a model over a text file (lower is better)");
   cmd->add_option("model", o->model, "GGUF model file")->required()->check(CLI::ExistingFile);
   cmd->add_option("file", o->file, "UTF-8 text file")->required()->check(CLI::ExistingFile);
-  cmd->add_option("-c,--ctx", o->ctx, "Window size in tokens; the second half of each window is scored")
+  add_ctx_size_option(cmd, o->ctx, "Window size in tokens; the second half of each window is scored")
       ->capture_default_str()->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--max-windows", o->max_windows, "Stop after this many windows (0 = the whole file)");
-  cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
+  add_threads_option(cmd, o->threads);
   cmd->add_flag("--json", o->json, "Print one JSON object (perplexity, perplexity_error, scored_tokens, ...)");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress output");
   return [o]() { return run_perplexity(*o); };

@@ -3,6 +3,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "chat/chat_template.h"
@@ -19,11 +21,15 @@ namespace volga::cli {
 
 void add_sampling_options(CLI::App* cmd, SamplingParams& p, int64_t& seed) {
   cmd->add_option("--temperature,--temp", p.temperature, "Sampling temperature; 0 = greedy")->default_val(0.8f);
-  cmd->add_option("--top-k", p.top_k, "Keep the K most likely tokens (0 = off)")->default_val(40);
+  cmd->add_option("--top-k", p.top_k, "Keep the K most likely tokens (0 = off)")->default_val(40)->check(CLI::Validator(
+      [](std::string& v) { return v.rfind('-', 0) == 0 ? "must be 0 (off) or a positive number of tokens, not " + v : std::string(); },
+      "K", "top-k"));
   cmd->add_option("--top-p", p.top_p, "Nucleus sampling threshold (1 = off)")->default_val(0.95f);
   cmd->add_option("--min-p", p.min_p, "Drop tokens below min-p times the top probability (0 = off)")->default_val(0.05f);
   cmd->add_option("--repeat-penalty", p.repeat_penalty, "Penalty for recently seen tokens (1 = off)")->default_val(1.0f);
-  cmd->add_option("--repeat-last-n", p.repeat_last_n, "How many recent tokens the repeat penalty considers")->default_val(64);
+  cmd->add_option("--repeat-last-n", p.repeat_last_n, "How many recent tokens the repeat penalty considers")->default_val(64)->check(CLI::Validator(
+      [](std::string& v) { return v.rfind('-', 0) == 0 ? "must be 0 or more tokens, not " + v : std::string(); },
+      "N", "repeat-last-n"));
   cmd->add_option("-s,--seed", seed, "Random seed for reproducible sampling (default: random)");
 }
 
@@ -36,7 +42,7 @@ void finish_sampling_options(SamplingParams& p, int64_t seed) {
 namespace {
 struct RunOptions {
   std::string model;
-  std::string prompt;
+  std::string prompt, prompt_file;
   int n_predict = 128;
   int threads = 0;
   int ctx_size = 0;
@@ -80,18 +86,28 @@ Command add_run(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "Complete a prompt as plain text (no chat template) and print the generated text");
   cmd->add_option("model", o->model, kModelHelp)->check(CLI::ExistingFile);
-  cmd->add_option("-p,--prompt", o->prompt, "Text to complete")->required();
+  CLI::Option* prompt_opt = cmd->add_option("-p,--prompt", o->prompt, "Text to complete ('-' reads it from standard input)");
+  cmd->add_option("-f,--file", o->prompt_file, "Read the text to complete from FILE")
+      ->check(CLI::ExistingFile)
+      ->excludes(prompt_opt);
   cmd->add_option("-n,--n-predict", o->n_predict, "Maximum number of tokens to generate")->default_val(128)->check(CLI::Range(0, 1 << 20));
   add_sampling_options(cmd, o->sampling, o->seed);
   add_kv_options(cmd, o->kv, false);
-  cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
-  cmd->add_option("-c,--ctx-size", o->ctx_size, "Context size in tokens (default: prompt + n-predict, capped at the model's)");
+  add_threads_option(cmd, o->threads);
+  add_ctx_size_option(cmd, o->ctx_size, "Context size in tokens (default: prompt + n-predict, capped at the model's)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-generation tokens");
   cmd->add_flag("--special", o->special, "Recognise control-token texts such as <|im_start|> in the prompt (e.g. a prompt made by 'volga template')");
   cmd->add_flag("--json", o->json, "Print one JSON object with prompt_ids, ids and text instead of the text");
   add_grammar_options(cmd, o->grammar_file, o->schema_file);
   return [o]() -> int {
     finish_sampling_options(o->sampling, o->seed);
+    if (!o->prompt_file.empty()) {
+      o->prompt = read_text_file(o->prompt_file);
+    } else if (o->prompt == "-") {
+      o->prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    } else if (o->prompt.empty()) {
+      throw Error("no prompt: give the text with -p TEXT, -p - (standard input) or -f FILE");
+    }
     o->model = resolve_model(o->model);
     auto file = GgufFile::open(o->model);
     auto tok = Tokenizer::from_gguf(*file);
@@ -101,7 +117,7 @@ Command add_run(CLI::App& app) {
     ThreadPool pool(resolve_threads(o->threads));
     auto model = load_model(*file, pool);
     std::vector<int32_t> prompt = tok->encode(o->prompt, true, o->special);
-    if (prompt.empty()) throw Error("the prompt is empty: give some text with -p");
+    if (prompt.empty()) throw Error("the prompt is empty: give some text with -p or -f");
     const int64_t n_prompt = static_cast<int64_t>(prompt.size());
     const int64_t ctx = o->ctx_size > 0 ? o->ctx_size
                                         : std::min<int64_t>(n_prompt + o->n_predict, model->spec().n_ctx_train);

@@ -23,9 +23,9 @@ Command add_serve(CLI::App& app) {
   cmd->add_option("--api-key", *key, "Require 'Authorization: Bearer KEY' (prefer --api-key-file: arguments are visible to other users)");
   cmd->add_option("--api-key-file", *key_file, "File with one accepted API key per line")->check(CLI::ExistingFile);
   cmd->add_option("--parallel", o->parallel, "Sequences generated at once (continuous batching)")->default_val(4)->check(CLI::Range(1, 256));
-  cmd->add_option("-c,--ctx-size", o->ctx_size,
+  add_ctx_size_option(cmd, o->ctx_size,
                   "Most tokens of one request, prompt and reply (capped at the model's and at the KV cache budget)")->default_val(4096)->check(CLI::Range(16, 1 << 24));
-  cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
+  add_threads_option(cmd, o->threads);
   add_kv_options(cmd, *kv, true);
   cmd->add_option("--max-queue", o->max_queue, "Requests that may wait for a slot; beyond it the server answers 503")->default_val(64)->check(CLI::Range(0, 100000));
   cmd->add_option("--alias", o->model_name, "Model name reported by the API (default: the file name)");

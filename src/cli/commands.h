@@ -59,7 +59,12 @@ std::pair<DType, DType> kv_types(const KvFlags& flags);
 // Bytes of --kv-memory, 0 when not given (throws volga::Error on a bad size).
 int64_t kv_memory_bytes(const KvFlags& flags);
 
-// Thread count for --threads: 0 or less means all hardware threads.
+// Thread count for --threads: 0 (not given) means all hardware threads.
 int resolve_threads(int requested);
+// -t,--threads N: at least 1 and at most 4x the hardware threads; `threads`
+// stays 0 when the option is not given.
+CLI::Option* add_threads_option(CLI::App* cmd, int& threads);
+// -c,--ctx-size N (the one spelling every command uses): at least 1 token.
+CLI::Option* add_ctx_size_option(CLI::App* cmd, int& ctx_size, const std::string& help);
 
 }  // namespace volga::cli

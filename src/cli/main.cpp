@@ -1,7 +1,9 @@
 // volga — LLM inference engine. Entry point: parses the subcommand and runs it,
 // turning volga::Error into a one-line message and exit code 1.
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -10,9 +12,53 @@
 #include "util/error.h"
 
 namespace volga::cli {
-int resolve_threads(int requested) {
-  if (requested > 0) return requested;
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+namespace {
+int hardware_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+}  // namespace
+
+int resolve_threads(int requested) { return requested > 0 ? requested : hardware_threads(); }
+
+CLI::Option* add_threads_option(CLI::App* cmd, int& threads) {
+  const int most = 4 * hardware_threads();
+  return cmd
+      ->add_option("-t,--threads", threads,
+                   "Worker threads (default: all " + std::to_string(hardware_threads()) + " hardware threads)")
+      ->check(CLI::Validator(
+          [most](std::string& v) -> std::string {
+            long n = 0;
+            try {
+              size_t used = 0;
+              n = std::stol(v, &used);
+              if (used != v.size()) return "needs a whole number, not '" + v + "'";
+            } catch (const std::exception&) {
+              return "needs a whole number, not '" + v + "'";
+            }
+            if (n < 1) return "must be at least 1 (leave it out to use every hardware thread)";
+            if (n > most)
+              return v + " is far above the " + std::to_string(most / 4) +
+                     " hardware threads (at most " + std::to_string(most) + ")";
+            return "";
+          },
+          "N", "threads"));
+}
+
+CLI::Option* add_ctx_size_option(CLI::App* cmd, int& ctx_size, const std::string& help) {
+  return cmd->add_option("-c,--ctx-size", ctx_size, help)
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            long n = 0;
+            try {
+              size_t used = 0;
+              n = std::stol(v, &used);
+              if (used != v.size()) return "needs a whole number of tokens, not '" + v + "'";
+            } catch (const std::exception&) {
+              return "needs a whole number of tokens, not '" + v + "'";
+            }
+            if (n < 1) return "must be at least 1 token, not " + v;
+            if (n > (1L << 24)) return v + " is above the limit of 16777216 tokens";
+            return "";
+          },
+          "TOKENS", "ctx-size"));
 }
 
 std::string resolve_model(const std::string& given) {
@@ -68,11 +114,29 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // One form for every error: "volga: error: ..." and exit code 1.
+    std::string what = e.what();
+    std::fprintf(stderr, "volga: error: %s\n", what.c_str());
+    std::string usage = "volga";
+    for (CLI::App* sub : app.get_subcommands())
+      if (sub->parsed()) usage += " " + sub->get_name();
+    std::fprintf(stderr, "Run '%s --help' for the options.\n", usage.c_str());
+    return 1;
   }
   try {
     for (auto& [sub, run] : commands)
-      if (sub->parsed()) return run();
+      if (sub->parsed()) {
+        const int rc = run();
+        // Output that could not be written (a full disk, a closed pipe) is an error.
+        const int flush_error = std::fflush(stdout) != 0 ? errno : 0;
+        if (flush_error != 0 || std::ferror(stdout)) {
+          std::fprintf(stderr, "volga: error: could not write the output%s%s\n", flush_error ? ": " : " (disk full or pipe closed?)",
+                       flush_error ? std::strerror(flush_error) : "");
+          return 1;
+        }
+        return rc;
+      }
   } catch (const volga::Error& e) {
     std::fprintf(stderr, "volga: error: %s\n", e.what());
     return 1;

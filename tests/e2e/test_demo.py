@@ -59,7 +59,7 @@ def corpus():
 
 
 def perplexity(model, text_file, windows=40):
-    p = run(VOLGA, "perplexity", model, text_file, "--ctx", "256", "--max-windows", str(windows), "--json", "-q")
+    p = run(VOLGA, "perplexity", model, text_file, "--ctx-size", "256", "--max-windows", str(windows), "--json", "-q")
     return json.loads(p.stdout)
 
 

@@ -20,7 +20,7 @@ for t in f32 f16 q8_0 q6_k q5_k q4_k q4_0; do
     f16|q8_0) f="$ROOT/models/volga-demo-$t.gguf" ;;
     *) f="$WORK/volga-demo-$t.gguf"; "$VOLGA" quantize -q "$WORK/volga-demo-f32.gguf" "$f" "$t" ;;
   esac
-  json=$("$VOLGA" perplexity "$f" "$TEXT" --ctx "$CTX" --json -q)
+  json=$("$VOLGA" perplexity "$f" "$TEXT" --ctx-size "$CTX" --json -q)
   [ -n "$base" ] || base=$json
   /usr/bin/python3 - "$t" "$f" "$json" "$base" <<'PY'
 import json, os, sys
