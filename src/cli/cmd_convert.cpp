@@ -1,6 +1,5 @@
 // volga convert HF_DIR -o OUT.gguf [--type T]: a Hugging Face checkpoint
-// (config.json, safetensors, tokenizer.json) to GGUF, and
-// volga quantize IN.gguf OUT.gguf TYPE: re-quantize the matrices of a GGUF.
+// (config.json, safetensors, tokenizer.json) to GGUF.
 //
 // Tensor names, Q/K row order and metadata keys follow llama.cpp's converter,
 // so the files load in llama.cpp as well as in Volga.
@@ -215,45 +214,6 @@ int convert(const std::string& dir, const std::string& out, const std::string& t
   return 0;
 }
 
-int quantize(const std::string& in, const std::string& out, const std::string& type_name, bool quiet) {
-  const DType want = parse_dtype(type_name);
-  if (!file_type_id(want)) throw Error("'" + type_name + "' is not a quantization target (f32 f16 bf16 q8_0 q6_k q5_k q4_k q4_0)");
-  auto f = GgufFile::open(in);
-  GgufWriter w(f->alignment());
-  for (const auto& [key, value] : f->metadata()) w.set(key, value);
-  w.set_u32("general.file_type", *file_type_id(want));
-  bool warned = false;
-  const auto& ts = f->tensors();
-  for (size_t k = 0; k < ts.size(); ++k) {
-    const TensorInfo& t = ts[k];
-    progress(quiet, k + 1, ts.size(), t.name);
-    std::vector<int64_t> dims(t.ne, t.ne + t.n_dims);
-    const bool matrix = t.n_dims >= 2 && t.name.size() > 7 && t.name.compare(t.name.size() - 7, 7, ".weight") == 0;
-    if (!matrix) {
-      w.add_tensor(t.name, t.type, dims, std::vector<uint8_t>(t.data, t.data + t.n_bytes));
-      continue;
-    }
-    if (!warned && t.type != DType::F32 && t.type != DType::F16 && t.type != DType::BF16 && t.type != want) {
-      std::fprintf(stderr, "\nvolga: warning: re-quantizing from %s adds that type's error to %s's; "
-                           "quantize from an F32/F16/BF16 file for the best quality\n", dtype_name(t.type), dtype_name(want));
-      warned = true;
-    }
-    const int64_t cols = t.ne[0], rows = t.n_elements() / cols;
-    const DType type = type_for_rows(want, cols);
-    if (type == t.type) {
-      w.add_tensor(t.name, t.type, dims, std::vector<uint8_t>(t.data, t.data + t.n_bytes));
-      continue;
-    }
-    std::vector<float> data(static_cast<size_t>(t.n_elements()));
-    const int64_t rb = row_bytes(t.type, cols);
-    for (int64_t r = 0; r < rows; ++r) dequantize_row(t.type, t.data + r * rb, data.data() + r * cols, cols);
-    w.add_tensor(t.name, type, dims, encode_rows(type, data.data(), cols, rows));
-  }
-  w.write(out);
-  if (!quiet) std::fprintf(stderr, "wrote %s (%s)\n", out.c_str(), dtype_name(want));
-  return 0;
-}
-
 }  // namespace
 
 Command add_convert(CLI::App& app) {
@@ -271,23 +231,6 @@ Command add_convert(CLI::App& app) {
   cmd->add_option("--name", o->name, "general.name to record (default: the folder name)");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress output");
   return [o]() { return convert(o->dir, o->out, o->type, o->name, o->quiet); };
-}
-
-Command add_quantize(CLI::App& app) {
-  struct Opt {
-    std::string in, out, type;
-    bool quiet = false;
-  };
-  auto o = std::make_shared<Opt>();
-  CLI::App* cmd = app.add_subcommand("quantize", "Re-quantize the weight matrices of a GGUF model (norms and biases are kept)");
-  cmd->add_option("input", o->in, "Input GGUF file")->required()->check(CLI::ExistingFile);
-  cmd->add_option("output", o->out, "Output GGUF file")->required();
-  cmd->add_option("type", o->type, "Target type: f32 f16 bf16 q8_0 q6_k q5_k q4_k q4_0")->required();
-  cmd->add_flag("-q,--quiet", o->quiet, "No progress output");
-  return [o]() {
-    if (o->in == o->out) throw Error("input and output are the same file");
-    return quantize(o->in, o->out, o->type, o->quiet);
-  };
 }
 
 }  // namespace volga::cli
