@@ -20,7 +20,7 @@ if [ ! -d "$peer/node_modules/node-llama-cpp" ]; then
   mkdir -p "$peer"
   (cd "$peer" && npm init -y >/dev/null && npm install --no-audit --no-fund --ignore-scripts node-llama-cpp@3.22.1 >&2)
 fi
-cp "$root/bench/peer/llamacpp_bench.mjs" "$peer/"
+cp "$root/bench/peer/llamacpp_bench.mjs" "$root/bench/peer/llamacpp_greedy.mjs" "$peer/"
 for ((k = 1; k <= K; k++)); do
   for m in "$@"; do
     node "$peer/llamacpp_bench.mjs" "$m" "$P" "$N" "$R" "$T"

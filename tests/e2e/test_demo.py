@@ -13,6 +13,7 @@ Run through ctest (VOLGA_BIN, VOLGA_ROOT) with /usr/bin/python3."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -152,6 +153,78 @@ class DemoModel(unittest.TestCase):
         self.assertEqual(r["windows"], 1)
         self.assertGreater(r["scored_tokens"], 0)
         self.assertTrue(np.isfinite(r["perplexity"]) and r["perplexity"] > 1)
+
+
+# Named mixes that need no importance matrix, most bits first.
+MIXES = ["Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "IQ4_XS", "IQ4_NL", "Q3_K_L", "Q3_K_M",
+         "Q3_K_S", "IQ3_M", "IQ3_S", "IQ3_XS", "Q2_K"]
+LLAMA_CPP = os.path.join(ROOT, "build", "peer", "node_modules", "node-llama-cpp")
+
+
+class QuantMixes(unittest.TestCase):
+    """`volga quantize` to each named mix: the file holds what the per-tensor
+    lines said, Volga's logits follow the NumPy reference on that file, the
+    perplexity rises as bits fall, and llama.cpp continues the same prompt with
+    the same tokens (when bench/peer/run.sh has installed it)."""
+
+    _files = {}
+
+    def quantized(self, mix):
+        if mix not in self._files:
+            path = os.path.join(TMP, "demo-%s.gguf" % mix)
+            p = run(VOLGA, "quantize", F16, path, mix)
+            lines = [l for l in p.stderr.splitlines() if l.startswith("[")]
+            self._files[mix] = (path, lines)
+        return self._files[mix]
+
+    def test_file_holds_the_announced_types(self):
+        sys.path.insert(0, os.path.join(ROOT, "tools", "reference"))
+        from gguf_np import GGUF  # the independent reader
+        for mix in MIXES:
+            path, lines = self.quantized(mix)
+            announced = {}
+            for line in lines:
+                m = re.match(r"\[\d+/\d+\] (\S+) \[[^\]]*\] ([a-z0-9_]+)(?: -> ([a-z0-9_]+)| \(kept\))", line)
+                self.assertIsNotNone(m, line)
+                announced[m.group(1)] = m.group(3) or m.group(2)
+            g = GGUF(path)
+            self.assertEqual({name: g.tensors[name][0] for name in announced}, announced, mix)
+
+    def test_logits_follow_the_reference_on_each_mix(self):
+        sys.path.insert(0, os.path.dirname(__file__))
+        from test_reference import ReferenceAgreement
+        for mix in MIXES:
+            with self.subTest(mix=mix):
+                ReferenceAgreement.check_model(self, self.quantized(mix)[0], n_greedy=8)
+
+    def test_perplexity_rises_as_bits_fall(self):
+        held = corpus()["heldout"]
+        p = {m: perplexity(self.quantized(m)[0], held, windows=10)["perplexity"] for m in ("Q8_0", "Q4_K_M", "Q2_K")}
+        p["F16"] = perplexity(F16, held, windows=10)["perplexity"]
+        self.assertLess(abs(p["Q8_0"] / p["F16"] - 1), 0.01, p)
+        self.assertGreater(p["Q4_K_M"], p["Q8_0"] * 0.998, p)
+        self.assertGreater(p["Q2_K"], p["Q4_K_M"], p)
+
+    def test_mixes_that_need_an_importance_matrix_are_refused(self):
+        for mix in ("IQ2_XXS", "IQ1_S", "Q2_K_S"):
+            p = run(VOLGA, "quantize", F16, os.path.join(TMP, "never.gguf"), mix, check=False)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("importance matrix", p.stderr)
+            self.assertFalse(os.path.exists(os.path.join(TMP, "never.gguf")))
+
+    @unittest.skipUnless(os.path.exists(LLAMA_CPP), "node-llama-cpp is not in build/peer (bench/peer/run.sh installs it)")
+    def test_llama_cpp_continues_each_mix_alike(self):
+        prompt = "The old man said to the sea"
+        script = os.path.join(ROOT, "build", "peer", "llamacpp_greedy.mjs")  # beside its node_modules
+        shutil.copy(os.path.join(ROOT, "bench", "peer", "llamacpp_greedy.mjs"), script)
+        for mix in MIXES:
+            path, _ = self.quantized(mix)
+            ours = json.loads(run(VOLGA, "run", path, "-p", prompt, "-n", "16", "--temperature", "0",
+                                  "--json", "-t", "2").stdout)
+            theirs = json.loads(run("node", script, path,
+                                    ",".join(map(str, ours["prompt_ids"])), "16").stdout)
+            # node-llama-cpp ends at an end-of-generation token without yielding it.
+            self.assertEqual(ours["ids"][:-1] if ours["stopped"] else ours["ids"], theirs["ids"], mix)
 
 
 if __name__ == "__main__":
