@@ -34,3 +34,13 @@ if [ "$missing_npm" = 1 ]; then
   echo "installing npm test packages"
   npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi
+# llama.cpp as an oracle (greedy continuations of files `volga quantize` writes)
+# and speed yardstick: its prebuilt CPU build from the node-llama-cpp npm
+# package, without the GPU variants (85 MB), in build/peer.
+if [ ! -f build/peer/node_modules/@node-llama-cpp/linux-x64/package.json ] && [ "$(uname -m)" = x86_64 ]; then
+  echo "installing node-llama-cpp (llama.cpp's CPU build) into build/peer"
+  mkdir -p build/peer
+  (cd build/peer && { [ -f package.json ] || npm init -y >/dev/null; } &&
+   npm install --no-audit --no-fund --ignore-scripts --omit=optional --loglevel=error \
+     node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1 >/dev/null)
+fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs llama.cpp (prebuilt, from the node-llama-cpp npm package) and then
 # `volga bench` on the same GGUF files, alternating, so that both engines
-# see the same machine state. Installs node-llama-cpp into build/peer the
-# first time (npm registry; about 700 MB, no compilation).
+# see the same machine state. node-llama-cpp lives in build/peer
+# (scripts/install-deps.sh installs it: npm registry, 85 MB, no compilation).
 #
 #   bench/peer/run.sh [-p 128] [-n 32] [-r 3] [-t 2] [-k ROUNDS] MODEL.gguf...
 set -euo pipefail
@@ -15,11 +15,7 @@ done
 shift $((OPTIND - 1))
 [ $# -gt 0 ] || { echo "usage: $0 [-p P] [-n N] [-r REPS] [-t THREADS] [-k ROUNDS] MODEL.gguf..." >&2; exit 2; }
 peer="$root/build/peer"
-if [ ! -d "$peer/node_modules/node-llama-cpp" ]; then
-  echo "installing node-llama-cpp into $peer ..." >&2
-  mkdir -p "$peer"
-  (cd "$peer" && npm init -y >/dev/null && npm install --no-audit --no-fund --ignore-scripts node-llama-cpp@3.22.1 >&2)
-fi
+[ -d "$peer/node_modules/node-llama-cpp" ] || "$root/scripts/install-deps.sh" >&2
 cp "$root/bench/peer/llamacpp_bench.mjs" "$root/bench/peer/llamacpp_greedy.mjs" "$peer/"
 for ((k = 1; k <= K; k++)); do
   for m in "$@"; do
