@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
   reg(volga::cli::add_perplexity);
   reg(volga::cli::add_convert);
   reg(volga::cli::add_quantize);
+  reg(volga::cli::add_imatrix);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

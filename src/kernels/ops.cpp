@@ -45,9 +45,18 @@ int64_t dynamic_chunk(int64_t units, const ThreadPool& pool) {
   return std::max<int64_t>(1, units / (4 * static_cast<int64_t>(pool.size())));
 }
 
+MatmulObserver g_observer = nullptr;
+void* g_observer_context = nullptr;
+
 }  // namespace
 
+void set_matmul_observer(MatmulObserver observer, void* context) {
+  g_observer = observer;
+  g_observer_context = context;
+}
+
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  if (g_observer) g_observer(w, x, n_tokens, g_observer_context);
   const KernelTable& k = active_kernels();
   if (int8_matmul_supported(w.type) && int8_matmul_enabled()) {
     const Int8Acts xq = quantize_activations(k, x, w.cols, n_tokens, pool);
@@ -73,9 +82,11 @@ void matmul_multi(const WeightMatrix* const* w, float* const* y, int n, const fl
   for (int i = 1; i < n; ++i)
     same = same && w[i]->cols == w[0]->cols && (int8_matmul_enabled() && int8_matmul_supported(w[i]->type)) == int8;
   if (!same || n == 1) {
-    for (int i = 0; i < n; ++i) matmul(*w[i], x, n_tokens, y[i], pool);
+    for (int i = 0; i < n; ++i) matmul(*w[i], x, n_tokens, y[i], pool);  // each observed there
     return;
   }
+  if (g_observer)
+    for (int i = 0; i < n; ++i) g_observer(*w[i], x, n_tokens, g_observer_context);
   constexpr int kMax = 8;
   if (n > kMax) throw std::invalid_argument("matmul_multi: too many matrices");
   int64_t first[kMax + 1] = {0};  // tile index where matrix i starts

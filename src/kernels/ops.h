@@ -17,6 +17,13 @@ namespace volga::kernels {
 // x is [n_tokens][w.cols], y is [n_tokens][w.rows], both row-major float.
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
+// An observer of the inputs of matmul and matmul_multi (volga imatrix): called
+// on the calling thread with each weight matrix and its n_tokens input rows
+// before the product. Null (the default) costs one branch per product. Not
+// to be changed while products run.
+using MatmulObserver = void (*)(const WeightMatrix& w, const float* x, int64_t n_tokens, void* context);
+void set_matmul_observer(MatmulObserver observer, void* context);
+
 // Grouped products, one matrix per group (attention heads): for g < n_groups,
 // y[g][t][r] = sum_k w[g][r][k] * x[g][t][k]. All matrices share rows and cols;
 // x is [n_groups][n_tokens][cols], y is [n_groups][n_tokens][rows].

@@ -227,5 +227,55 @@ class QuantMixes(unittest.TestCase):
             self.assertEqual(ours["ids"][:-1] if ours["stopped"] else ours["ids"], theirs["ids"], mix)
 
 
+class ImatrixCollection(unittest.TestCase):
+    """`volga imatrix` against NumPy: the first layer's q/k/v products all take
+    the normalised embeddings of the chunk's tokens, so their sums of squares
+    per column follow from the file's own tensors (read by tools/reference)."""
+
+    def test_first_layer_sums_follow_from_the_embeddings(self):
+        sys.path.insert(0, os.path.join(ROOT, "tools", "reference"))
+        from gguf_np import GGUF
+        text = os.path.join(TMP, "imatrix-text.txt")
+        with open(text, "w", encoding="utf-8") as f:
+            f.write(" ".join(corpus()["docs"]["en"])[:20000])
+        out = os.path.join(TMP, "demo-imatrix.gguf")
+        run(VOLGA, "imatrix", F16, text, "-o", out, "--chunk-size", "64", "--chunks", "3", "-t", "2", "-q")
+        ids = json.loads(run(VOLGA, "tokenize", F16, "--json", "--no-bos", "-f", text).stdout)
+        m, g = GGUF(out), GGUF(F16)
+        self.assertEqual(m.meta["general.type"], "imatrix")
+        self.assertEqual(m.meta["imatrix.chunk_count"], 3)
+        bos = g.meta.get("tokenizer.ggml.add_bos_token", False)
+        per = 63 if bos else 64
+        chunks = [([g.meta["tokenizer.ggml.bos_token_id"]] if bos else []) + ids[c * per:(c + 1) * per]
+                  for c in range(3)]
+        emb, norm = g.array("token_embd.weight"), g.array("blk.0.attn_norm.weight")
+        eps = g.meta["llama.attention.layer_norm_rms_epsilon"]
+        want = np.zeros(emb.shape[1])
+        for chunk in chunks:
+            x = emb[chunk]
+            h = x / np.sqrt((x * x).mean(axis=1, keepdims=True) + eps) * norm
+            want += (h * h).sum(axis=0)
+        n_tokens = sum(len(c) for c in chunks)
+        for w in ("attn_q", "attn_k", "attn_v"):
+            got = m.array("blk.0.%s.weight.in_sum2" % w).reshape(-1)
+            np.testing.assert_allclose(got, want, rtol=1e-4, err_msg=w)
+            self.assertEqual(m.array("blk.0.%s.weight.counts" % w).reshape(-1).tolist(), [n_tokens])
+        layers = g.meta["llama.block_count"]
+        for i in range(layers):
+            for w in ("attn_output", "ffn_gate", "ffn_up", "ffn_down"):
+                self.assertEqual(m.array("blk.%d.%s.weight.counts" % (i, w)).reshape(-1).tolist(), [n_tokens])
+
+    def test_errors(self):
+        short = os.path.join(TMP, "imatrix-short.txt")
+        with open(short, "w") as f:
+            f.write("too short")
+        p = run(VOLGA, "imatrix", F16, short, "-o", os.path.join(TMP, "x.gguf"), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("fewer than one chunk", p.stderr)
+        p = run(VOLGA, "imatrix", F16, short, "-o", os.path.join(TMP, "x.gguf"), "--chunk-size", "100000", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("context", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
