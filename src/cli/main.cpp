@@ -18,47 +18,44 @@ int hardware_threads() { return static_cast<int>(std::max(1u, std::thread::hardw
 
 int resolve_threads(int requested) { return requested > 0 ? requested : hardware_threads(); }
 
+namespace {
+// A validator for a whole number in [lo, hi]; `too_low` and `too_high` say
+// what is wrong in the user's terms.
+CLI::Validator whole_number(const char* unit, long lo, long hi, std::string too_low, std::string too_high,
+                            const char* name) {
+  return CLI::Validator(
+      [=](std::string& v) -> std::string {
+        long n = 0;
+        try {
+          size_t used = 0;
+          n = std::stol(v, &used);
+          if (used != v.size()) throw std::invalid_argument(v);
+        } catch (const std::exception&) {
+          return std::string("needs a whole number") + unit + ", not '" + v + "'";
+        }
+        if (n < lo) return too_low + ", not " + v;
+        if (n > hi) return v + too_high;
+        return std::string();
+      },
+      "N", name);
+}
+}  // namespace
+
 CLI::Option* add_threads_option(CLI::App* cmd, int& threads) {
   const int most = 4 * hardware_threads();
   return cmd
       ->add_option("-t,--threads", threads,
                    "Worker threads (default: all " + std::to_string(hardware_threads()) + " hardware threads)")
-      ->check(CLI::Validator(
-          [most](std::string& v) -> std::string {
-            long n = 0;
-            try {
-              size_t used = 0;
-              n = std::stol(v, &used);
-              if (used != v.size()) return "needs a whole number, not '" + v + "'";
-            } catch (const std::exception&) {
-              return "needs a whole number, not '" + v + "'";
-            }
-            if (n < 1) return "must be at least 1 (leave it out to use every hardware thread)";
-            if (n > most)
-              return v + " is far above the " + std::to_string(most / 4) +
-                     " hardware threads (at most " + std::to_string(most) + ")";
-            return "";
-          },
-          "N", "threads"));
+      ->check(whole_number("", 1, most, "must be at least 1 (leave it out to use every hardware thread)",
+                           " is far above the " + std::to_string(most / 4) + " hardware threads (at most " +
+                               std::to_string(most) + ")",
+                           "threads"));
 }
 
 CLI::Option* add_ctx_size_option(CLI::App* cmd, int& ctx_size, const std::string& help) {
   return cmd->add_option("-c,--ctx-size", ctx_size, help)
-      ->check(CLI::Validator(
-          [](std::string& v) -> std::string {
-            long n = 0;
-            try {
-              size_t used = 0;
-              n = std::stol(v, &used);
-              if (used != v.size()) return "needs a whole number of tokens, not '" + v + "'";
-            } catch (const std::exception&) {
-              return "needs a whole number of tokens, not '" + v + "'";
-            }
-            if (n < 1) return "must be at least 1 token, not " + v;
-            if (n > (1L << 24)) return v + " is above the limit of 16777216 tokens";
-            return "";
-          },
-          "TOKENS", "ctx-size"));
+      ->check(whole_number(" of tokens", 1, 1L << 24, "must be at least 1 token",
+                           " is above the limit of 16777216 tokens", "ctx-size"));
 }
 
 std::string resolve_model(const std::string& given) {
