@@ -18,7 +18,8 @@ void prepare_batch(const ModelSpec& spec, const Batch& batch, KvCache& cache) {
 }
 
 void paged_attention(const AttentionShape& a, const Batch& batch, const KvCache& cache, int64_t layer,
-                     const float* q, float* out, ThreadPool& pool) {
+                     const float* q, float* out, ThreadPool& pool, PhaseTimes* times) {
+  PhaseScope timed(times, &PhaseTimes::attention);
   const int64_t T = static_cast<int64_t>(batch.size()), group = a.n_head / a.n_head_kv;
   // Tiles: runs of consecutive positions of one sequence (a prompt's chunk,
   // draft tokens), cut into pieces of up to `per_tile` tokens whose queries
@@ -165,14 +166,19 @@ std::vector<std::pair<int64_t, float>> route_token(const ModelSpec& s, const flo
   return out;
 }
 
-void moe_ffn(const ModelSpec& s, const MoeWeights& w, const float* h, int64_t T, float* out, ThreadPool& pool) {
+void moe_ffn(const ModelSpec& s, const MoeWeights& w, const float* h, int64_t T, float* out, ThreadPool& pool,
+             PhaseTimes* times) {
   const int64_t E = s.n_embd, X = s.n_expert, F = s.n_ff_expert;
-  std::vector<float> logits(static_cast<size_t>(T * X));
-  kernels::matmul(w.router, h, T, logits.data(), pool);
   std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(X));
-  for (int64_t t = 0; t < T; ++t)
-    for (const auto& [e, wgt] : route_token(s, &logits[static_cast<size_t>(t * X)], w.probs_bias))
-      routed[static_cast<size_t>(e)].push_back({t, wgt});
+  {
+    PhaseScope timed(times, &PhaseTimes::routing);
+    std::vector<float> logits(static_cast<size_t>(T * X));
+    kernels::matmul(w.router, h, T, logits.data(), pool);
+    for (int64_t t = 0; t < T; ++t)
+      for (const auto& [e, wgt] : route_token(s, &logits[static_cast<size_t>(t * X)], w.probs_bias))
+        routed[static_cast<size_t>(e)].push_back({t, wgt});
+  }
+  PhaseScope timed(times, &PhaseTimes::experts);
   if (w.shared.n_ff > 0) swiglu_ffn(w.shared, h, T, out, pool);
   else std::fill(out, out + T * E, 0.0f);
   std::vector<float> xs, gate, up, ys;
@@ -198,10 +204,11 @@ void moe_ffn(const ModelSpec& s, const MoeWeights& w, const float* h, int64_t T,
 }
 
 void residual_ffn(const ModelSpec& s, int64_t layer, const std::vector<float>& norm, const FfnWeights& ffn,
-                  const MoeWeights& moe, float* x, int64_t T, float* h, float* out, ThreadPool& pool) {
+                  const MoeWeights& moe, float* x, int64_t T, float* h, float* out, ThreadPool& pool,
+                  PhaseTimes* times) {
   const int64_t E = s.n_embd;
   for (int64_t t = 0; t < T; ++t) kernels::rms_norm(x + t * E, norm.data(), s.rms_eps, E, h + t * E);
-  if (s.is_moe_layer(layer)) moe_ffn(s, moe, h, T, out, pool);
+  if (s.is_moe_layer(layer)) moe_ffn(s, moe, h, T, out, pool, times);
   else swiglu_ffn(ffn, h, T, out, pool);
   for (int64_t i = 0; i < T * E; ++i) x[i] += out[i];
 }
