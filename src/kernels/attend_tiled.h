@@ -44,7 +44,7 @@ inline constexpr int kB = kKvBlockTokens;
 
 // Floats of scratch for a call with n_q queries.
 inline int64_t scratch_floats(int64_t n_q, int64_t dk, int64_t dv) {
-  return kB * dk + kB * dv + dk + n_q * (dk + dv + 2 * kB + 2);
+  return kB * dk + kB * dv + 8 * dk + n_q * (dk + dv + 2 * kB + 2);
 }
 
 // The 32 lanes of L summed by the fixed tree of the header.
@@ -65,14 +65,15 @@ template <class Ops>
 const float* convert_block(const AttendTile& a, int64_t b, int rows, float* kt, float* vt, float* tmp,
                            int64_t& vstride) {
   const uint8_t* kb = a.keys.block(b);
-  for (int i = 0; i < rows; ++i) {
-    const uint8_t* src = kb + i * a.keys.row_bytes;
-    const float* row = reinterpret_cast<const float*>(src);
-    if (a.keys.type != DType::F32) {
-      Ops::dequantize(a.keys.type, src, tmp, a.dk);
-      row = tmp;
+  for (int i0 = 0; i0 < rows; i0 += 8) {  // 8 rows at a time: the SIMD Ops transpose 8 x 8 tiles
+    const int n = std::min(8, rows - i0);
+    const uint8_t* src = kb + i0 * a.keys.row_bytes;
+    if (a.keys.type == DType::F32) {
+      Ops::transpose_rows(reinterpret_cast<const float*>(src), a.keys.row_bytes / 4, n, a.dk, kt + i0);
+      continue;
     }
-    Ops::scatter_column(row, a.dk, kt + i);
+    for (int i = 0; i < n; ++i) Ops::dequantize(a.keys.type, src + i * a.keys.row_bytes, tmp + i * a.dk, a.dk);
+    Ops::transpose_rows(tmp, a.dk, n, a.dk, kt + i0);
   }
   if (rows < kB)
     for (int64_t j = 0; j < a.dk; ++j) std::fill(kt + j * kB + rows, kt + j * kB + kB, 0.0f);
@@ -92,8 +93,8 @@ void attend(const AttendTile& a, float* scratch) {
   const int64_t R = static_cast<int64_t>(G) * T, dk = a.dk, dv = a.dv;
   float* kt = scratch;       // [dk][32]
   float* vt = kt + kB * dk;  // [32][dv]
-  float* tmp = vt + kB * dv; // [dk]
-  float* Q = tmp + dk;       // [R][dk]
+  float* tmp = vt + kB * dv; // [8][dk]
+  float* Q = tmp + 8 * dk;   // [R][dk]
   float* O = Q + R * dk;     // [R][dv]
   float* S = O + R * dv;     // [R][32]: scores, then weights
   float* L = S + R * kB;     // [R][32]

@@ -124,8 +124,10 @@ float exp_poly(float x) {
 // scalar at a time in the order that header defines.
 struct AttendOps {
   static void dequantize(DType type, const void* src, float* dst, int64_t n) { dequantize_row(type, src, dst, n); }
-  static void scatter_column(const float* row, int64_t dk, float* kt) {
-    for (int64_t j = 0; j < dk; ++j) kt[j * tiled::kB] = row[j];
+  // kt[j * 32 + i] = rows[i * stride + j] for i < n, j < dk.
+  static void transpose_rows(const float* rows, int64_t stride, int n, int64_t dk, float* kt) {
+    for (int i = 0; i < n; ++i)
+      for (int64_t j = 0; j < dk; ++j) kt[j * tiled::kB + i] = rows[i * stride + j];
   }
   static void scores(const float* Q, int64_t n, int64_t dk, const float* kt, float scale, float* S) {
     for (int64_t r = 0; r < n; ++r)
