@@ -24,10 +24,11 @@
 //
 // Tiles. One call handles the queries of several consecutive tokens of one
 // sequence (`group` query heads sharing a key/value head each): a block of
-// keys and values is converted to float once and used by all of them, the
-// scores of 8 (AVX-512) or 3 (AVX2) queries by 32 positions are
-// register-blocked, and so are the outputs. Blocks that some tokens see
-// only in part (the last ones) are handled per token with the same steps.
+// keys and values is converted to float once and used by all of them (keys
+// transposed, 8 x 8 at a time), the scores of 12 (AVX-512) or 2 (AVX2)
+// queries by 32 positions are register-blocked, and so are the outputs (4
+// queries x 64 values, or 3 x 24). Blocks that some tokens see only in part
+// (the last ones) are handled per token with the same steps.
 #pragma once
 
 #include <algorithm>
