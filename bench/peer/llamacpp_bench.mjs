@@ -5,43 +5,34 @@
 // (prefill), then G tokens generated one at a time (greedy), median of R
 // repetitions with min..max. Decode here includes node-llama-cpp's per-token
 // overhead (sampling in the addon, one JS call per token), so its tg figure
-// is a slight underestimate of llama-bench's. With DEPTH > 0 both tests run
-// after DEPTH tokens are already in the context (like llama-bench -d): they
-// are evaluated once, untimed, and each repetition erases what it added.
-// FA=1 turns llama.cpp's flash attention on (FA=auto lets it decide).
+// is a slight underestimate of llama-bench's.
 //
-//   node llamacpp_bench.mjs MODEL.gguf [P=128] [G=32] [R=3] [THREADS=2] [DEPTH=0] [FA=0]
+//   node llamacpp_bench.mjs MODEL.gguf [P=128] [G=32] [R=3] [THREADS=2]
 import {readFileSync} from "node:fs";
 import {createRequire} from "node:module";
 import {getLlama} from "node-llama-cpp";
 
-const [, , modelPath, p = "128", g = "32", r = "3", th = "2", d = "0", fa = "0"] = process.argv;
+const [, , modelPath, p = "128", g = "32", r = "3", th = "2"] = process.argv;
 if (!modelPath) {
-  console.error("usage: node llamacpp_bench.mjs MODEL.gguf [P] [G] [REPS] [THREADS] [DEPTH] [FA]");
+  console.error("usage: node llamacpp_bench.mjs MODEL.gguf [P] [G] [REPS] [THREADS]");
   process.exit(2);
 }
-const P = Number(p), G = Number(g), R = Number(r), threads = Number(th), D = Number(d);
-const flashAttention = fa === "auto" ? "auto" : fa === "1";
+const P = Number(p), G = Number(g), R = Number(r), threads = Number(th);
 const llama = await getLlama({gpu: false, build: "never", logLevel: "warn"});
 const model = await llama.loadModel({modelPath, gpuLayers: 0});
-const ctx = await model.createContext({contextSize: Math.max(512, D + P + G + 16), batchSize: Math.max(P, 512),
-                                       threads, sequences: 1, flashAttention});
+const ctx = await model.createContext({contextSize: Math.max(512, P + G + 16), batchSize: Math.max(P, 1),
+                                       threads, sequences: 1});
 const seq = ctx.getSequence();
 // Token ids spread over the vocabulary, away from the special tokens.
 const nVocab = model.tokens.count ?? 32000;
-const spread = (n, k) => Array.from({length: n}, (_, i) => 100 + ((i + k) * 7919) % Math.max(1, Math.min(nVocab - 200, 50000)));
-const prompt = spread(P, 0);
+const prompt = Array.from({length: P}, (_, i) => 100 + (i * 7919) % Math.max(1, Math.min(nVocab - 200, 50000)));
 const pp = [], tg = [];
 await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, Math.min(P, 8)));  // warm-up: pages the weights in
-await seq.clearHistory();
-if (D > 0) await seq.evaluateWithoutGeneratingNewTokens(spread(D, 12345));  // the depth, once
 for (let rep = 0; rep < R; ++rep) {
-  if (D > 0) await seq.eraseContextTokenRanges([{start: D, end: seq.nextTokenIndex}]);
-  else await seq.clearHistory();
+  await seq.clearHistory();
   let t0 = performance.now();
   await seq.evaluateWithoutGeneratingNewTokens(prompt);
   pp.push(P / ((performance.now() - t0) / 1000));
-  if (D > 0) await seq.eraseContextTokenRanges([{start: D, end: seq.nextTokenIndex}]);
   let n = 0;
   t0 = performance.now();
   for await (const _ of seq.evaluate([prompt[0]], {temperature: 0})) {
@@ -57,7 +48,7 @@ const require = createRequire(import.meta.url);
 const nlcDir = require.resolve("node-llama-cpp").replace(/dist[/\\].*$/, "");
 const version = JSON.parse(readFileSync(nlcDir + "package.json", "utf8")).version;
 console.log(JSON.stringify({engine: `llama.cpp (node-llama-cpp ${version})`,
-                            model: modelPath, threads, n_prompt: P, n_gen: G, depth: D, flash_attention: flashAttention,
+                            model: modelPath, threads, n_prompt: P, n_gen: G,
                             prefill_tokens_per_s: stats(pp), decode_tokens_per_s: stats(tg)}));
 await ctx.dispose();
 await model.dispose();

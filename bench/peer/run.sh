@@ -4,19 +4,16 @@
 # see the same machine state. Installs node-llama-cpp into build/peer the
 # first time (npm registry; about 700 MB, no compilation).
 #
-#   bench/peer/run.sh [-p 128] [-n 32] [-r 3] [-t 2] [-k ROUNDS] [-d DEPTH] [-f 0|1] MODEL.gguf...
-#
-# -d: both tests after DEPTH tokens already in the cache (llama-bench -d);
-# -f 1: llama.cpp with flash attention (Volga's attention is always tiled).
+#   bench/peer/run.sh [-p 128] [-n 32] [-r 3] [-t 2] [-k ROUNDS] MODEL.gguf...
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-P=128 N=32 R=3 T=2 K=2 D=0 F=0
-while getopts "p:n:r:t:k:d:f:" o; do
-  case "$o" in p) P=$OPTARG ;; n) N=$OPTARG ;; r) R=$OPTARG ;; t) T=$OPTARG ;; k) K=$OPTARG ;; d) D=$OPTARG ;; f) F=$OPTARG ;;
-    *) echo "usage: $0 [-p P] [-n N] [-r REPS] [-t THREADS] [-k ROUNDS] [-d DEPTH] [-f 0|1] MODEL.gguf..." >&2; exit 2 ;; esac
+P=128 N=32 R=3 T=2 K=2
+while getopts "p:n:r:t:k:" o; do
+  case "$o" in p) P=$OPTARG ;; n) N=$OPTARG ;; r) R=$OPTARG ;; t) T=$OPTARG ;; k) K=$OPTARG ;;
+    *) echo "usage: $0 [-p P] [-n N] [-r REPS] [-t THREADS] [-k ROUNDS] MODEL.gguf..." >&2; exit 2 ;; esac
 done
 shift $((OPTIND - 1))
-[ $# -gt 0 ] || { echo "usage: $0 [-p P] [-n N] [-r REPS] [-t THREADS] [-k ROUNDS] [-d DEPTH] [-f 0|1] MODEL.gguf..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 [-p P] [-n N] [-r REPS] [-t THREADS] [-k ROUNDS] MODEL.gguf..." >&2; exit 2; }
 peer="$root/build/peer"
 if [ ! -d "$peer/node_modules/node-llama-cpp" ]; then
   echo "installing node-llama-cpp into $peer ..." >&2
@@ -26,7 +23,7 @@ fi
 cp "$root/bench/peer/llamacpp_bench.mjs" "$peer/"
 for ((k = 1; k <= K; k++)); do
   for m in "$@"; do
-    node "$peer/llamacpp_bench.mjs" "$m" "$P" "$N" "$R" "$T" "$D" "$F"
-    "$root/build/bin/volga" bench "$m" -p "$P" -n "$N" -r "$R" -t "$T" -d "$D" --json
+    node "$peer/llamacpp_bench.mjs" "$m" "$P" "$N" "$R" "$T"
+    "$root/build/bin/volga" bench "$m" -p "$P" -n "$N" -r "$R" -t "$T" --json
   done
 done
