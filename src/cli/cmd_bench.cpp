@@ -34,6 +34,7 @@ struct BenchOptions {
   int threads = 0;
   int reps = 3;
   bool json = false;
+  bool moe_stats = false;
   std::string isa;
   std::string matmul;
   std::string grammar_file, schema_file;
@@ -170,6 +171,27 @@ void fill_cache(Model& model, KvCache& cache, int depth, std::mt19937& rng) {
   }
 }
 
+// Where the timed passes went: phase seconds against the total.
+struct PhaseSplit {
+  PhaseTimes t;
+  double total = 0;
+  double other() const { return std::max(0.0, total - t.experts - t.attention - t.routing); }
+};
+
+std::string phase_line(const PhaseSplit& p) {
+  if (p.total <= 0) return "";
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "experts %.1f%%, attention %.1f%%, routing %.1f%%, other %.1f%% (of %.2f s)",
+                100 * p.t.experts / p.total, 100 * p.t.attention / p.total, 100 * p.t.routing / p.total,
+                100 * p.other() / p.total, p.total);
+  return buf;
+}
+
+nlohmann::json phase_json(const PhaseSplit& p) {
+  return {{"seconds", p.total},          {"experts_s", p.t.experts}, {"attention_s", p.t.attention},
+          {"routing_s", p.t.routing},    {"other_s", p.other()}};
+}
+
 // "pp512" or "pp512 @ d4096", as llama-bench labels its tests.
 std::string test_label(const char* kind, int n, int depth) {
   std::string label = kind + std::to_string(n);
@@ -197,6 +219,9 @@ Command add_bench(CLI::App& app) {
       ->check(CLI::IsMember({"int8", "float"}));
   add_kv_options(cmd, o->kv, false);
   cmd->add_flag("--json", o->json, "Print one JSON object instead of the table");
+  cmd->add_flag("--moe-stats", o->moe_stats,
+                "Also print where the timed passes spent their time: routed and shared experts, attention over the "
+                "KV cache, expert routing, and everything else");
   cmd->add_option("--grammar", o->grammar_file, "Also measure sampled decode under this GBNF grammar (vs. unconstrained)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--json-schema", o->schema_file, "Also measure sampled decode under this JSON Schema (vs. unconstrained)")
@@ -241,17 +266,22 @@ Command add_bench(CLI::App& app) {
     fill_cache(*model, cache, o->depth, rng);  // once: every test starts from this depth
 
     std::vector<double> pp, tg;
+    PhaseSplit pp_split, tg_split;  // filled with --moe-stats only
     for (int rep = 0; rep < o->reps; ++rep) {
       cache.truncate(0, o->depth);
       if (o->n_prompt > 0) {
         batch.clear();
         for (int i = 0; i < o->n_prompt; ++i) batch.add(tok(rng), o->depth + i, 0, i + 1 == o->n_prompt);
+        if (o->moe_stats) model->time_phases(&pp_split.t);
         auto t0 = Clock::now();
         model->forward(batch, cache);
-        pp.push_back(o->n_prompt / seconds_since(t0));
+        const double secs = seconds_since(t0);
+        pp.push_back(o->n_prompt / secs);
+        pp_split.total += secs;
       }
       cache.truncate(0, o->depth);
       if (o->n_gen > 0) {
+        if (o->moe_stats) model->time_phases(&tg_split.t);
         int pos = o->depth;
         auto t0 = Clock::now();
         for (int i = 0; i < o->n_gen; ++i) {
@@ -259,8 +289,11 @@ Command add_bench(CLI::App& app) {
           batch.add(tok(rng), pos++, 0, true);
           model->forward(batch, cache);
         }
-        tg.push_back(o->n_gen / seconds_since(t0));
+        const double secs = seconds_since(t0);
+        tg.push_back(o->n_gen / secs);
+        tg_split.total += secs;
       }
+      model->time_phases(nullptr);
     }
 
     auto grammar = load_grammar_option(o->grammar_file, o->schema_file);
@@ -321,6 +354,10 @@ Command add_bench(CLI::App& app) {
       j["prefill_fraction_of_fp32_peak"] = pp_flops / fma_peak;
       j["peak_int8_ops_per_s"] = int8_peak;
       if (int8_peak > 0) j["prefill_fraction_of_int8_peak"] = pp_flops / int8_peak;
+      if (o->moe_stats) {
+        if (!pp.empty()) j["prefill_phases"] = phase_json(pp_split);
+        if (!tg.empty()) j["decode_phases"] = phase_json(tg_split);
+      }
       if (with_grammar) {
         j["sampled_decode_tokens_per_s"] = gp.median;
         j["grammar_decode_tokens_per_s"] = gc.median;
@@ -361,6 +398,12 @@ Command add_bench(CLI::App& app) {
                   "%+.2f ms vs unconstrained; %lld sentences |\n", o->n_gen, gc.median, gc.min, gc.max,
                   1000 * stats(gb.grammar_sample).median, 100 * stats(gb.grammar_sample).median * gc.median, extra_ms,
                   static_cast<long long>(gb.completed));
+    }
+    if (o->moe_stats) {
+      if (!pp.empty())
+        std::printf("time split, %s: %s\n", test_label("pp", o->n_prompt, o->depth).c_str(), phase_line(pp_split).c_str());
+      if (!tg.empty())
+        std::printf("time split, %s: %s\n", test_label("tg", o->n_gen, o->depth).c_str(), phase_line(tg_split).c_str());
     }
     std::printf("machine: read bandwidth %s, fp32 FMA peak %s", human(bandwidth, "GB/s").c_str(),
                 human(fma_peak, "GFLOP/s").c_str());

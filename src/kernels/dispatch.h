@@ -45,6 +45,23 @@ bool int8_matmul_supported(DType type);
 // closest to a float64 reference). Read once; an unknown value throws.
 bool int8_matmul_enabled();
 
+// The queries of `n_tokens` consecutive tokens of one sequence that share a
+// key/value head: token t (t < n_tokens) attends to positions
+// [0, n_pos0 + t) of the cache with its `group` query heads. Query (t, g) is
+// q[t * q_stride + g * dk ..][dk], its output out[t * out_stride + g * dv ..][dv]:
+// sum_p softmax_p(scale * q.k[p]) v[p], k[p] and v[p] the rows of `keys`
+// and `values` (f32, f16, bf16 or q8_0; dk and dv elements).
+struct AttendTile {
+  const float* q = nullptr;
+  int64_t q_stride = 0;
+  float* out = nullptr;
+  int64_t out_stride = 0;
+  int n_tokens = 1, group = 1, n_pos0 = 1;
+  int64_t dk = 0, dv = 0;
+  PagedRows keys, values;
+  float scale = 1.0f;
+};
+
 struct KernelTable {
   Isa isa;
   const char* name;
@@ -65,17 +82,11 @@ struct KernelTable {
   // Throughput probe for `volga bench`: runs `iters` rounds of independent
   // fused multiply-adds and returns the floating-point operations done.
   double (*fma_probe)(int64_t iters);
-  // Attention of `group` query heads that share one key/value head, over
-  // positions [0, n_pos) of a paged cache: out[g] = sum_p softmax_p(scale *
-  // dot(q[g], k[p])) v[p], with k[p], v[p] the rows of `keys` and `values`
-  // (dk and dv elements; f16, bf16 and q8_0 rows are first converted to
-  // float, exactly, a block at a time). q is [group][dk], out [group][dv];
-  // scratch holds group * n_pos + kKvBlockTokens * max(dk, dv) floats.
-  // The arithmetic is exactly this table's dot (times scale), softmax, and
-  // axpy in ascending p; it saves their calls and re-reads. Blocks change
-  // where rows are read, never the arithmetic.
-  void (*attend)(const float* q, int group, int64_t dk, int64_t dv, const PagedRows& keys, const PagedRows& values,
-                 int n_pos, float scale, float* scratch, float* out);
+  // Attention of the queries of a tile (AttendTile) over a paged cache, by
+  // blocks of 32 positions with an online softmax; kernels/attend_tiled.h
+  // defines the arithmetic, which is the same on every ISA and for every
+  // tile a query may be in. scratch: attend_scratch floats (kernels/ops.h).
+  void (*attend)(const AttendTile& a, float* scratch);
   // Rotates n_pairs pairs of one head in place by the angles whose cosines
   // and sines are given: pair i is (i, i + n_pairs) when neox, else (2i, 2i+1).
   void (*rope)(float* head, const float* cos, const float* sin, int n_pairs, bool neox);

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "kernels/attend_tiled.h"
 #include "kernels/dispatch.h"
 
 namespace volga::kernels {
@@ -149,9 +150,8 @@ float dot(const float* a, const float* b, int64_t n) { return active_kernels().d
 
 void axpy(float a, const float* x, float* y, int64_t n) { active_kernels().axpy(a, x, y, n); }
 
-void attend(const float* q, int group, int64_t dk, int64_t dv, const PagedRows& keys, const PagedRows& values,
-            int n_pos, float scale, float* scratch, float* out) {
-  active_kernels().attend(q, group, dk, dv, keys, values, n_pos, scale, scratch, out);
-}
+void attend(const AttendTile& a, float* scratch) { active_kernels().attend(a, scratch); }
+
+int64_t attend_scratch(int64_t n_queries, int64_t dk, int64_t dv) { return tiled::scratch_floats(n_queries, dk, dv); }
 
 }  // namespace volga::kernels

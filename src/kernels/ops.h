@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "kernels/dispatch.h"
 #include "kernels/paged_rows.h"
 #include "tensor/weight.h"
 #include "util/thread_pool.h"
@@ -38,14 +39,11 @@ void matmul_grouped(const WeightMatrix* w, int64_t n_groups, const float* x, int
 void matmul_multi(const WeightMatrix* const* w, float* const* y, int n, const float* x, int64_t n_tokens,
                   ThreadPool& pool);
 
-// Attention of a group of query heads sharing one key/value head, reading
-// the rows through a paged cache (see KernelTable::attend); scratch holds
-// attend_scratch(group, n_pos, dk, dv) floats.
-void attend(const float* q, int group, int64_t dk, int64_t dv, const PagedRows& keys, const PagedRows& values,
-            int n_pos, float scale, float* scratch, float* out);
-inline int64_t attend_scratch(int group, int n_pos, int64_t dk, int64_t dv) {
-  return static_cast<int64_t>(group) * n_pos + kKvBlockTokens * (dk > dv ? dk : dv);
-}
+// Attention of a tile of queries that share a key/value head, reading the
+// rows through a paged cache (see AttendTile in kernels/dispatch.h); scratch
+// holds attend_scratch(n_tokens * group, dk, dv) floats.
+void attend(const AttendTile& a, float* scratch);
+int64_t attend_scratch(int64_t n_queries, int64_t dk, int64_t dv);
 
 // out[k] = w[r][k] (dequantized row), e.g. an embedding lookup.
 void get_row(const WeightMatrix& w, int64_t r, float* out);

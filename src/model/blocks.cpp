@@ -18,32 +18,60 @@ void prepare_batch(const ModelSpec& spec, const Batch& batch, KvCache& cache) {
 }
 
 void paged_attention(const AttentionShape& a, const Batch& batch, const KvCache& cache, int64_t layer,
-                     const float* q, float* out, ThreadPool& pool) {
+                     const float* q, float* out, ThreadPool& pool, PhaseTimes* times) {
+  PhaseScope timed(times, &PhaseTimes::attention);
   const int64_t T = static_cast<int64_t>(batch.size()), group = a.n_head / a.n_head_kv;
-  // One unit per (token, key/value head, part of its group): the query heads
-  // of a part read each cached key and value once. Groups are split only when
-  // there are too few (token, head) pairs to keep every thread busy (decode
-  // of one sequence); a head's arithmetic is the same in any part. Later
-  // tokens of a prompt attend to more positions, so the units are handed out
-  // from a shared counter rather than split in halves.
-  const int64_t pairs = T * a.n_head_kv;
+  // Tiles: runs of consecutive positions of one sequence (a prompt's chunk,
+  // draft tokens), cut into pieces of up to `per_tile` tokens whose queries
+  // share each block of keys and values read (kernels/attend_tiled.h). How a
+  // run is cut changes no result: a query's arithmetic is its own.
+  const int64_t per_tile = std::max<int64_t>(1, 64 / group);
+  struct Tile {
+    int64_t t0, n;
+  };
+  std::vector<Tile> tiles;
+  for (int64_t t = 0; t < T;) {
+    int64_t n = 1;
+    const BatchToken& first = batch.tokens[static_cast<size_t>(t)];
+    while (t + n < T && n < per_tile && batch.tokens[static_cast<size_t>(t + n)].seq == first.seq &&
+           batch.tokens[static_cast<size_t>(t + n)].pos == first.pos + n)
+      ++n;
+    tiles.push_back({t, n});
+    t += n;
+  }
+  // One unit per (tile, key/value head, part of its group). Groups are split
+  // only when there are too few (tile, head) pairs to keep every thread busy
+  // (decode of one sequence); a head's arithmetic is the same in any part.
+  // Later tiles of a prompt attend to more positions, so the units are
+  // handed out from a shared counter rather than split in halves.
+  const int64_t pairs = static_cast<int64_t>(tiles.size()) * a.n_head_kv;
   const int64_t parts = std::clamp<int64_t>((2 * pool.size() + pairs - 1) / pairs, 1, group);
   const int64_t per_part = (group + parts - 1) / parts;
   const int64_t units = pairs * parts;
   pool.parallel_for_dynamic(units, [&](int64_t i0, int64_t i1, int) {
     std::vector<float> scratch;
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / (a.n_head_kv * parts), hk = i / parts % a.n_head_kv;
+      const Tile& tile = tiles[static_cast<size_t>(i / (a.n_head_kv * parts))];
+      const int64_t hk = i / parts % a.n_head_kv;
       const int64_t g0 = i % parts * per_part, g1 = std::min(group, g0 + per_part);
       if (g0 >= g1) continue;
-      const BatchToken& bt = batch.tokens[static_cast<size_t>(t)];
-      const int n_pos = bt.pos + 1;
+      const BatchToken& bt = batch.tokens[static_cast<size_t>(tile.t0)];
       const int64_t h0 = hk * group + g0;  // first query head of this part
-      scratch.resize(static_cast<size_t>(kernels::attend_scratch(static_cast<int>(g1 - g0), n_pos, a.dk, a.dv)));
-      kernels::attend(q + t * a.q_stride + h0 * a.dk, static_cast<int>(g1 - g0), a.dk, a.dv,
-                      cache.keys(layer, bt.seq, hk * a.k_head_stride),
-                      cache.values(layer, bt.seq, hk * a.v_head_stride), n_pos, a.scale, scratch.data(),
-                      out + t * a.n_head * a.dv + h0 * a.dv);
+      kernels::AttendTile at;
+      at.q = q + tile.t0 * a.q_stride + h0 * a.dk;
+      at.q_stride = a.q_stride;
+      at.out = out + tile.t0 * a.n_head * a.dv + h0 * a.dv;
+      at.out_stride = a.n_head * a.dv;
+      at.n_tokens = static_cast<int>(tile.n);
+      at.group = static_cast<int>(g1 - g0);
+      at.n_pos0 = bt.pos + 1;
+      at.dk = a.dk;
+      at.dv = a.dv;
+      at.keys = cache.keys(layer, bt.seq, hk * a.k_head_stride);
+      at.values = cache.values(layer, bt.seq, hk * a.v_head_stride);
+      at.scale = a.scale;
+      scratch.resize(static_cast<size_t>(kernels::attend_scratch(tile.n * (g1 - g0), a.dk, a.dv)));
+      kernels::attend(at, scratch.data());
     }
   }, std::max<int64_t>(1, units / (8 * pool.size())));
 }
@@ -138,14 +166,19 @@ std::vector<std::pair<int64_t, float>> route_token(const ModelSpec& s, const flo
   return out;
 }
 
-void moe_ffn(const ModelSpec& s, const MoeWeights& w, const float* h, int64_t T, float* out, ThreadPool& pool) {
+void moe_ffn(const ModelSpec& s, const MoeWeights& w, const float* h, int64_t T, float* out, ThreadPool& pool,
+             PhaseTimes* times) {
   const int64_t E = s.n_embd, X = s.n_expert, F = s.n_ff_expert;
-  std::vector<float> logits(static_cast<size_t>(T * X));
-  kernels::matmul(w.router, h, T, logits.data(), pool);
   std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(X));
-  for (int64_t t = 0; t < T; ++t)
-    for (const auto& [e, wgt] : route_token(s, &logits[static_cast<size_t>(t * X)], w.probs_bias))
-      routed[static_cast<size_t>(e)].push_back({t, wgt});
+  {
+    PhaseScope timed(times, &PhaseTimes::routing);
+    std::vector<float> logits(static_cast<size_t>(T * X));
+    kernels::matmul(w.router, h, T, logits.data(), pool);
+    for (int64_t t = 0; t < T; ++t)
+      for (const auto& [e, wgt] : route_token(s, &logits[static_cast<size_t>(t * X)], w.probs_bias))
+        routed[static_cast<size_t>(e)].push_back({t, wgt});
+  }
+  PhaseScope timed(times, &PhaseTimes::experts);
   if (w.shared.n_ff > 0) swiglu_ffn(w.shared, h, T, out, pool);
   else std::fill(out, out + T * E, 0.0f);
   std::vector<float> xs, gate, up, ys;
@@ -171,10 +204,11 @@ void moe_ffn(const ModelSpec& s, const MoeWeights& w, const float* h, int64_t T,
 }
 
 void residual_ffn(const ModelSpec& s, int64_t layer, const std::vector<float>& norm, const FfnWeights& ffn,
-                  const MoeWeights& moe, float* x, int64_t T, float* h, float* out, ThreadPool& pool) {
+                  const MoeWeights& moe, float* x, int64_t T, float* h, float* out, ThreadPool& pool,
+                  PhaseTimes* times) {
   const int64_t E = s.n_embd;
   for (int64_t t = 0; t < T; ++t) kernels::rms_norm(x + t * E, norm.data(), s.rms_eps, E, h + t * E);
-  if (s.is_moe_layer(layer)) moe_ffn(s, moe, h, T, out, pool);
+  if (s.is_moe_layer(layer)) moe_ffn(s, moe, h, T, out, pool, times);
   else swiglu_ffn(ffn, h, T, out, pool);
   for (int64_t i = 0; i < T * E; ++i) x[i] += out[i];
 }

@@ -9,6 +9,7 @@
 #include "model/batch.h"
 #include "model/binder.h"
 #include "model/kv_cache.h"
+#include "model/phase_times.h"
 #include "model/spec.h"
 #include "util/thread_pool.h"
 
@@ -41,8 +42,9 @@ struct AttentionShape {
 };
 // out[t][h] (dv floats per head, n_head heads per token) = attention of the
 // query head h of token t over its sequence's cached positions [0, pos].
+// Its time goes to times->attention when times is not null.
 void paged_attention(const AttentionShape& a, const Batch& batch, const KvCache& cache, int64_t layer,
-                     const float* q, float* out, ThreadPool& pool);
+                     const float* q, float* out, ThreadPool& pool, PhaseTimes* times = nullptr);
 
 // Binds blk.N.ffn_{gate,up,down} with n_ff rows, or blk.N.ffn_*_shexp.
 FfnWeights bind_ffn(const Binder& b, const std::string& prefix, const std::string& suffix, int64_t n_embd,
@@ -61,12 +63,15 @@ std::vector<std::pair<int64_t, float>> route_token(const ModelSpec& spec, const 
 // out[T x E] = routed experts (+ shared experts). Tokens are grouped by
 // expert, so each chosen expert's weights are read once per batch and the
 // others not at all.
-void moe_ffn(const ModelSpec& spec, const MoeWeights& w, const float* h, int64_t T, float* out, ThreadPool& pool);
+// Routing and experts' time go to *times when not null.
+void moe_ffn(const ModelSpec& spec, const MoeWeights& w, const float* h, int64_t T, float* out, ThreadPool& pool,
+             PhaseTimes* times = nullptr);
 
 // x[T x E] += FFN(RMSNorm(x, norm)): the layer's routed experts when it is a
 // mixture-of-experts layer, else its dense SwiGLU. h and out are scratch.
 void residual_ffn(const ModelSpec& spec, int64_t layer, const std::vector<float>& norm, const FfnWeights& ffn,
-                  const MoeWeights& moe, float* x, int64_t T, float* h, float* out, ThreadPool& pool);
+                  const MoeWeights& moe, float* x, int64_t T, float* h, float* out, ThreadPool& pool,
+                  PhaseTimes* times = nullptr);
 
 // Token embedding, final norm and output matrix (the embedding when tied).
 struct HeadWeights {

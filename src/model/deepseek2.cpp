@@ -235,7 +235,7 @@ Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
     // Multi-query attention over the cached [c, k_pe]; values are the latents.
     {
       AttentionShape a{H, 1, W, C, H * W, 0, 0, scale};
-      paged_attention(a, batch, cache, l, q_full.data(), att_lat.data(), pool_);
+      paged_attention(a, batch, cache, l, q_full.data(), att_lat.data(), pool_, phases_);
       for (int64_t t = 0; t < T; ++t)
         for (int64_t hh = 0; hh < H; ++hh)
           std::copy_n(&att_lat[static_cast<size_t>((t * H + hh) * C)], C, &o_lat[static_cast<size_t>((hh * T + t) * C)]);
@@ -247,7 +247,7 @@ Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
         std::copy_n(&o_v[static_cast<size_t>((hh * T + t) * Vd)], Vd, &att[static_cast<size_t>((t * H + hh) * Vd)]);
     kernels::matmul(L.wo, att.data(), T, h.data(), pool_);
     for (int64_t i = 0; i < T * E; ++i) x[i] += h[i];
-    residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x.data(), T, h.data(), ffn_out.data(), pool_);
+    residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x.data(), T, h.data(), ffn_out.data(), pool_, phases_);
   }
   cache.commit(batch);
   return output_logits(s, batch, x.data(), head_.output_norm, head_.output, pool_);

@@ -92,7 +92,7 @@ void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, 
   a.k_head_stride = s.head_dim_k;
   a.v_head_stride = s.head_dim_v;
   a.scale = s.attn_scale > 0 ? s.attn_scale : 1.0f / std::sqrt(static_cast<float>(s.head_dim_k));
-  paged_attention(a, batch, cache, layer, q, out, pool_);
+  paged_attention(a, batch, cache, layer, q, out, pool_, phases_);
 }
 
 Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
@@ -145,7 +145,7 @@ Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
     attention(l, batch, cache, q.data(), att.data());
     kernels::matmul(L.wo, att.data(), T, h.data(), pool_);
     for (int64_t i = 0; i < T * E; ++i) x[i] += h[i];
-    residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x.data(), T, h.data(), ffn_out.data(), pool_);
+    residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x.data(), T, h.data(), ffn_out.data(), pool_, phases_);
   }
   cache.commit(batch);
   return output_logits(s, batch, x.data(), head_.output_norm, head_.output, pool_);

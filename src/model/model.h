@@ -8,6 +8,7 @@
 
 #include "model/batch.h"
 #include "model/kv_cache.h"
+#include "model/phase_times.h"
 #include "model/spec.h"
 #include "util/thread_pool.h"
 
@@ -25,6 +26,13 @@ class Model {
   // Throws volga::Error on an invalid batch (bad token id, position gap,
   // sequence id out of range, context full). Not thread-safe: engine thread only.
   virtual Logits forward(const Batch& batch, KvCache& cache) = 0;
+
+  // Accumulate the time of each phase of later forward passes into *times
+  // (kept by the caller; nullptr: stop timing, the default).
+  void time_phases(PhaseTimes* times) { phases_ = times; }
+
+ protected:
+  PhaseTimes* phases_ = nullptr;
 };
 
 // Architectures Volga can load.

@@ -2,8 +2,10 @@
 // and the fallback on any CPU.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
+#include "kernels/attend_tiled.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/int8_ref.h"
 #include "tensor/quant.h"
@@ -88,41 +90,81 @@ void rope_ref(float* head, const float* cos, const float* sin, int n_pairs, bool
   }
 }
 
-// The float rows of block b of a paged cache: in place for f32, else
-// converted into `tile`; `stride` gets the floats between rows.
-const float* paged_block(const PagedRows& r, int64_t b, int rows, int64_t width, float* tile, int64_t& stride) {
-  const uint8_t* src = r.block(b);
-  if (r.type == DType::F32) {
-    stride = r.row_bytes / static_cast<int64_t>(sizeof(float));
-    return reinterpret_cast<const float*>(src);
-  }
-  for (int i = 0; i < rows; ++i) dequantize_row(r.type, src + i * r.row_bytes, tile + i * width, width);
-  stride = width;
-  return tile;
+// A product rounded on its own, never fused with a following add (the
+// SIMD kernels' exp evaluates it the same way).
+inline float rounded(float x) {
+#if defined(__x86_64__)
+  asm("" : "+x"(x));
+#endif
+  return x;
 }
 
-void attend_ref(const float* q, int group, int64_t dk, int64_t dv, const PagedRows& keys, const PagedRows& values,
-                int n_pos, float scale, float* scratch, float* out) {
-  float* scores = scratch;
-  float* tile = scratch + static_cast<int64_t>(group) * n_pos;
-  for (int p0 = 0; p0 < n_pos; p0 += kKvBlockTokens) {
-    const int rows = std::min(kKvBlockTokens, n_pos - p0);
-    int64_t ks;
-    const float* k = paged_block(keys, p0 / kKvBlockTokens, rows, dk, tile, ks);
-    for (int g = 0; g < group; ++g)
-      for (int i = 0; i < rows; ++i)
-        scores[static_cast<int64_t>(g) * n_pos + p0 + i] = dot_ref(q + g * dk, k + i * ks, dk) * scale;
-  }
-  for (int g = 0; g < group; ++g) softmax_ref(scores + static_cast<int64_t>(g) * n_pos, n_pos);
-  for (int64_t i = 0; i < group * dv; ++i) out[i] = 0;
-  for (int p0 = 0; p0 < n_pos; p0 += kKvBlockTokens) {  // per output element: ascending p, as axpy
-    const int rows = std::min(kKvBlockTokens, n_pos - p0);
-    int64_t vs;
-    const float* v = paged_block(values, p0 / kKvBlockTokens, rows, dv, tile, vs);
-    for (int g = 0; g < group; ++g)
-      for (int i = 0; i < rows; ++i) axpy_ref(scores[static_cast<int64_t>(g) * n_pos + p0 + i], v + i * vs, out + g * dv, dv);
-  }
+// exp(x) as the SIMD kernels' vexp computes it, lane for lane: x clamped to
+// [-87.3, 88.7], 2^(x log2 e) split into an integer and a fraction, the
+// fraction's power by a degree-6 polynomial in fused multiply-adds.
+float exp_poly(float x) {
+  x = std::min(std::max(x, -87.3f), 88.7f);
+  const float t = rounded(x * 1.44269504088896341f);
+  const float fi = std::floor(t);
+  const float f = t - fi;
+  float p = 1.535336188319500e-4f;
+  p = std::fma(p, f, 1.339887440266574e-3f);
+  p = std::fma(p, f, 9.618437357674640e-3f);
+  p = std::fma(p, f, 5.550332471162809e-2f);
+  p = std::fma(p, f, 2.402264791363012e-1f);
+  p = std::fma(p, f, 6.931472028550421e-1f);
+  p = std::fma(p, f, 1.0f);
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(fi) + 127) << 23;
+  float two;
+  std::memcpy(&two, &bits, 4);
+  return p * two;
 }
+
+// The operations of the tiled attention (kernels/attend_tiled.h), one
+// scalar at a time in the order that header defines.
+struct AttendOps {
+  static void dequantize(DType type, const void* src, float* dst, int64_t n) { dequantize_row(type, src, dst, n); }
+  // kt[j * 32 + i] = rows[i * stride + j] for i < n, j < dk.
+  static void transpose_rows(const float* rows, int64_t stride, int n, int64_t dk, float* kt) {
+    for (int i = 0; i < n; ++i)
+      for (int64_t j = 0; j < dk; ++j) kt[j * tiled::kB + i] = rows[i * stride + j];
+  }
+  static void scores(const float* Q, int64_t n, int64_t dk, const float* kt, float scale, float* S) {
+    for (int64_t r = 0; r < n; ++r)
+      for (int i = 0; i < tiled::kB; ++i) {
+        float s = 0;
+        for (int64_t j = 0; j < dk; ++j) s = std::fma(Q[r * dk + j], kt[j * tiled::kB + i], s);
+        S[r * tiled::kB + i] = s * scale;
+      }
+  }
+  static float update(float* s, int rows, float& m, float* L) {
+    float mb = s[0];
+    for (int i = 1; i < rows; ++i) mb = std::max(mb, s[i]);
+    const float m_new = std::max(m, mb);
+    const float alpha = std::isinf(m) ? 1.0f : exp_poly(m - m_new);
+    m = m_new;
+    for (int i = 0; i < tiled::kB; ++i) {
+      const float p = i < rows ? exp_poly(s[i] - m_new) : 0.0f;
+      s[i] = p;
+      L[i] = std::fma(L[i], alpha, p);
+    }
+    return alpha;
+  }
+  static void accumulate(const float* P, const float* alpha, int64_t n, int rows, const float* v, int64_t vstride,
+                         int64_t dv, float* O) {
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t d = 0; d < dv; ++d) {
+        float o = O[r * dv + d] * alpha[r];
+        for (int i = 0; i < rows; ++i) o = std::fma(P[r * tiled::kB + i], v[i * vstride + d], o);
+        O[r * dv + d] = o;
+      }
+  }
+  static void scale_out(const float* o, float inv, int64_t dv, float* out) {
+    for (int64_t d = 0; d < dv; ++d) out[d] = o[d] * inv;
+  }
+};
+
+void attend_ref(const AttendTile& a, float* scratch) { tiled::attend<AttendOps>(a, scratch); }
 }  // namespace
 
 const KernelTable& ref_kernels() {

@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/attend_tiled.h"
 #include "kernels/dispatch.h"
 #include "kernels/x86/avx512_reduce.h"
 #include "kernels/x86/int8_x86.h"
