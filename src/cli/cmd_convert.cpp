@@ -35,6 +35,13 @@ std::optional<uint32_t> file_type_id(DType t) {
     case DType::Q4_K: return 14;  // Q4_K_S: every matrix Q4_K
     case DType::Q5_K: return 16;  // Q5_K_S
     case DType::Q6_K: return 18;
+    case DType::IQ2_XXS: return 19;
+    case DType::IQ2_XS: return 20;
+    case DType::IQ3_XXS: return 23;
+    case DType::IQ1_S: return 24;
+    case DType::IQ3_S: return 26;
+    case DType::IQ2_S: return 28;
+    case DType::IQ1_M: return 31;
     case DType::BF16: return 32;
     default: return std::nullopt;
   }
@@ -217,7 +224,13 @@ int convert(const std::string& dir, const std::string& out, const std::string& t
 
 int quantize(const std::string& in, const std::string& out, const std::string& type_name, bool quiet) {
   const DType want = parse_dtype(type_name);
-  if (!file_type_id(want)) throw Error("'" + type_name + "' is not a quantization target (f32 f16 bf16 q8_0 q6_k q5_k q4_k q4_0)");
+  if (!file_type_id(want))
+    throw Error("'" + type_name + "' is not a quantization target (f32 f16 bf16 q8_0 q6_k q5_k q4_k q4_0 "
+                "iq3_s iq3_xxs iq2_s iq2_xs iq2_xxs iq1_m iq1_s)");
+  if (traits(want).lattice && !quiet)
+    std::fprintf(stderr, "volga: warning: %s is written by a simple quantizer without an importance matrix "
+                         "(Volga has no --imatrix yet); expect much lower quality than llama.cpp's imatrix "
+                         "files of the same type, above all for the 1- and 2-bit types\n", dtype_name(want));
   auto f = GgufFile::open(in);
   GgufWriter w(f->alignment());
   for (const auto& [key, value] : f->metadata()) w.set(key, value);
@@ -282,7 +295,9 @@ Command add_quantize(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("quantize", "Re-quantize the weight matrices of a GGUF model (norms and biases are kept)");
   cmd->add_option("input", o->in, "Input GGUF file")->required()->check(CLI::ExistingFile);
   cmd->add_option("output", o->out, "Output GGUF file")->required();
-  cmd->add_option("type", o->type, "Target type: f32 f16 bf16 q8_0 q6_k q5_k q4_k q4_0")->required();
+  cmd->add_option("type", o->type,
+                  "Target type: f32 f16 bf16 q8_0 q6_k q5_k q4_k q4_0, or (simple quantizer, no importance "
+                  "matrix yet) iq3_s iq3_xxs iq2_s iq2_xs iq2_xxs iq1_m iq1_s")->required();
   cmd->add_flag("-q,--quiet", o->quiet, "No progress output");
   return [o]() {
     if (o->in == o->out) throw Error("input and output are the same file");
