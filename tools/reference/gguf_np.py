@@ -23,7 +23,8 @@ def _lattice_grids():
     import os
     import re
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "tensor", "iq_grids.cpp")
-    text = open(path).read()
+    with open(path) as f:
+        text = f.read()
     grids = {}
     for ctype, name, body in re.findall(r"const (uint\d+_t) (\w+)\[\d+\] = \{(.*?)\};", text, re.S):
         width = int(ctype[4:-2]) // 8
