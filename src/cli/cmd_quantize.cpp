@@ -20,7 +20,7 @@ namespace {
 
 struct QuantizeOptions {
   std::string in, out, target, output_type, token_embd_type;
-  bool pure = false, dry_run = false, quiet = false;
+  bool pure = false, dry_run = false, quiet = false, without_imatrix = false;
   int threads = 0;
 };
 
@@ -101,10 +101,17 @@ int run_quantize(const QuantizeOptions& o) {
   const std::vector<MixChoice> plan = plan_quant_mix(*mix, tensors, mm, mo);
 
   for (size_t k = 0; k < plan.size(); ++k)
-    if (plan[k].quantize && plan[k].needs_imatrix)
-      throw Error(std::string("the ") + mix->name + " mix puts " + tensors[k].name + " in " + dtype_name(plan[k].type) +
-                  ", which is unusable without an importance matrix; Volga cannot collect or apply one yet. "
-                  "Choose a mix of 3 bits or more (e.g. Q3_K_M, IQ4_XS, Q4_K_M)");
+    if (plan[k].quantize && plan[k].needs_imatrix) {
+      const std::string what = std::string("the ") + mix->name + " mix puts " + tensors[k].name + " in " +
+                               dtype_name(plan[k].type) + ", which needs an importance matrix for usable quality";
+      if (!o.without_imatrix)
+        throw Error(what + "; volga quantize cannot apply one yet (volga imatrix collects one for llama-quantize). "
+                    "Choose a mix of 3 bits or more (e.g. Q3_K_M, IQ4_XS, Q4_K_M), or pass --without-imatrix to "
+                    "quantize anyway with much lower quality (for tests)");
+      std::fprintf(stderr, "volga: warning: %s; quantizing without one (--without-imatrix): expect much lower "
+                           "quality than llama.cpp's imatrix files of the same type\n", what.c_str());
+      break;
+    }
 
   const int threads = resolve_threads(o.threads);
   GgufWriter w(f->alignment());
@@ -195,6 +202,8 @@ Command add_quantize(CLI::App& app) {
   cmd->add_option("--output-tensor-type", o->output_type, "Type of output.weight (and of tied token embeddings)");
   cmd->add_option("--token-embedding-type", o->token_embd_type, "Type of token_embd.weight");
   cmd->add_flag("--pure", o->pure, "Every matrix the mix's base type: no per-tensor rules (fallbacks still apply)");
+  cmd->add_flag("--without-imatrix", o->without_imatrix,
+                "Quantize 1-2-bit types even without an importance matrix (much lower quality; for tests)");
   cmd->add_flag("--dry-run", o->dry_run, "Print the type each tensor would get and the summary; write nothing");
   add_threads_option(cmd, o->threads);
   cmd->add_flag("-q,--quiet", o->quiet, "No per-tensor lines or summary");

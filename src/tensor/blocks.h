@@ -82,6 +82,65 @@ inline int iq4xs_scale(const BlockIQ4_XS& b, int j) {
   return ((b.scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((b.scales_h >> (2 * j)) & 3) << 4);
 }
 
+// The i-quants with lattice grids (tensor/iq_grids.h): 256-element
+// super-blocks of 32-element sub-blocks; each 8 elements (4 for the iq3 grids)
+// are one grid entry of magnitudes (or signed values, iq1) selected by an index.
+struct BlockIQ2_XXS {
+  uint16_t d;  // fp16 super-block scale
+  // Sub-block j in qs[4j .. 4j + 4), read as two uint32: the first holds the four
+  // 8-bit grid indices, the second four 7-bit sign indices (bits 7l..) and the
+  // 4-bit scale ls in bits 28-31; x = d * (ls + 1/2) / 4 * grid * sign.
+  uint16_t qs[kQKK / 8];
+};
+
+struct BlockIQ2_XS {
+  uint16_t d;
+  uint16_t qs[kQKK / 8];  // per 8 elements: 9-bit grid index, 7-bit sign index above it
+  uint8_t scales[kQKK / 32];  // sub-block j: low nibble for elements 0-15, high for 16-31
+};
+
+struct BlockIQ2_S {
+  uint16_t d;
+  uint8_t qs[kQKK / 4];  // [0, 32): low 8 bits of the grid indices; [32, 64): 8 sign bits per 8 elements
+  uint8_t qh[kQKK / 32];  // sub-block j: bits 2l, 2l + 1 are index l's bits 8 and 9
+  uint8_t scales[kQKK / 32];  // as iq2_xs
+};
+
+struct BlockIQ3_XXS {
+  uint16_t d;
+  // [0, 64): 8-bit indices into the 4-wide grid, 8 per sub-block; [64, 96): per
+  // sub-block a uint32 of four 7-bit sign indices and the 4-bit scale in bits 28-31;
+  // x = d * (ls + 1/2) / 2 * grid * sign.
+  uint8_t qs[3 * kQKK / 8];
+};
+
+struct BlockIQ3_S {
+  uint16_t d;
+  uint8_t qs[kQKK / 4];  // low 8 bits of the 9-bit indices into the 4-wide grid
+  uint8_t qh[kQKK / 32];  // sub-block j: bit k is index k's bit 8
+  uint8_t signs[kQKK / 8];  // one sign bit per element
+  uint8_t scales[kQKK / 64];  // sub-blocks 2i, 2i + 1 in the low, high nibble of scales[i]; x = d * (2 ls + 1) * grid * sign
+};
+
+struct BlockIQ1_S {
+  uint16_t d;
+  uint8_t qs[kQKK / 8];  // low 8 bits of the 11-bit grid indices
+  // Sub-block j: bits 3l..3l+2 are index l's high bits, 12-14 the scale ls, 15
+  // the sign of delta; x = d * (2 ls + 1) * (grid +- 1/8).
+  uint16_t qh[kQKK / 32];
+};
+
+struct BlockIQ1_M {
+  uint8_t qs[kQKK / 8];  // low 8 bits of the 11-bit grid indices
+  // Per 16 elements one byte, per index of 8 elements a nibble: bits 0-2 the
+  // index's high bits, bit 3 the sign of delta.
+  uint8_t qh[kQKK / 16];
+  // Four uint16: 3-bit scales of the 16-element groups in bits 0-11, and the
+  // fp16 super-block scale spread over their top nibbles (bits 12-15 of
+  // uint16 k are its bits 4k .. 4k + 3); x = d * (2 ls + 1) * (grid +- 1/8).
+  uint8_t scales[kQKK / 32];
+};
+
 // Unpacks sub-block j's 6-bit scale and min from a Q4_K/Q5_K scales array.
 inline void unpack_scale_min_k4(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
   if (j < 4) {

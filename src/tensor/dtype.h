@@ -23,8 +23,15 @@ enum class DType : uint32_t {
   Q4_K = 12,
   Q5_K = 13,
   Q6_K = 14,
+  IQ2_XXS = 16,
+  IQ2_XS = 17,
+  IQ3_XXS = 18,
+  IQ1_S = 19,
   IQ4_NL = 20,
+  IQ3_S = 21,
+  IQ2_S = 22,
   IQ4_XS = 23,
+  IQ1_M = 29,
   BF16 = 30,
 };
 
@@ -47,6 +54,10 @@ struct DTypeTraits {
   // not a constant expression under the sanitizers).
   const int8_t* values = nullptr;
   bool nonlinear = false;
+  // The lattice i-quants (iq2_*, iq3_*, iq1_*): 8 or 4 elements per grid
+  // entry (tensor/iq_grids.h), unpacked per 32-element sub-block by
+  // iq_sub_block (tensor/quant_iq_low.h).
+  bool lattice = false;
   // Integer products (kernels/dispatch.h): elements of a weight row per weight
   // scale, 32 or 16, against activations quantized in chunks of 32; 0 for
   // types those products do not take.

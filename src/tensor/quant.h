@@ -27,6 +27,13 @@ void dequantize_q5_k_ref(const void* src, float* dst, int64_t n);
 void dequantize_q6_k_ref(const void* src, float* dst, int64_t n);
 void dequantize_iq4_nl_ref(const void* src, float* dst, int64_t n);  // quant_iq4.cpp
 void dequantize_iq4_xs_ref(const void* src, float* dst, int64_t n);
+void dequantize_iq2_xxs_ref(const void* src, float* dst, int64_t n);  // quant_iq_low.cpp
+void dequantize_iq2_xs_ref(const void* src, float* dst, int64_t n);
+void dequantize_iq2_s_ref(const void* src, float* dst, int64_t n);
+void dequantize_iq3_xxs_ref(const void* src, float* dst, int64_t n);
+void dequantize_iq3_s_ref(const void* src, float* dst, int64_t n);
+void dequantize_iq1_s_ref(const void* src, float* dst, int64_t n);
+void dequantize_iq1_m_ref(const void* src, float* dst, int64_t n);
 
 void quantize_f32_ref(const float* src, void* dst, int64_t n);
 void quantize_f16_ref(const float* src, void* dst, int64_t n);
@@ -41,5 +48,15 @@ void quantize_q5_k_ref(const float* src, void* dst, int64_t n);
 void quantize_q6_k_ref(const float* src, void* dst, int64_t n);
 void quantize_iq4_nl_ref(const float* src, void* dst, int64_t n);  // quant_iq4.cpp
 void quantize_iq4_xs_ref(const float* src, void* dst, int64_t n);
+// The lattice i-quants' quantizers (quant_iq_low.cpp) are simple: per scale
+// group a scale, then the nearest grid point by exhaustive search, without an
+// importance matrix. Valid blocks, but not llama.cpp's quality.
+void quantize_iq2_xxs_ref(const float* src, void* dst, int64_t n);
+void quantize_iq2_xs_ref(const float* src, void* dst, int64_t n);
+void quantize_iq2_s_ref(const float* src, void* dst, int64_t n);
+void quantize_iq3_xxs_ref(const float* src, void* dst, int64_t n);
+void quantize_iq3_s_ref(const float* src, void* dst, int64_t n);
+void quantize_iq1_s_ref(const float* src, void* dst, int64_t n);
+void quantize_iq1_m_ref(const float* src, void* dst, int64_t n);
 
 }  // namespace volga

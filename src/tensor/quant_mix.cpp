@@ -69,6 +69,13 @@ std::optional<uint32_t> pure_file_type(DType type) {
     case DType::Q6_K: return 18;
     case DType::IQ4_NL: return 25;
     case DType::IQ4_XS: return 30;
+    case DType::IQ2_XXS: return 19;
+    case DType::IQ2_XS: return 20;
+    case DType::IQ3_XXS: return 23;
+    case DType::IQ1_S: return 24;
+    case DType::IQ3_S: return 26;
+    case DType::IQ2_S: return 28;
+    case DType::IQ1_M: return 31;
     default: return std::nullopt;
   }
 }

@@ -112,6 +112,52 @@ struct TypeRow<DType::IQ4_XS> : RowBase<BlockIQ4_XS, dequantize_iq4_xs_ref, quan
                                      .fallback = DType::IQ4_NL};
 };
 
+// Lattice i-quants: 8 or 4 elements per grid entry (tensor/iq_grids.h),
+// integers and scales per sub-block from iq_sub_block (tensor/quant_iq_low.h).
+// Rows their super-blocks do not divide fall back to iq4_nl, as in llama.cpp.
+template <>
+struct TypeRow<DType::IQ2_XXS> : RowBase<BlockIQ2_XXS, dequantize_iq2_xxs_ref, quantize_iq2_xxs_ref> {
+  static constexpr DTypeTraits facts{.type = DType::IQ2_XXS, .name = "iq2_xxs", .block_size = kQKK, .block_bytes = 66,
+                                     .super_block = true, .lattice = true, .int8_scale_group = 32,
+                                     .fallback = DType::IQ4_NL};
+};
+template <>
+struct TypeRow<DType::IQ2_XS> : RowBase<BlockIQ2_XS, dequantize_iq2_xs_ref, quantize_iq2_xs_ref> {
+  static constexpr DTypeTraits facts{.type = DType::IQ2_XS, .name = "iq2_xs", .block_size = kQKK, .block_bytes = 74,
+                                     .super_block = true, .lattice = true, .int8_scale_group = 16,
+                                     .fallback = DType::IQ4_NL};
+};
+template <>
+struct TypeRow<DType::IQ3_XXS> : RowBase<BlockIQ3_XXS, dequantize_iq3_xxs_ref, quantize_iq3_xxs_ref> {
+  static constexpr DTypeTraits facts{.type = DType::IQ3_XXS, .name = "iq3_xxs", .block_size = kQKK, .block_bytes = 98,
+                                     .super_block = true, .lattice = true, .int8_scale_group = 32,
+                                     .fallback = DType::IQ4_NL};
+};
+template <>
+struct TypeRow<DType::IQ1_S> : RowBase<BlockIQ1_S, dequantize_iq1_s_ref, quantize_iq1_s_ref> {
+  static constexpr DTypeTraits facts{.type = DType::IQ1_S, .name = "iq1_s", .block_size = kQKK, .block_bytes = 50,
+                                     .super_block = true, .lattice = true, .int8_scale_group = 32,
+                                     .fallback = DType::IQ4_NL};
+};
+template <>
+struct TypeRow<DType::IQ3_S> : RowBase<BlockIQ3_S, dequantize_iq3_s_ref, quantize_iq3_s_ref> {
+  static constexpr DTypeTraits facts{.type = DType::IQ3_S, .name = "iq3_s", .block_size = kQKK, .block_bytes = 110,
+                                     .super_block = true, .lattice = true, .int8_scale_group = 32,
+                                     .fallback = DType::IQ4_NL};
+};
+template <>
+struct TypeRow<DType::IQ2_S> : RowBase<BlockIQ2_S, dequantize_iq2_s_ref, quantize_iq2_s_ref> {
+  static constexpr DTypeTraits facts{.type = DType::IQ2_S, .name = "iq2_s", .block_size = kQKK, .block_bytes = 82,
+                                     .super_block = true, .lattice = true, .int8_scale_group = 16,
+                                     .fallback = DType::IQ4_NL};
+};
+template <>
+struct TypeRow<DType::IQ1_M> : RowBase<BlockIQ1_M, dequantize_iq1_m_ref, quantize_iq1_m_ref> {
+  static constexpr DTypeTraits facts{.type = DType::IQ1_M, .name = "iq1_m", .block_size = kQKK, .block_bytes = 56,
+                                     .super_block = true, .lattice = true, .int8_scale_group = 16,
+                                     .fallback = DType::IQ4_NL};
+};
+
 // ------------------------------------------------------- derived from the rows
 
 template <DType T>

@@ -1,5 +1,7 @@
 #include "gguf_corpus.h"
 
+#include <tuple>
+
 namespace volga::testing {
 
 namespace {
@@ -112,6 +114,13 @@ std::vector<CorpusCase> malformed_corpus() {
   c.push_back({"unknown_tensor_type", one({4}, 200, 0, 32), "type 200"});
   c.push_back({"unsupported_tensor_type", one({256}, 10, 0, 256), "q2_k"});
   c.push_back({"row_not_block_multiple", one({100}, 12, 0, 256), "not a multiple of the q4_k block size"});
+  // The lattice i-quants: a partial super-block, and data cut inside the second row's block.
+  for (auto [id, name, bytes] : {std::tuple{16u, "iq2_xxs", 66u}, {17u, "iq2_xs", 74u}, {22u, "iq2_s", 82u},
+                                 {18u, "iq3_xxs", 98u}, {21u, "iq3_s", 110u}, {19u, "iq1_s", 50u}, {29u, "iq1_m", 56u}}) {
+    c.push_back({std::string("row_not_block_multiple_") + name, one({128}, id, 0, 256),
+                 std::string("not a multiple of the ") + name + " block size"});
+    c.push_back({std::string("truncated_") + name, one({256, 2}, id, 0, (2 * bytes - 1) / 32 * 32), "extends past the end"});
+  }
   c.push_back({"misaligned_offset", one({4}, 0, 4, 64), "not aligned"});
   c.push_back({"offset_past_end", one({4}, 0, 1024, 32), "extends past the end"});
   c.push_back({"size_past_end", one({64}, 0, 0, 32), "extends past the end"});

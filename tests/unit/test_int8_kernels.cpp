@@ -21,7 +21,9 @@ using namespace volga::test;
 namespace {
 
 const DType kInt8Types[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
-                            DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS};
+                            DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS,
+                            DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S, DType::IQ3_XXS, DType::IQ3_S,
+                            DType::IQ1_S, DType::IQ1_M};
 
 std::vector<int64_t> widths(DType t) {
   const int64_t bs = traits(t).block_size;
@@ -112,9 +114,9 @@ TEST(Int8Kernels, ProductIsBitIdenticalToReferenceOnEveryIsa) {
     const KernelTable& k = kernel_table(isa);
     for (DType t : kInt8Types)
       for (int64_t cols : widths(t))
-        for (int64_t rows : {1, 5, 16, 19, 35})
+        for (int64_t rows : {1, 5, 16, 19, 35}) {
+          const Matrix m = make_matrix(t, rows, cols, static_cast<uint32_t>(rows * 131 + cols));
           for (int64_t tokens : {1, 2, 3, 4, 5, 7, 8, 9, 13}) {  // every micro-tile and small-batch path
-            Matrix m = make_matrix(t, rows, cols, static_cast<uint32_t>(rows * 131 + cols));
             auto x = random_floats(static_cast<size_t>(tokens * cols), static_cast<uint32_t>(tokens));
             const Acts a = quantize(ref, x.data(), cols, tokens);
             const int64_t ldy = rows + 3;
@@ -130,6 +132,7 @@ TEST(Int8Kernels, ProductIsBitIdenticalToReferenceOnEveryIsa) {
                                                 << " cols=" << cols << " tokens=" << tokens << " r=" << r << " t=" << tk;
               }
           }
+        }
   }
 }
 

@@ -41,6 +41,13 @@ const std::vector<FormatFacts>& format_facts() {
       {14, "q6_k", 256, 256 / 2 + 256 / 4 + 256 / 16 + 2, false, 32, 16},  // ql, qh, scales, d
       {20, "iq4_nl", 32, 2 + 32 / 2, false, 0, 32},                   // d, qs
       {23, "iq4_xs", 256, 2 + 2 + 256 / 64 + 256 / 2, false, 0, 32},  // d, scales_h, scales_l, qs
+      {16, "iq2_xxs", 256, 2 + 256 / 8 * 2, false, 0, 32},            // d, qs (uint16)
+      {17, "iq2_xs", 256, 2 + 256 / 8 * 2 + 256 / 32, false, 0, 16},  // d, qs (uint16), scales
+      {22, "iq2_s", 256, 2 + 256 / 4 + 256 / 32 + 256 / 32, false, 0, 16},  // d, qs + signs, qh, scales
+      {18, "iq3_xxs", 256, 2 + 3 * 256 / 8, false, 0, 32},            // d, qs + scales_and_signs
+      {21, "iq3_s", 256, 2 + 256 / 4 + 256 / 32 + 256 / 8 + 256 / 64, false, 0, 32},  // d, qs, qh, signs, scales
+      {19, "iq1_s", 256, 2 + 256 / 8 + 256 / 32 * 2, false, 0, 32},   // d, qs, qh (uint16)
+      {29, "iq1_m", 256, 256 / 8 + 256 / 16 + 256 / 32, false, 0, 16},  // qs, qh, scales (d inside)
       {30, "bf16", 1, 2, false, 0, 0},
   };
   return facts;
@@ -137,8 +144,8 @@ TEST(TypeTraits, VisitorFiltersAndRefusesUnknownIds) {
     EXPECT_EQ(visited, format_facts_of(t)->scale_group > 0) << dtype_name(t);
     EXPECT_EQ(calls, visited ? 1 : 0) << dtype_name(t);
   }
-  // ids ggml has but Volga does not implement: q8_1, q2_k, iq2_xxs, and one past ggml's range.
-  for (uint32_t id : {9u, 10u, 16u, 63u}) {
+  // ids ggml has but Volga does not implement: q8_1, q2_k, i8, and one past ggml's range.
+  for (uint32_t id : {9u, 10u, 24u, 63u}) {
     int calls = 0;
     EXPECT_FALSE(visit_dtype(static_cast<DType>(id), [&]<DType>() { ++calls; })) << id;
     EXPECT_EQ(calls, 0);

@@ -9,10 +9,125 @@ import numpy as np
 TYPES = {0: ("f32", 1, 4), 1: ("f16", 1, 2), 2: ("q4_0", 32, 18), 3: ("q4_1", 32, 20), 6: ("q5_0", 32, 22),
          7: ("q5_1", 32, 24), 8: ("q8_0", 32, 34),
          12: ("q4_k", 256, 144), 13: ("q5_k", 256, 176), 14: ("q6_k", 256, 210),
-         20: ("iq4_nl", 32, 18), 23: ("iq4_xs", 256, 136), 30: ("bf16", 1, 2)}
+         20: ("iq4_nl", 32, 18), 23: ("iq4_xs", 256, 136), 30: ("bf16", 1, 2),
+         16: ("iq2_xxs", 256, 66), 17: ("iq2_xs", 256, 74), 22: ("iq2_s", 256, 82), 18: ("iq3_xxs", 256, 98),
+         21: ("iq3_s", 256, 110), 19: ("iq1_s", 256, 50), 29: ("iq1_m", 256, 56)}
 
 # The 16 levels the 4-bit indices of iq4_nl and iq4_xs select (ggml's kvalues_iq4nl).
 IQ4_LEVELS = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], np.float32)
+
+
+def _lattice_grids():
+    """ggml's grids of the i-quants, read from the C++ constants file (the
+    values are format facts; the decoding below is this file's own)."""
+    import os
+    import re
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "tensor", "iq_grids.cpp")
+    with open(path) as f:
+        text = f.read()
+    grids = {}
+    for ctype, name, body in re.findall(r"const (uint\d+_t) (\w+)\[\d+\] = \{(.*?)\};", text, re.S):
+        width = int(ctype[4:-2]) // 8
+        vals = np.array([int(v, 16) for v in re.findall(r"0x[0-9a-f]+", body)], dtype="<u%d" % width)
+        grids[name] = vals.view(np.uint8).reshape(len(vals), width)  # byte k: element k
+    return grids
+
+
+_GRIDS = None
+
+
+def _grid(name):
+    global _GRIDS
+    if _GRIDS is None:
+        _GRIDS = _lattice_grids()
+    return _GRIDS[name]
+
+
+def _bits(v, n):
+    """Bits 0..n-1 of each integer of v, in a new last axis."""
+    return (v[..., None].astype(np.int64) >> np.arange(n)) & 1
+
+
+def _signs7(s7):
+    """8 sign bits from 7 stored ones: the eighth makes the count of negatives even."""
+    parity = _bits(s7, 7).sum(axis=-1) & 1
+    return s7 | (parity << 7)
+
+
+def _dequant_lattice(tname, raw):
+    """iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m: 256-element super-blocks,
+    8 sub-blocks of 32, each 8 elements one grid entry (or two 4-wide ones)."""
+    bb = TYPES[[k for k, v in TYPES.items() if v[0] == tname][0]][2]
+    b = raw.reshape(-1, bb)
+    nb = b.shape[0]
+    if tname != "iq1_m":
+        d = _f16(b[:, 0:2]).astype(np.float64).reshape(nb, 1, 1, 1)
+
+    def signed(mag, signs8):  # mag [nb, 8, 4, 8], signs8 [nb, 8, 4]
+        return mag * (1 - 2 * _bits(signs8, 8))
+
+    if tname == "iq2_xxs":
+        q = b[:, 2:66].reshape(nb, 8, 8)
+        idx = q[:, :, 0:4].astype(np.int64)
+        a1 = q[:, :, 4:8].copy().view("<u4").astype(np.int64)  # [nb, 8, 1]
+        s7 = (a1 >> (7 * np.arange(4))) & 127
+        mult = (0.5 + (a1 >> 28)) * 0.25
+        y = d * mult[..., None] * signed(_grid("kIq2xxsGrid")[idx], _signs7(s7))
+    elif tname in ("iq2_xs", "iq2_s"):
+        if tname == "iq2_xs":
+            v = b[:, 2:66].copy().view("<u2").astype(np.int64).reshape(nb, 8, 4)
+            mag = _grid("kIq2xsGrid")[v & 511]
+            signs8 = _signs7(v >> 9)
+            sc = b[:, 66:74].astype(np.int64)
+        else:
+            lo = b[:, 2:34].astype(np.int64).reshape(nb, 8, 4)
+            qh = b[:, 66:74].astype(np.int64)
+            hi = (qh[:, :, None] >> (2 * np.arange(4))) & 3
+            mag = _grid("kIq2sGrid")[lo | (hi << 8)]
+            signs8 = b[:, 34:66].astype(np.int64).reshape(nb, 8, 4)
+            sc = b[:, 74:82].astype(np.int64)
+        ls = np.stack([sc & 15, sc & 15, sc >> 4, sc >> 4], axis=-1)  # entries 0, 1: low nibble; 2, 3: high
+        y = d * ((0.5 + ls) * 0.25)[..., None] * signed(mag, signs8)
+    elif tname in ("iq3_xxs", "iq3_s"):
+        idx = b[:, 2:66].astype(np.int64).reshape(nb, 8, 4, 2)
+        if tname == "iq3_xxs":
+            aux = b[:, 66:98].copy().view("<u4").astype(np.int64).reshape(nb, 8, 1)
+            signs8 = _signs7((aux >> (7 * np.arange(4))) & 127)
+            mult = np.broadcast_to((0.5 + (aux >> 28)) * 0.5, (nb, 8, 4))
+            grid = _grid("kIq3xxsGrid")
+        else:
+            qh = b[:, 66:74].astype(np.int64)
+            idx = idx | (_bits(qh, 8).reshape(nb, 8, 4, 2) << 8)  # index k of a sub-block: bit k of qh
+            signs8 = b[:, 74:106].astype(np.int64).reshape(nb, 8, 4)
+            sc = b[:, 106:110].astype(np.int64)
+            ls = np.stack([sc & 15, sc >> 4], axis=-1).reshape(nb, 8, 1)
+            mult = np.broadcast_to(1.0 + 2 * ls, (nb, 8, 4))
+            grid = _grid("kIq3sGrid")
+        mag = grid[idx].reshape(nb, 8, 4, 8)
+        y = d * mult[..., None] * signed(mag, signs8)
+    else:  # iq1_s, iq1_m: signed grid values -1, 0, 1 plus a delta of +-1/8
+        g1 = _grid("kIq1sGrid").view(np.int8).astype(np.float64)
+        if tname == "iq1_s":
+            lo = b[:, 2:34].astype(np.int64).reshape(nb, 8, 4)
+            qh = b[:, 34:50].copy().view("<u2").astype(np.int64).reshape(nb, 8, 1)
+            idx = lo | (((qh >> (3 * np.arange(4))) & 7) << 8)
+            delta = np.broadcast_to(np.where(qh & 0x8000, -0.125, 0.125), (nb, 8, 4))
+            dl = d * np.broadcast_to(2 * ((qh >> 12) & 7) + 1, (nb, 8, 4))[..., None]
+        else:
+            lo = b[:, 0:32].astype(np.int64).reshape(nb, 8, 4)
+            nib = b[:, 32:48].astype(np.int64).reshape(nb, 8, 2, 1) >> np.array([0, 4])
+            nib = (nib & 15).reshape(nb, 8, 4)
+            idx = lo | ((nib & 7) << 8)
+            delta = np.where(nib & 8, -0.125, 0.125)
+            sc = b[:, 48:56].copy().view("<u2").astype(np.int64)  # [nb, 4]
+            dbits = (sc[:, 0] >> 12) | ((sc[:, 1] >> 8) & 0xF0) | ((sc[:, 2] >> 4) & 0xF00) | (sc[:, 3] & 0xF000)
+            dd = dbits.astype("<u2").view(np.float16).astype(np.float64).reshape(nb, 1, 1)
+            word = sc[:, np.arange(8) // 2] >> (6 * (np.arange(8) % 2))  # [nb, 8]
+            ls = np.stack([word & 7, word & 7, (word >> 3) & 7, (word >> 3) & 7], axis=-1)
+            dl = (dd * (2 * ls + 1))[..., None]
+        y = dl * (g1[idx] + delta[..., None])
+    return y.reshape(-1).astype(np.float32)
+
 
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
@@ -191,4 +306,6 @@ def dequantize(tname, raw, n):
         lo = IQ4_LEVELS[qs & 0xF]
         hi = IQ4_LEVELS[qs >> 4]
         return (scale * np.concatenate([lo, hi], axis=1)).reshape(-1)
+    if tname in ("iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m"):
+        return _dequant_lattice(tname, raw)
     raise ValueError("unsupported type " + tname)

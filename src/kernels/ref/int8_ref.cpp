@@ -9,6 +9,7 @@
 
 #include "tensor/blocks.h"
 #include "tensor/half.h"
+#include "tensor/quant_iq_low.h"
 #include "tensor/type_traits.h"
 
 namespace volga::kernels {
@@ -120,6 +121,7 @@ template <DType T>
 void chunk_of(const uint8_t* row, int64_t c, Int8Chunk* out) {
   if constexpr (T == DType::Q6_K) q6k_chunk(row, c, out);
   else if constexpr (T == DType::IQ4_XS) iq4xs_chunk(row, c, out);
+  else if constexpr (kFacts<T>.lattice) iq_sub_block(reinterpret_cast<const BlockOf<T>*>(row)[c / 8], static_cast<int>(c % 8), out->q, out->scale);
   else if constexpr (kFacts<T>.super_block) k45_chunk<T>(row, c, out);
   else legacy_chunk<T>(row, c, out);
 }

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "kernels/x86/int8_x86.h"
+#include "tensor/iq_grids.h"
+#include "tensor/quant_iq_low.h"
 #include "tensor/type_traits.h"
 
 namespace volga::kernels::avx2 {

@@ -20,6 +20,8 @@
 
 #include "kernels/x86/avx512_reduce.h"
 #include "kernels/x86/int8_x86.h"
+#include "tensor/iq_grids.h"
+#include "tensor/quant_iq_low.h"
 #include "tensor/type_traits.h"
 
 namespace volga::kernels::avx512vnni {

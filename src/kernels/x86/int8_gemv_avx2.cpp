@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "kernels/x86/int8_x86.h"
+#include "tensor/iq_grids.h"
+#include "tensor/quant_iq_low.h"
 #include "tensor/type_traits.h"
 
 namespace volga::kernels::avx2 {
@@ -76,6 +78,7 @@ inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256*
       sc1 = q6_scale(q6, 2 * k + 1);
     } else {
       sc0 = sc1 = _mm256_load_ps(s0[k]);
+      if constexpr (kFacts<T>.int8_scale_group == 16) sc1 = _mm256_load_ps(s1[k]);
       if constexpr (kFacts<T>.has_min) m = _mm256_load_ps(mn[k]);
     }
     for (int t = 0; t < NT; ++t) {

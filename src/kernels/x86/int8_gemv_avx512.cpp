@@ -27,19 +27,22 @@
 #include <vector>
 
 #include "kernels/x86/int8_x86.h"
+#include "tensor/iq_grids.h"
+#include "tensor/quant_iq_low.h"
 #include "tensor/type_traits.h"
 
 namespace volga::kernels::avx512vnni {
 
+#include "kernels/x86/int8_unpack.inc"
 #include "kernels/x86/int8_gemv_common.inc"
 
 namespace gemv {
 namespace {
 
 // Signed bytes (q8_0) are used with their sign bit flipped, n = q + 128, and
-// so are the levels of the non-linear types.
+// so are the levels of the non-linear types and the lattice types' integers.
 template <DType T>
-constexpr int32_t kOffset = kFacts<T>.signed_quants || kFacts<T>.nonlinear ? 128 : kFacts<T>.offset;
+constexpr int32_t kOffset = kFacts<T>.signed_quants || kFacts<T>.nonlinear || kFacts<T>.lattice ? 128 : kFacts<T>.offset;
 
 inline uint32_t load_u32(const uint8_t* p) {
   uint32_t v;
@@ -220,12 +223,33 @@ inline void iq4xs_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m25
   }
 }
 
+// Super-block u of a lattice i-quant: each row's 8 chunks unpacked with
+// grid lookups and signs (int8_unpack.inc, as the panel kernels do), then
+// used as unsigned n = q + 128, two rows per vector.
+template <DType T, int NT>
+inline void lattice_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
+  __m256i q[8][kRows];
+  alignas(32) float s0[8][kRows], s1[8][kRows];
+  for (int i = 0; i < kRows; ++i) unpack_lattice<T, true>(rs.p[i], u, &q[0][i], kRows, &s0[0][i], &s1[0][i], kRows);
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int j = 0; j < 8; ++j) {
+    __m512i v[4];
+    for (int p = 0; p < 4; ++p)
+      v[p] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q[j][2 * p]), q[j][2 * p + 1], 1), flip);
+    const __m256 sc0 = _mm256_load_ps(s0[j]);
+    __m256 sc1 = sc0;
+    if constexpr (kFacts<T>.int8_scale_group == 16) sc1 = _mm256_load_ps(s1[j]);
+    chunk_step<T, NT>(v, 8 * u + j, tk, sc0, sc1, _mm256_setzero_ps(), acc);
+  }
+}
+
 }  // namespace
 
 template <DType T, int NT>
 inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
   if constexpr (T == DType::Q6_K) q6k_block<NT>(rs, u, tk, acc);
   else if constexpr (T == DType::IQ4_XS) iq4xs_block<NT>(rs, u, tk, acc);
+  else if constexpr (kFacts<T>.lattice) lattice_block<T, NT>(rs, u, tk, acc);
   else if constexpr (kFacts<T>.super_block) k45_block<T, NT>(rs, u, tk, acc);
   else legacy_block<T, NT>(rs, u, tk, acc);
 }
