@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -32,6 +33,8 @@ std::optional<uint32_t> file_type_id(DType t) {
     case DType::F16: return 1;
     case DType::Q4_0: return 2;
     case DType::Q8_0: return 7;
+    case DType::Q2_K: return 10;  // Q2_K
+    case DType::Q3_K: return 11;  // Q3_K_S: every matrix Q3_K
     case DType::Q4_K: return 14;  // Q4_K_S: every matrix Q4_K
     case DType::Q5_K: return 16;  // Q5_K_S
     case DType::Q6_K: return 18;
@@ -100,7 +103,7 @@ int convert(const std::string& dir, const std::string& out, const std::string& t
   const nlohmann::json cfg = read_json_file(cfg_path);
   const HfArch arch = hf_arch(cfg, cfg_path);
   const DType want = parse_dtype(type_name);
-  if (!file_type_id(want)) throw Error("--type " + type_name + " is not a conversion target (f32 f16 bf16 q8_0 q6_k q5_k q4_k q4_0)");
+  if (!file_type_id(want)) throw Error("--type " + type_name + " is not a conversion target (f32 f16 bf16 q8_0 q6_k q5_k q4_k q3_k q2_k q4_0)");
   if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null())
     throw Error("'" + cfg_path + "': rope_scaling is not supported by the converter yet");
 
@@ -217,12 +220,13 @@ int convert(const std::string& dir, const std::string& out, const std::string& t
 
 int quantize(const std::string& in, const std::string& out, const std::string& type_name, bool quiet) {
   const DType want = parse_dtype(type_name);
-  if (!file_type_id(want)) throw Error("'" + type_name + "' is not a quantization target (f32 f16 bf16 q8_0 q6_k q5_k q4_k q4_0)");
+  if (!file_type_id(want)) throw Error("'" + type_name + "' is not a quantization target (f32 f16 bf16 q8_0 q6_k q5_k q4_k q3_k q2_k q4_0)");
   auto f = GgufFile::open(in);
   GgufWriter w(f->alignment());
   for (const auto& [key, value] : f->metadata()) w.set(key, value);
   w.set_u32("general.file_type", *file_type_id(want));
   bool warned = false;
+  std::map<DType, std::pair<int64_t, int64_t>> mix;  // matrices and bytes written per type
   const auto& ts = f->tensors();
   for (size_t k = 0; k < ts.size(); ++k) {
     const TensorInfo& t = ts[k];
@@ -240,6 +244,15 @@ int quantize(const std::string& in, const std::string& out, const std::string& t
     }
     const int64_t cols = t.ne[0], rows = t.n_elements() / cols;
     const DType type = type_for_rows(want, cols);
+    if (type != want) {
+      // Said even with --quiet: the file is not all the type asked for.
+      std::fprintf(stderr, "%svolga: %s: rows of %lld elements are not a multiple of %s's %lld-element blocks, "
+                           "stored as %s (llama.cpp's fallback)\n", quiet ? "" : "\n", t.name.c_str(),
+                   static_cast<long long>(cols), dtype_name(want), static_cast<long long>(traits(want).block_size),
+                   dtype_name(type));
+    }
+    mix[type].first += 1;
+    mix[type].second += row_bytes(type, cols) * rows;
     if (type == t.type) {
       w.add_tensor(t.name, t.type, dims, std::vector<uint8_t>(t.data, t.data + t.n_bytes));
       continue;
@@ -250,7 +263,13 @@ int quantize(const std::string& in, const std::string& out, const std::string& t
     w.add_tensor(t.name, type, dims, encode_rows(type, data.data(), cols, rows));
   }
   w.write(out);
-  if (!quiet) std::fprintf(stderr, "wrote %s (%s)\n", out.c_str(), dtype_name(want));
+  if (!quiet) {
+    std::string summary;
+    for (const auto& [type, n] : mix)
+      summary += (summary.empty() ? "" : ", ") + std::to_string(n.first) + " " + dtype_name(type) + " (" +
+                 std::to_string((n.second + (1 << 19)) >> 20) + " MiB)";
+    std::fprintf(stderr, "wrote %s (%s): matrices %s\n", out.c_str(), dtype_name(want), summary.c_str());
+  }
   return 0;
 }
 
@@ -266,7 +285,7 @@ Command add_convert(CLI::App& app) {
       "convert", "Convert a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) to GGUF");
   cmd->add_option("folder", o->dir, "Hugging Face model folder")->required();
   cmd->add_option("-o,--out", o->out, "Output GGUF file")->required();
-  cmd->add_option("--type", o->type, "Matrix type: f32 f16 bf16 q8_0 q6_k q5_k q4_k q4_0 (norms stay f32)")
+  cmd->add_option("--type", o->type, "Matrix type: f32 f16 bf16 q8_0 q6_k q5_k q4_k q3_k q2_k q4_0 (norms stay f32)")
       ->capture_default_str();
   cmd->add_option("--name", o->name, "general.name to record (default: the folder name)");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress output");
@@ -282,7 +301,8 @@ Command add_quantize(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("quantize", "Re-quantize the weight matrices of a GGUF model (norms and biases are kept)");
   cmd->add_option("input", o->in, "Input GGUF file")->required()->check(CLI::ExistingFile);
   cmd->add_option("output", o->out, "Output GGUF file")->required();
-  cmd->add_option("type", o->type, "Target type: f32 f16 bf16 q8_0 q6_k q5_k q4_k q4_0")->required();
+  cmd->add_option("type", o->type, "Target type: f32 f16 bf16 q8_0 q6_k q5_k q4_k q3_k q2_k q4_0 (matrices whose rows the type's "
+                 "blocks do not divide take llama.cpp's fallback type, and are listed)")->required();
   cmd->add_flag("-q,--quiet", o->quiet, "No progress output");
   return [o]() {
     if (o->in == o->out) throw Error("input and output are the same file");

@@ -20,7 +20,7 @@ from forward import Reference  # noqa: E402
 
 ARCHS = ["llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"]
 TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m",
-         "iq4_nl", "iq4_xs"]
+         "iq4_nl", "iq4_xs", "q2_k", "q3_k"]
 PROMPT = "The weather is good today. Москва стоит на берегу реки. 今天天气很好"
 TMP = tempfile.mkdtemp(prefix="volga-e2e-")
 
@@ -125,7 +125,8 @@ def make_int8_case(arch, ty):
 
 
 for _arch in ARCHS:
-    for _ty in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m", "iq4_nl", "iq4_xs"):
+    for _ty in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m", "iq4_nl", "iq4_xs", "q2_k",
+                "q3_k"):
         setattr(Int8Activations, "test_%s_%s" % (_arch, _ty), make_int8_case(_arch, _ty))
 
 
@@ -313,7 +314,8 @@ class IsaPaths(unittest.TestCase):
         checked = 0
         for matmul in ("float", "int8"):
             for arch in ARCHS:
-                for ty in ("f32", "f16", "bf16", "q8_0", "q4_0", "q5_1", "q4_k_m", "q6_k", "iq4_nl", "iq4_xs"):
+                for ty in ("f32", "f16", "bf16", "q8_0", "q4_0", "q5_1", "q4_k_m", "q6_k", "iq4_nl", "iq4_xs", "q2_k",
+                           "q3_k"):
                     if matmul == "int8" and ty in ("f32", "f16", "bf16"):
                         continue  # no integer products for these types
                     if matmul == "int8" and arch in ("qwen3moe", "deepseek2"):
