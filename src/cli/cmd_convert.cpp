@@ -34,6 +34,8 @@ std::optional<uint32_t> file_type_id(DType t) {
     case DType::Q4_K: return 14;  // Q4_K_S: every matrix Q4_K
     case DType::Q5_K: return 16;  // Q5_K_S
     case DType::Q6_K: return 18;
+    case DType::Q2_K: return 10;  // Q2_K
+    case DType::Q3_K: return 11;  // Q3_K_S: every matrix Q3_K
     case DType::BF16: return 32;
     default: return std::nullopt;
   }
@@ -99,7 +101,7 @@ int convert(const std::string& dir, const std::string& out, const std::string& t
   const nlohmann::json cfg = read_json_file(cfg_path);
   const HfArch arch = hf_arch(cfg, cfg_path);
   const DType want = parse_dtype(type_name);
-  if (!file_type_id(want)) throw Error("--type " + type_name + " is not a conversion target (f32 f16 bf16 q8_0 q6_k q5_k q4_k q4_0)");
+  if (!file_type_id(want)) throw Error("--type " + type_name + " is not a conversion target (f32 f16 bf16 q8_0 q6_k q5_k q4_k q3_k q2_k q4_0)");
   if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null())
     throw Error("'" + cfg_path + "': rope_scaling is not supported by the converter yet");
 
@@ -226,7 +228,7 @@ Command add_convert(CLI::App& app) {
       "convert", "Convert a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) to GGUF");
   cmd->add_option("folder", o->dir, "Hugging Face model folder")->required();
   cmd->add_option("-o,--out", o->out, "Output GGUF file")->required();
-  cmd->add_option("--type", o->type, "Matrix type: f32 f16 bf16 q8_0 q6_k q5_k q4_k q4_0 (norms stay f32)")
+  cmd->add_option("--type", o->type, "Matrix type: f32 f16 bf16 q8_0 q6_k q5_k q4_k q3_k q2_k q4_0 (norms stay f32)")
       ->capture_default_str();
   cmd->add_option("--name", o->name, "general.name to record (default: the folder name)");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress output");

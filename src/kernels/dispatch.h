@@ -32,13 +32,16 @@ struct Int8Acts {
 
 // Integer matrix products take weight types whose values are an 8-bit integer
 // times a scale (plus a minimum): q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k,
-// q6_k, iq4_nl, iq4_xs (the rows with an int8_scale_group, tensor/type_traits.h).
+// q6_k, q2_k, q3_k, iq4_nl, iq4_xs (the rows with an int8_scale_group, tensor/type_traits.h).
 // Per (row, token) every ISA computes the same thing: for each group of 32
-// elements (16 for q6_k) in ascending order, the exact integer dot product
+// elements (16 for q2_k, q3_k, q6_k) in ascending order, the exact integer dot product
 // isum of the weight's integers with the activation's, then
 //   acc = fma(float(isum), w_scale * x_scale, acc)
 //   acc = fma(w_min, x_sum_scaled, acc)         (types with a minimum)
-// so results are bit-identical across ISAs and token counts.
+// so results are bit-identical across ISAs and token counts. q2_k has a
+// minimum per 16 elements: after both groups' scale terms come
+//   acc = fma(w_min_g, x_sum16_g, acc)          (g = 0, 1)
+// with x_sum16 = d * float(sum of the 16 q) (int8_group16_sums, kernels/ref/int8_ref.h).
 bool int8_matmul_supported(DType type);
 // Whether matmul uses the integer products for supported types: yes unless
 // VOLGA_MATMUL=float (dequantize to float, activations stay float: slower,

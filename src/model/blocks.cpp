@@ -91,8 +91,24 @@ MoeWeights bind_moe(const Binder& b, const std::string& p, const ModelSpec& s) {
   MoeWeights w;
   w.router = b.matrix(p + "ffn_gate_inp.weight", E, X);
   w.probs_bias = b.vector(p + "exp_probs_b.bias", X, false);
-  w.gate = b.matrices(p + "ffn_gate_exps.weight", E, F, X);
-  w.up = b.matrices(p + "ffn_up_exps.weight", E, F, X);
+  const std::string fused = p + "ffn_gate_up_exps.weight";
+  if (b.find(fused)) {
+    // Newer converters stack each expert's gate and up rows in one tensor
+    // [n_embd, 2 n_ff, n_expert]: rows [0, n_ff) gate, [n_ff, 2 n_ff) up.
+    if (b.find(p + "ffn_gate_exps.weight") || b.find(p + "ffn_up_exps.weight"))
+      throw Error("tensor '" + fused + "' and separate ffn_gate_exps/ffn_up_exps tensors: the file has both forms");
+    w.gate = b.matrices(fused, E, 2 * F, X);
+    w.up = w.gate;
+    for (int64_t e = 0; e < X; ++e) {
+      WeightMatrix& g = w.gate[static_cast<size_t>(e)];
+      WeightMatrix& u = w.up[static_cast<size_t>(e)];
+      g.rows = u.rows = F;
+      u.data = g.data + F * g.row_stride;
+    }
+  } else {
+    w.gate = b.matrices(p + "ffn_gate_exps.weight", E, F, X);
+    w.up = b.matrices(p + "ffn_up_exps.weight", E, F, X);
+  }
   w.down = b.matrices(p + "ffn_down_exps.weight", F, E, X);
   if (s.n_expert_shared > 0) w.shared = bind_ffn(b, p, "_shexp", E, F * s.n_expert_shared);
   return w;

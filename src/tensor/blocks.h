@@ -39,6 +39,34 @@ struct BlockQ5_1 {
   uint8_t qs[kQK / 2];
 };
 
+// q2_k: 16 sub-blocks of 16 elements, x = d * sc * q - dmin * m with q in
+// [0, 3] and a 4-bit scale sc and minimum m per sub-block.
+struct BlockQ2_K {
+  uint8_t scales[kQKK / 16];  // sub-block i: sc in the low nibble, m in the high nibble
+  // Element 128 h + 32 j + l (half h, l < 32) in bits 2j, 2j+1 of qs[32 h + l].
+  uint8_t qs[kQKK / 4];
+  uint16_t d;     // fp16 super-block scale of the sub-block scales
+  uint16_t dmin;  // fp16 super-block scale of the sub-block minima
+};
+
+// q3_k: 16 sub-blocks of 16 elements, x = d * (sc - 32) * (n - 4) with n in
+// [0, 7] and a 6-bit scale sc per sub-block.
+struct BlockQ3_K {
+  uint8_t hmask[kQKK / 8];  // bit 2 of n: element 32 k + l in bit k of hmask[l]
+  uint8_t qs[kQKK / 4];     // bits 0-1 of n, placed as q2_k's qs
+  uint8_t scales[12];       // 16 6-bit scales, packed (q3k_scale)
+  uint16_t d;               // fp16 super-block scale
+};
+
+// Sub-block i's 6-bit scale (0-63) of a q3_k super-block: the low 4 bits are
+// nibble i / 8 of scales[i % 8], the high 2 bits are bits 2 (i / 4), 2 (i / 4) + 1
+// of scales[8 + i % 4].
+inline int q3k_scale(const uint8_t* scales, int i) {
+  const int low = (scales[i % 8] >> (4 * (i / 8))) & 0xF;
+  const int high = (scales[8 + i % 4] >> (2 * (i / 4))) & 3;
+  return low | (high << 4);
+}
+
 struct BlockQ4_K {
   uint16_t d;     // fp16 super-block scale of the 6-bit sub-block scales
   uint16_t dmin;  // fp16 super-block scale of the 6-bit sub-block mins

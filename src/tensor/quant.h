@@ -22,6 +22,8 @@ void dequantize_q4_0_ref(const void* src, float* dst, int64_t n);
 void dequantize_q4_1_ref(const void* src, float* dst, int64_t n);
 void dequantize_q5_0_ref(const void* src, float* dst, int64_t n);
 void dequantize_q5_1_ref(const void* src, float* dst, int64_t n);
+void dequantize_q2_k_ref(const void* src, float* dst, int64_t n);  // quant_k_low.cpp
+void dequantize_q3_k_ref(const void* src, float* dst, int64_t n);
 void dequantize_q4_k_ref(const void* src, float* dst, int64_t n);
 void dequantize_q5_k_ref(const void* src, float* dst, int64_t n);
 void dequantize_q6_k_ref(const void* src, float* dst, int64_t n);
@@ -43,6 +45,8 @@ void quantize_q4_0_ref(const float* src, void* dst, int64_t n);
 void quantize_q4_1_ref(const float* src, void* dst, int64_t n);
 void quantize_q5_0_ref(const float* src, void* dst, int64_t n);
 void quantize_q5_1_ref(const float* src, void* dst, int64_t n);
+void quantize_q2_k_ref(const float* src, void* dst, int64_t n);  // quant_k_low.cpp
+void quantize_q3_k_ref(const float* src, void* dst, int64_t n);
 void quantize_q4_k_ref(const float* src, void* dst, int64_t n);
 void quantize_q5_k_ref(const float* src, void* dst, int64_t n);
 void quantize_q6_k_ref(const float* src, void* dst, int64_t n);

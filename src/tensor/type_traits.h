@@ -81,6 +81,20 @@ struct TypeRow<DType::Q5_1> : RowBase<BlockQ5_1, dequantize_q5_1_ref, quantize_q
 };
 
 // k-quants: super-blocks of 256 in sub-blocks with packed scales.
+// Low-bit k-quants (quant_k_low.cpp): 16-element sub-blocks, so two scales
+// (and for q2_k two minima) per 32-element chunk of the integer products.
+template <>
+struct TypeRow<DType::Q2_K> : RowBase<BlockQ2_K, dequantize_q2_k_ref, quantize_q2_k_ref> {
+  static constexpr DTypeTraits facts{.type = DType::Q2_K, .name = "q2_k", .block_size = kQKK, .block_bytes = 84,
+                                     .super_block = true, .has_min = true, .int8_scale_group = 16,
+                                     .fallback = DType::IQ4_NL};
+};
+template <>
+struct TypeRow<DType::Q3_K> : RowBase<BlockQ3_K, dequantize_q3_k_ref, quantize_q3_k_ref> {
+  static constexpr DTypeTraits facts{.type = DType::Q3_K, .name = "q3_k", .block_size = kQKK, .block_bytes = 110,
+                                     .super_block = true, .offset = 4, .int8_scale_group = 16,
+                                     .fallback = DType::IQ4_NL};
+};
 template <>
 struct TypeRow<DType::Q4_K> : RowBase<BlockQ4_K, dequantize_q4_k_ref, quantize_q4_k_ref> {
   static constexpr DTypeTraits facts{.type = DType::Q4_K, .name = "q4_k", .block_size = kQKK, .block_bytes = 144,

@@ -20,7 +20,7 @@ from forward import Reference  # noqa: E402
 
 ARCHS = ["llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"]
 TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m",
-         "iq4_nl", "iq4_xs", "iq3_s", "iq3_xxs", "iq2_s", "iq2_xs", "iq2_xxs", "iq1_m", "iq1_s"]
+         "iq4_nl", "iq4_xs", "iq3_s", "iq3_xxs", "iq2_s", "iq2_xs", "iq2_xxs", "iq1_m", "iq1_s", "q2_k", "q3_k"]
 LATTICE = ("iq3_s", "iq3_xxs", "iq2_s", "iq2_xs", "iq2_xxs", "iq1_m", "iq1_s")
 PROMPT = "The weather is good today. Москва стоит на берегу реки. 今天天气很好"
 TMP = tempfile.mkdtemp(prefix="volga-e2e-")
@@ -126,7 +126,7 @@ def make_int8_case(arch, ty):
 
 
 for _arch in ARCHS:
-    for _ty in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m", "iq4_nl", "iq4_xs") + LATTICE:
+    for _ty in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m", "iq4_nl", "iq4_xs", "q2_k", "q3_k") + LATTICE:
         setattr(Int8Activations, "test_%s_%s" % (_arch, _ty), make_int8_case(_arch, _ty))
 
 
@@ -179,6 +179,37 @@ class LlamaCppQuantMix(unittest.TestCase):
         for t in ("q5_0 x", "q8_0 x"):
             self.assertIn(t, info)
         ReferenceAgreement.check_model(self, path, n_greedy=8)
+
+
+    def test_quantize_q2_k_names_its_fallbacks(self):
+        # Rows of 896 cannot hold q2_k's 256-element super-blocks: llama.cpp
+        # stores such matrices as iq4_nl, and `volga quantize` says so per
+        # matrix (even with -q) and closes with the type mix.
+        src = synth("qwen2-896-f32", "--arch", "qwen2", "--type", "f32", "--n-embd", "896", "--n-head", "14",
+                    "--n-head-kv", "2", "--head-dim", "64", "--n-ff", "1024", "--n-layer", "2")
+        out = os.path.join(TMP, "qwen2-896-q2_k.gguf")
+        p = run(VOLGA, "quantize", src, out, "q2_k")
+        self.assertIn("token_embd.weight: rows of 896 elements are not a multiple of q2_k's 256-element blocks, "
+                      "stored as iq4_nl", p.stderr)
+        self.assertNotIn("ffn_down.weight: rows", p.stderr)  # rows of 1024 take q2_k
+        self.assertRegex(p.stderr, r"matrices 2 q2_k \(\d+ MiB\), \d+ iq4_nl")
+        quiet = run(VOLGA, "quantize", "-q", src, out, "q2_k")
+        self.assertIn("stored as iq4_nl", quiet.stderr)
+        info = run(VOLGA, "info", out).stdout
+        for t in ("q2_k x", "iq4_nl x"):
+            self.assertIn(t, info)
+        ReferenceAgreement.check_model(self, out, n_greedy=8)
+
+
+class MoeFileForms(unittest.TestCase):
+    """Expert tensors as newer converters write them: gate and up stacked in one
+    ffn_gate_up_exps per layer. The reference splits the stacked tensor itself."""
+
+    def test_fused_gate_up_experts(self):
+        for arch in ("qwen3moe", "deepseek2"):
+            path = synth("%s-fused-gate-up" % arch, "--arch", arch, "--type", "q8_0", "--fused-gate-up")
+            rel = ReferenceAgreement.check_model(self, path, n_greedy=8)
+            print("%s fused gate_up: max relative logit error %.2e" % (arch, rel), file=sys.stderr)
 
 
 class RealTokenizers(unittest.TestCase):
@@ -314,7 +345,7 @@ class IsaPaths(unittest.TestCase):
         checked = 0
         for matmul in ("float", "int8"):
             for arch in ARCHS:
-                for ty in ("f32", "f16", "bf16", "q8_0", "q4_0", "q5_1", "q4_k_m", "q6_k", "iq4_nl", "iq4_xs") + LATTICE:
+                for ty in ("f32", "f16", "bf16", "q8_0", "q4_0", "q5_1", "q4_k_m", "q6_k", "iq4_nl", "iq4_xs", "q2_k", "q3_k") + LATTICE:
                     if matmul == "int8" and ty in ("f32", "f16", "bf16"):
                         continue  # no integer products for these types
                     if matmul == "int8" and arch in ("qwen3moe", "deepseek2"):

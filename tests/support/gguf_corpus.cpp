@@ -112,7 +112,9 @@ std::vector<CorpusCase> malformed_corpus() {
   c.push_back({"zero_dim", one({4, 0}, 0, 0, 32), "invalid dimension 0"});
   c.push_back({"overflowing_dims", one({uint64_t{1} << 40, uint64_t{1} << 40}, 0, 0, 32), "invalid dimension"});
   c.push_back({"unknown_tensor_type", one({4}, 200, 0, 32), "type 200"});
-  c.push_back({"unsupported_tensor_type", one({256}, 10, 0, 256), "q2_k"});
+  c.push_back({"unsupported_tensor_type", one({256}, 15, 0, 512), "q8_k"});
+  c.push_back({"q3_k_row_not_block_multiple", one({100}, 11, 0, 256), "not a multiple of the q3_k block size"});
+  c.push_back({"q2_k_truncated", one({512}, 10, 0, 84), "extends past the end"});  // 2 blocks, 1 present
   c.push_back({"row_not_block_multiple", one({100}, 12, 0, 256), "not a multiple of the q4_k block size"});
   // The lattice i-quants: a partial super-block, and data cut inside the second row's block.
   for (auto [id, name, bytes] : {std::tuple{16u, "iq2_xxs", 66u}, {17u, "iq2_xs", 74u}, {22u, "iq2_s", 82u},

@@ -23,7 +23,7 @@ namespace {
 const DType kInt8Types[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
                             DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS,
                             DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S, DType::IQ3_XXS, DType::IQ3_S,
-                            DType::IQ1_S, DType::IQ1_M};
+                            DType::IQ1_S, DType::IQ1_M, DType::Q2_K, DType::Q3_K};
 
 std::vector<int64_t> widths(DType t) {
   const int64_t bs = traits(t).block_size;
@@ -101,7 +101,8 @@ TEST(Int8Kernels, WeightIntegersReproduceDequantization) {
       for (int64_t c = 0; c < cols / 32; ++c) {
         int8_chunk_ref(t, m.w.data, c, &ch);
         for (int i = 0; i < 32; ++i) {
-          const float v = ch.scale[i / ch.group] * static_cast<float>(ch.q[i]) + ch.min;
+          const float mn = ch.group == 16 && i >= 16 ? ch.min_hi : ch.min;  // q2_k: a minimum per 16
+          const float v = ch.scale[i / ch.group] * static_cast<float>(ch.q[i]) + mn;
           ASSERT_EQ(v, want[static_cast<size_t>(32 * c + i)]) << dtype_name(t) << " chunk " << c << " i " << i;
         }
       }

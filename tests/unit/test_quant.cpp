@@ -220,7 +220,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, QuantRoundTrip,
 TEST(Quantize, AllZeroBlocksStayZero) {
   for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K,
                  DType::IQ4_NL, DType::IQ4_XS, DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S, DType::IQ3_XXS, DType::IQ3_S,
-                 DType::IQ1_S, DType::IQ1_M}) {
+                 DType::IQ1_S, DType::IQ1_M, DType::Q2_K, DType::Q3_K}) {
     std::vector<float> x(256, 0.0f), y(256, 1.0f);
     std::vector<uint8_t> q(static_cast<size_t>(row_bytes(t, 256)));
     quantize_row(t, x.data(), q.data(), 256);

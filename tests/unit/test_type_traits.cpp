@@ -36,6 +36,8 @@ const std::vector<FormatFacts>& format_facts() {
       {6, "q5_0", 32, 2 + 32 / 8 + 32 / 2, false, 16, 32},            // d, qh, qs
       {7, "q5_1", 32, 2 + 2 + 32 / 8 + 32 / 2, true, 0, 32},          // d, m, qh, qs
       {8, "q8_0", 32, 2 + 32, false, 0, 32},                          // d, qs
+      {10, "q2_k", 256, 256 / 16 + 256 / 4 + 2 + 2, true, 0, 16},   // scales, qs, d, dmin
+      {11, "q3_k", 256, 256 / 8 + 256 / 4 + 12 + 2, false, 4, 16},  // hmask, qs, scales, d
       {12, "q4_k", 256, 2 + 2 + 12 + 256 / 2, true, 0, 32},           // d, dmin, scales, qs
       {13, "q5_k", 256, 2 + 2 + 12 + 256 / 8 + 256 / 2, true, 0, 32}, // d, dmin, scales, qh, qs
       {14, "q6_k", 256, 256 / 2 + 256 / 4 + 256 / 16 + 2, false, 32, 16},  // ql, qh, scales, d
@@ -144,8 +146,8 @@ TEST(TypeTraits, VisitorFiltersAndRefusesUnknownIds) {
     EXPECT_EQ(visited, format_facts_of(t)->scale_group > 0) << dtype_name(t);
     EXPECT_EQ(calls, visited ? 1 : 0) << dtype_name(t);
   }
-  // ids ggml has but Volga does not implement: q8_1, q2_k, i8, and one past ggml's range.
-  for (uint32_t id : {9u, 10u, 24u, 63u}) {
+  // ids ggml has but Volga does not implement: q8_1, q8_k, i8, and one past ggml's range.
+  for (uint32_t id : {9u, 15u, 24u, 63u}) {
     int calls = 0;
     EXPECT_FALSE(visit_dtype(static_cast<DType>(id), [&]<DType>() { ++calls; })) << id;
     EXPECT_EQ(calls, 0);
@@ -162,6 +164,9 @@ TEST(TypeTraits, TypeForRowsFollowsLlamaCppFallbacks) {
   EXPECT_EQ(type_for_rows(DType::Q5_K, 96), DType::Q5_1);
   EXPECT_EQ(type_for_rows(DType::Q6_K, 96), DType::Q8_0);
   EXPECT_EQ(type_for_rows(DType::Q4_K, 100), DType::F16);
+  EXPECT_EQ(type_for_rows(DType::Q2_K, 96), DType::IQ4_NL);  // as iq4_xs and the iq types
+  EXPECT_EQ(type_for_rows(DType::Q3_K, 96), DType::IQ4_NL);
+  EXPECT_EQ(type_for_rows(DType::Q3_K, 100), DType::F16);
   EXPECT_EQ(type_for_rows(DType::Q8_0, 100), DType::F16);
   EXPECT_EQ(type_for_rows(DType::Q4_0, 64), DType::Q4_0);
   EXPECT_EQ(type_for_rows(DType::F32, 7), DType::F32);

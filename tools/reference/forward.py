@@ -46,6 +46,13 @@ class Reference:
         self.n_expert_used = m.get(a + ".expert_used_count", 0)
         self.m, self.a = m, a
         self.W = {name: g.array(name) for name in g.tensors}
+        # Newer converters stack each expert's gate and up rows in one tensor,
+        # ffn_gate_up_exps [n_expert][2 n_ff][n_embd]: gate rows first.
+        for name in [n for n in self.W if n.endswith("ffn_gate_up_exps.weight")]:
+            both = self.W.pop(name)
+            half = both.shape[1] // 2
+            self.W[name.replace("gate_up_exps", "gate_exps")] = both[:, :half]
+            self.W[name.replace("gate_up_exps", "up_exps")] = both[:, half:]
         self.emb = self.W["token_embd.weight"]  # [vocab, n_embd]
         self.out = self.W.get("output.weight", self.emb)
         inv = self.base ** (-np.arange(0, self.n_rot, 2, dtype=np.float64) / self.n_rot)

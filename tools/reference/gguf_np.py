@@ -7,7 +7,7 @@ import numpy as np
 
 # ggml type id -> (name, block size, block bytes)
 TYPES = {0: ("f32", 1, 4), 1: ("f16", 1, 2), 2: ("q4_0", 32, 18), 3: ("q4_1", 32, 20), 6: ("q5_0", 32, 22),
-         7: ("q5_1", 32, 24), 8: ("q8_0", 32, 34),
+         7: ("q5_1", 32, 24), 8: ("q8_0", 32, 34), 10: ("q2_k", 256, 84), 11: ("q3_k", 256, 110),
          12: ("q4_k", 256, 144), 13: ("q5_k", 256, 176), 14: ("q6_k", 256, 210),
          20: ("iq4_nl", 32, 18), 23: ("iq4_xs", 256, 136), 30: ("bf16", 1, 2),
          16: ("iq2_xxs", 256, 66), 17: ("iq2_xs", 256, 74), 22: ("iq2_s", 256, 82), 18: ("iq3_xxs", 256, 98),
@@ -288,6 +288,40 @@ def dequantize(tname, raw, n):
                 s = np.repeat(sc[:, 8 * half + 2 * k:8 * half + 2 * k + 2], 16, axis=1)
                 out[:, 128 * half + 32 * k:128 * half + 32 * k + 32] = d * s * (q - 32)
         return out.reshape(-1)
+    if tname in ("q2_k", "q3_k"):
+        # 2-bit fields shared by both: byte 32 * h + l of qs (h = 0, 1; l < 32)
+        # holds elements 128 h + 32 j + l in its bit pairs j = 0..3.
+        if tname == "q2_k":  # scales[16], qs[64], d, dmin
+            b = raw.reshape(-1, 84)
+            qs = b[:, 16:80]
+        else:  # hmask[32], qs[64], scales[12], d
+            b = raw.reshape(-1, 110)
+            qs = b[:, 32:96]
+        nb = b.shape[0]
+        low = np.empty((nb, 256), np.int32)
+        for h in range(2):
+            for j in range(4):
+                low[:, 128 * h + 32 * j:128 * h + 32 * j + 32] = (qs[:, 32 * h:32 * h + 32].astype(np.int32) >> (2 * j)) & 3
+        if tname == "q2_k":
+            d = _f16(b[:, 80:82]).reshape(-1, 1)
+            dmin = _f16(b[:, 82:84]).reshape(-1, 1)
+            sc = b[:, 0:16].astype(np.int32)
+            scale = np.repeat(d * (sc & 0xF).astype(np.float32), 16, axis=1)
+            mins = np.repeat(dmin * (sc >> 4).astype(np.float32), 16, axis=1)
+            return (scale * low - mins).reshape(-1)
+        d = _f16(b[:, 108:110]).reshape(-1, 1)
+        # Bit 2 of element e: bit e // 32 of hmask[e % 32]; the integer is (low | bit2 << 2) - 4.
+        hm = b[:, 0:32].astype(np.int32)
+        e = np.arange(256)
+        high = (hm[:, e % 32] >> (e // 32)) & 1
+        q = low + 4 * high - 4
+        # 16 six-bit scales: the low 4 bits of scale i are nibble i // 8 of
+        # scales[i % 8], the high 2 bits are bits 2 (i // 4) .. of scales[8 + i % 4].
+        p = b[:, 96:108].astype(np.int32)
+        i = np.arange(16)
+        sc = ((p[:, i % 8] >> (4 * (i // 8))) & 0xF) | (((p[:, 8 + i % 4] >> (2 * (i // 4))) & 3) << 4)
+        scale = np.repeat(d * (sc - 32).astype(np.float32), 16, axis=1)
+        return (scale * q).reshape(-1)
     if tname in ("iq4_nl", "iq4_xs"):
         # Groups of 32: 16 bytes of indices, element j in the low nibble of byte j, j + 16 in the high.
         if tname == "iq4_nl":

@@ -11,8 +11,8 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", o.output, "Output .gguf path")->required();
   app.add_option("--arch", o.arch, "Architecture: llama, qwen2, qwen3, qwen3moe, deepseek2")->default_val("qwen3");
   app.add_option("--shape", o.shape, volga::synth::shape_presets_help())->default_val("tiny");
-  app.add_option("--type", o.type, "Weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m iq4_nl iq4_xs "
-                 "iq3_s iq3_xxs iq2_s iq2_xs iq2_xxs iq1_m iq1_s")->default_val("f32");
+  app.add_option("--type", o.type, "Weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k q4_k_m "
+                 "iq4_nl iq4_xs iq3_s iq3_xxs iq2_s iq2_xs iq2_xxs iq1_m iq1_s")->default_val("f32");
   app.add_option("--tokenizer-json", o.tokenizer_json, "Take the vocabulary from this Hugging Face tokenizer.json (tokenizer_config.json beside it is read too)");
   app.add_flag("--vocab-only", o.vocab_only, "Write only the vocabulary of --tokenizer-json (BPE, WordPiece or Unigram), as llama.cpp's converter would, no weights");
   app.add_option("--vocab-size", o.vocab_size, "Size of the built-in byte-level vocabulary (default 512)");
@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   app.add_option("--gating", o.gating, "deepseek2: router gating, softmax or sigmoid (sigmoid adds exp_probs_b)");
   app.add_option("--expert-scale", o.expert_scale, "deepseek2: expert_weights_scale");
   app.add_option("--expert-norm", o.expert_norm, "deepseek2: expert_weights_norm (1 or 0)");
+  app.add_flag("--fused-gate-up", o.fused_gate_up,
+               "MoE: write each layer's expert gate and up matrices stacked in one ffn_gate_up_exps, as newer converters do");
   app.add_flag("--legacy-kv-b", o.legacy_kv_b, "deepseek2: write one attn_kv_b per layer, as older converters did");
   app.add_option("--yarn", o.yarn_factor, "YaRN rope scaling factor (> 1); original context = ctx / factor");
   app.add_option("--yarn-mscale-all-dim", o.yarn_mscale_all_dim, "deepseek2 YaRN: mscale_all_dim (default 1)");

@@ -275,7 +275,20 @@ std::vector<float> llama3_freq_factors(int64_t n_rot, float base) {
 bool use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
 // One deepseek2 layer: MLA attention, then a dense (leading) or MoE feed-forward.
-void write_mla_layer(WeightMaker& m, const std::string& p, const Shape& s, DType base, DType more, bool mla) {
+// A layer's expert gate and up matrices [cols, rows, n]: two tensors, or
+// stacked per expert in one ffn_gate_up_exps [cols, 2 rows, n] (gate rows first).
+void expert_gate_up(WeightMaker& m, const std::string& p, DType type, int64_t cols, int64_t rows, float stddev,
+                    int64_t n, bool fused) {
+  if (fused) {
+    m.matrix(p + "ffn_gate_up_exps.weight", type, cols, 2 * rows, stddev, n);
+    return;
+  }
+  m.matrix(p + "ffn_gate_exps.weight", type, cols, rows, stddev, n);
+  m.matrix(p + "ffn_up_exps.weight", type, cols, rows, stddev, n);
+}
+
+void write_mla_layer(WeightMaker& m, const std::string& p, const Shape& s, DType base, DType more, bool mla,
+                     bool fused_gate_up) {
   const int64_t E = s.n_embd, H = s.n_head, nope = s.head_dim, R = s.rope_dim, C = s.kv_lora, Vd = s.v_dim;
   const float in_std = 1.0f / std::sqrt(static_cast<float>(E));
   auto std_of = [](int64_t n) { return 1.0f / std::sqrt(static_cast<float>(n)); };
@@ -307,8 +320,7 @@ void write_mla_layer(WeightMaker& m, const std::string& p, const Shape& s, DType
   const int64_t F = s.n_ff_expert;
   m.matrix(p + "ffn_gate_inp.weight", DType::F32, E, s.n_expert, in_std * 4);
   if (s.sigmoid) m.vector(p + "exp_probs_b.bias", s.n_expert, 0.0f, 0.3f);
-  m.matrix(p + "ffn_gate_exps.weight", base, E, F, in_std, s.n_expert);
-  m.matrix(p + "ffn_up_exps.weight", base, E, F, in_std, s.n_expert);
+  expert_gate_up(m, p, base, E, F, in_std, s.n_expert, fused_gate_up);
   m.matrix(p + "ffn_down_exps.weight", more, F, E, std_of(F), s.n_expert);
   if (s.n_shared > 0) {
     m.matrix(p + "ffn_gate_shexp.weight", base, E, F * s.n_shared, in_std);
@@ -455,7 +467,7 @@ void write_synthetic_model(const SynthOptions& o) {
     const DType more = mix && use_more_bits(i, s.n_layer) ? DType::Q6_K : base;
     m.vector(p + "attn_norm.weight", E, 1.0f, 0.1f);
     if (ds2) {
-      write_mla_layer(m, p, s, base, more, mla);
+      write_mla_layer(m, p, s, base, more, mla, o.fused_gate_up);
       continue;
     }
     m.matrix(p + "attn_q.weight", base, E, qd, in_std);
@@ -475,8 +487,7 @@ void write_synthetic_model(const SynthOptions& o) {
     if (moe) {
       // The router stays F32, as llama.cpp's quantizer keeps it.
       m.matrix(p + "ffn_gate_inp.weight", DType::F32, E, s.n_expert, in_std * 4);
-      m.matrix(p + "ffn_gate_exps.weight", base, E, s.n_ff_expert, in_std, s.n_expert);
-      m.matrix(p + "ffn_up_exps.weight", base, E, s.n_ff_expert, in_std, s.n_expert);
+      expert_gate_up(m, p, base, E, s.n_ff_expert, in_std, s.n_expert, o.fused_gate_up);
       m.matrix(p + "ffn_down_exps.weight", more, s.n_ff_expert, E,
                1.0f / std::sqrt(static_cast<float>(s.n_ff_expert)), s.n_expert);
       continue;

@@ -24,6 +24,7 @@ struct SynthOptions {
   double expert_scale = -1;       // expert_weights_scale
   int expert_norm = -1;           // expert_weights_norm
   bool legacy_kv_b = false;       // write attn_kv_b (older converters) instead of attn_k_b/attn_v_b
+  bool fused_gate_up = false;     // MoE: one ffn_gate_up_exps [n_embd, 2 n_ff_exp, n_expert] per layer
   double yarn_factor = 0;         // > 1: YaRN rope scaling (deepseek2, qwen2, qwen3, llama)
   double yarn_mscale_all_dim = 1; // deepseek2: rope.scaling.yarn_log_multiplier = 0.1 x this
   int tied = -1;                  // -1: preset default

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "tensor/blocks.h"
 #include "tensor/half.h"
@@ -117,9 +118,38 @@ void iq4xs_chunk(const uint8_t* row, int64_t c, Int8Chunk* out) {
   out->scale[0] = fp16_to_fp32(b.d) * static_cast<float>(iq4xs_scale(b, j) - 32);
 }
 
+// Chunk c of q2_k / q3_k: eighth k = c % 8 of the super-block takes bits
+// 2 (k % 4), 2 (k % 4) + 1 of qs[32 (k / 4) ..], and for q3_k bit k of
+// hmask[0 .. 32) as the integer's bit 2; two 16-element sub-blocks 2k, 2k + 1.
+void q2k_chunk(const uint8_t* row, int64_t c, Int8Chunk* out) {
+  const auto& b = reinterpret_cast<const BlockQ2_K*>(row)[c / 8];
+  const int k = static_cast<int>(c % 8);
+  const uint8_t* qs = b.qs + 32 * (k / 4);
+  for (int i = 0; i < 32; ++i) out->q[i] = static_cast<int8_t>((qs[i] >> (2 * (k % 4))) & 3);
+  const float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
+  out->scale[0] = d * static_cast<float>(b.scales[2 * k] & 0xF);
+  out->scale[1] = d * static_cast<float>(b.scales[2 * k + 1] & 0xF);
+  out->min = -(dmin * static_cast<float>(b.scales[2 * k] >> 4));
+  out->min_hi = -(dmin * static_cast<float>(b.scales[2 * k + 1] >> 4));
+}
+void q3k_chunk(const uint8_t* row, int64_t c, Int8Chunk* out) {
+  const auto& b = reinterpret_cast<const BlockQ3_K*>(row)[c / 8];
+  const int k = static_cast<int>(c % 8);
+  const uint8_t* qs = b.qs + 32 * (k / 4);
+  for (int i = 0; i < 32; ++i) {
+    const int n = ((qs[i] >> (2 * (k % 4))) & 3) | (((b.hmask[i] >> k) & 1) << 2);
+    out->q[i] = static_cast<int8_t>(n - kFacts<DType::Q3_K>.offset);
+  }
+  const float d = fp16_to_fp32(b.d);
+  out->scale[0] = d * static_cast<float>(q3k_scale(b.scales, 2 * k) - 32);
+  out->scale[1] = d * static_cast<float>(q3k_scale(b.scales, 2 * k + 1) - 32);
+}
+
 template <DType T>
 void chunk_of(const uint8_t* row, int64_t c, Int8Chunk* out) {
   if constexpr (T == DType::Q6_K) q6k_chunk(row, c, out);
+  else if constexpr (T == DType::Q2_K) q2k_chunk(row, c, out);
+  else if constexpr (T == DType::Q3_K) q3k_chunk(row, c, out);
   else if constexpr (T == DType::IQ4_XS) iq4xs_chunk(row, c, out);
   else if constexpr (kFacts<T>.lattice) iq_sub_block(reinterpret_cast<const BlockOf<T>*>(row)[c / 8], static_cast<int>(c % 8), out->q, out->scale);
   else if constexpr (kFacts<T>.super_block) k45_chunk<T>(row, c, out);
@@ -130,6 +160,7 @@ void chunk_of(const uint8_t* row, int64_t c, Int8Chunk* out) {
 
 void int8_chunk_ref(DType type, const uint8_t* row, int64_t c, Int8Chunk* out) {
   out->min = 0;
+  out->min_hi = 0;
   out->scale[1] = 0;
   const bool known = visit_dtype<int8_type>(type, [&]<DType T>() {
     out->group = kFacts<T>.int8_scale_group;
@@ -164,8 +195,25 @@ void quantize_acts_ref(const float* x, int64_t cols, int8_t* q, uint8_t* qu, flo
   }
 }
 
+void int8_group16_sums(const Int8Acts& x, float* out) {
+  const int64_t groups = x.cols / 16;
+  for (int64_t t = 0; t < x.n_tokens; ++t)
+    for (int64_t g = 0; g < groups; ++g) {
+      const int8_t* q = x.q + t * x.cols + 16 * g;
+      int32_t sum = 0;
+      for (int i = 0; i < 16; ++i) sum += q[i];
+      out[t * groups + g] = x.d[t * (x.cols / 32) + g / 2] * static_cast<float>(sum);
+    }
+}
+
 void matmul_rows_int8_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy) {
   const int64_t K = w.cols, nc = K / 32;
+  // q2_k's minima are per 16 elements: they need the activations' 16-element sums.
+  std::vector<float> s16;
+  if (const DTypeTraits& f = traits(w.type); f.has_min && f.int8_scale_group == 16) {
+    s16.resize(static_cast<size_t>(x.n_tokens * (K / 16)));
+    int8_group16_sums(x, s16.data());
+  }
   Int8Chunk ch;
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t t = 0; t < x.n_tokens; ++t) {
@@ -179,7 +227,11 @@ void matmul_rows_int8_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const I
           for (int i = g * ch.group; i < (g + 1) * ch.group; ++i) isum += ch.q[i] * xq[32 * c + i];
           acc = std::fma(static_cast<float>(isum), ch.scale[g] * dx, acc);
         }
-        if (ch.has_min) acc = std::fma(ch.min, x.s[t * nc + c], acc);
+        if (ch.has_min && ch.group == 32) acc = std::fma(ch.min, x.s[t * nc + c], acc);
+        if (ch.has_min && ch.group == 16) {
+          acc = std::fma(ch.min, s16[static_cast<size_t>(t * 2 * nc + 2 * c)], acc);
+          acc = std::fma(ch.min_hi, s16[static_cast<size_t>(t * 2 * nc + 2 * c + 1)], acc);
+        }
       }
       y[t * ldy + r] = acc;
     }

@@ -67,7 +67,7 @@ struct Panel {
   __m256i* q;     // [chunks][8] weight integers
   __m256i* qa;    // [chunks][8] their absolute values
   float* scale;   // [groups][8]
-  float* min;     // [chunks][8]
+  float* min;     // [groups][8] (one per chunk but for q2_k)
 };
 
 Panel panel_for(int64_t chunks, int groups_per_chunk) {
@@ -76,7 +76,7 @@ Panel panel_for(int64_t chunks, int groups_per_chunk) {
   };
   thread_local std::vector<Line> buf;
   const int64_t groups = chunks * groups_per_chunk;
-  const size_t vecs = static_cast<size_t>(chunks * 16 + groups + chunks);
+  const size_t vecs = static_cast<size_t>(chunks * 16 + 2 * groups);
   if (buf.size() < vecs) buf.resize(vecs);
   Panel p;
   p.q = reinterpret_cast<__m256i*>(buf.data());
@@ -117,14 +117,15 @@ void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t c
       const uint8_t* row = w.row(r0 + i);
       for (int64_t c = 0; c < chunks; c += U) {
         float* s0 = p.scale + (32 / G) * 8 * c + i;
-        unpack_unit<T>(row, (c0 + c) / U, stage + c * kPanelRows + i, kPanelRows, s0, s0 + 8, p.min + 8 * c + i,
-                       (32 / G) * 8);
+        float* m0 = p.min + (32 / G) * 8 * c + i;
+        unpack_unit<T>(row, (c0 + c) / U, stage + c * kPanelRows + i, kPanelRows, s0, s0 + 8, m0, (32 / G) * 8, m0 + 8);
       }
     } else {
       for (int64_t c = 0; c < chunks; ++c) {
         _mm256_store_si256(stage + c * kPanelRows + i, _mm256_setzero_si256());
         for (int g = 0; g < 32 / G; ++g) p.scale[8 * (c * (32 / G) + g) + i] = 0;
-        if constexpr (kFacts<T>.has_min) p.min[8 * c + i] = 0;
+        if constexpr (kFacts<T>.has_min)
+          for (int g = 0; g < 32 / G; ++g) p.min[8 * (c * (32 / G) + g) + i] = 0;
       }
     }
   }
@@ -144,7 +145,10 @@ void panel_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x,
   const int8_t* xq = x.q + t0 * K;
   const int64_t xc = K / 32;  // chunks per activation row
   const float* xd = x.d + t0 * xc + c0;
-  const float* xs = x.s + t0 * xc + c0;
+  // Activation sums per scale group for the types with a minimum: per chunk
+  // (Int8Acts::s), per 16 elements for q2_k (the driver's int8_group16_sums).
+  const int64_t xg = K / G;
+  const float* xs = x.s + t0 * xg + c0 * (32 / G);
   const __m256i ones = _mm256_set1_epi16(1);
   // Later blocks of K continue the sums stored by the earlier ones.
   __m256 acc[NT];
@@ -175,8 +179,11 @@ void panel_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x,
         acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[t]), _mm256_mul_ps(sw, _mm256_set1_ps(xd[t * xc + c])), acc[t]);
     }
     if constexpr (MIN) {
-      const __m256 mn = _mm256_load_ps(p.min + 8 * c);
-      for (int t = 0; t < NT; ++t) acc[t] = _mm256_fmadd_ps(mn, _mm256_set1_ps(xs[t * xc + c]), acc[t]);
+      for (int g = 0; g < 32 / G; ++g) {
+        const int64_t grp = c * (32 / G) + g;
+        const __m256 mn = _mm256_load_ps(p.min + 8 * grp);
+        for (int t = 0; t < NT; ++t) acc[t] = _mm256_fmadd_ps(mn, _mm256_set1_ps(xs[t * xg + grp]), acc[t]);
+      }
     }
   }
   for (int t = 0; t < NT; ++t) {

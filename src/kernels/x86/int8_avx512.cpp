@@ -96,7 +96,7 @@ struct Panel {
   __m512i* q;      // [chunks][8]
   int32_t* w128;   // [groups][16], negated: -128 * sum(w), where the dot products start
   float* scale;    // [groups][16]
-  float* min;      // [chunks][16]
+  float* min;      // [groups][16] (one per chunk but for q2_k)
 };
 
 Panel panel_for(int64_t chunks, int groups_per_chunk) {
@@ -105,7 +105,7 @@ Panel panel_for(int64_t chunks, int groups_per_chunk) {
   };
   thread_local std::vector<Line> buf;
   const int64_t groups = chunks * groups_per_chunk;
-  const size_t vecs = static_cast<size_t>(chunks * 8 + groups * 3 + chunks);  // 16 x 4 bytes per extra vector
+  const size_t vecs = static_cast<size_t>(chunks * 8 + groups * 3);  // 16 x 4 bytes per extra vector
   if (buf.size() < vecs) buf.resize(vecs);
   Panel p;
   p.q = reinterpret_cast<__m512i*>(buf.data());
@@ -154,14 +154,16 @@ void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t c
       for (int64_t c = 0; c < chunks; c += U) {
         _mm_prefetch(reinterpret_cast<const char*>(row + (c0 + c) / U * kFacts<T>.block_bytes + kPrefetchAhead), _MM_HINT_T0);
         float* s0 = p.scale + (32 / G) * 16 * c + i;
-        unpack_unit<T>(row, (c0 + c) / U, stage + c * kPanelRows + i, kPanelRows, s0, s0 + 16, p.min + 16 * c + i,
-                       (32 / G) * 16);
+        float* m0 = p.min + (32 / G) * 16 * c + i;
+        unpack_unit<T>(row, (c0 + c) / U, stage + c * kPanelRows + i, kPanelRows, s0, s0 + 16, m0, (32 / G) * 16,
+                       m0 + 16);
       }
     } else {
       for (int64_t c = 0; c < chunks; ++c) {
         _mm256_store_si256(stage + c * kPanelRows + i, _mm256_setzero_si256());
         for (int g = 0; g < 32 / G; ++g) p.scale[16 * (c * (32 / G) + g) + i] = 0;
-        if constexpr (kFacts<T>.has_min) p.min[16 * c + i] = 0;
+        if constexpr (kFacts<T>.has_min)
+          for (int g = 0; g < 32 / G; ++g) p.min[16 * (c * (32 / G) + g) + i] = 0;
       }
     }
   }
@@ -198,7 +200,10 @@ void panel_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x,
   const uint8_t* xu = x.qu + t0 * K;
   const int64_t xc = K / 32;  // chunks per activation row
   const float* xd = x.d + t0 * xc + c0;
-  const float* xs = x.s + t0 * xc + c0;
+  // Activation sums per scale group for the types with a minimum: per chunk
+  // (Int8Acts::s), per 16 elements for q2_k (the driver's int8_group16_sums).
+  const int64_t xg = K / G;
+  const float* xs = x.s + t0 * xg + c0 * (32 / G);
   // Later blocks of K continue the sums stored by the earlier ones (a float
   // stored and reloaded is unchanged: the result does not depend on blocking).
   const __mmask16 mask = static_cast<__mmask16>((1u << nr) - 1);
@@ -227,8 +232,11 @@ void panel_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x,
       }
     }
     if constexpr (MIN) {
-      const __m512 mn = _mm512_load_ps(p.min + 16 * c);
-      for (int t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(mn, _mm512_set1_ps(xs[t * xc + c]), acc[t]);
+      for (int g = 0; g < 32 / G; ++g) {
+        const int64_t grp = c * (32 / G) + g;
+        const __m512 mn = _mm512_load_ps(p.min + 16 * grp);
+        for (int t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(mn, _mm512_set1_ps(xs[t * xg + grp]), acc[t]);
+      }
     }
   }
   for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, mask, acc[t]);

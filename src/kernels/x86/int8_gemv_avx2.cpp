@@ -58,24 +58,28 @@ inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256*
   __m256i q[U][kRows];
   // Scales: the k-quants' are decoded for the 8 rows at once (gathers), the
   // others' one block per row as the panel kernel does.
-  alignas(32) float s0[U][kRows], s1[U][kRows], mn[U][kRows];
+  alignas(32) float s0[U][kRows], s1[U][kRows], mn[U][kRows], mn1[U][kRows];
   [[maybe_unused]] K45Scales k45;
   [[maybe_unused]] Q6Scales q6;
   if constexpr (T == DType::Q4_K || T == DType::Q5_K) k45 = k45_scales(rs, u * kFacts<T>.block_bytes);
   if constexpr (T == DType::Q6_K) q6 = q6_scales(rs, u * kFacts<T>.block_bytes);
   for (int i = 0; i < kRows; ++i)
-    unpack_unit<T, !kGathered<T>>(rs.p[i], u, &q[0][i], kRows, &s0[0][i], &s1[0][i], &mn[0][i], kRows);
+    unpack_unit<T, !kGathered<T>>(rs.p[i], u, &q[0][i], kRows, &s0[0][i], &s1[0][i], &mn[0][i], kRows, &mn1[0][i]);
   for (int k = 0; k < U; ++k) {
     const int64_t c = u * U + k;
     __m256i wa[kRows];
     for (int i = 0; i < kRows; ++i) wa[i] = _mm256_abs_epi8(q[k][i]);
-    __m256 sc0, sc1, m = _mm256_setzero_ps();
+    __m256 sc0, sc1, m = _mm256_setzero_ps(), m1 = _mm256_setzero_ps();
     if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
       k45_scale_min(k45, k, &sc0, &m);
       sc1 = sc0;
     } else if constexpr (T == DType::Q6_K) {
       sc0 = q6_scale(q6, 2 * k);
       sc1 = q6_scale(q6, 2 * k + 1);
+    } else if constexpr (T == DType::Q2_K || T == DType::Q3_K) {
+      sc0 = _mm256_load_ps(s0[k]);
+      sc1 = _mm256_load_ps(s1[k]);
+      if constexpr (kFacts<T>.has_min) m = _mm256_load_ps(mn[k]), m1 = _mm256_load_ps(mn1[k]);
     } else {
       sc0 = sc1 = _mm256_load_ps(s0[k]);
       if constexpr (kFacts<T>.int8_scale_group == 16) sc1 = _mm256_load_ps(s1[k]);
@@ -85,7 +89,10 @@ inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256*
       __m256i l0, l1;
       row_sums(q[k], wa, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tk.q[t] + 32 * c)), &l0, &l1);
       if constexpr (kFacts<T>.int8_scale_group == 32) l0 = _mm256_add_epi32(l0, l1);
-      accumulate<T>(l0, l1, tk.d[t][c], tk.s[t][c], sc0, sc1, m, acc[t]);
+      if constexpr (kFacts<T>.has_min && kFacts<T>.int8_scale_group == 16)  // q2_k: sums per 16 elements
+        accumulate<T>(l0, l1, tk.d[t][c], tk.s[t][2 * c], sc0, sc1, m, acc[t], tk.s[t][2 * c + 1], m1);
+      else
+        accumulate<T>(l0, l1, tk.d[t][c], tk.s[t][c], sc0, sc1, m, acc[t]);
     }
   }
 }

@@ -11,7 +11,8 @@
 //     no transposition: the weight's value is scale * (n - offset) + min, the
 //     offset being 128 for q8_0 (stored bytes with the sign bit flipped) and
 //     for iq4_nl / iq4_xs (their levels looked up with 128 added),
-//     8 / 16 / 32 for q4_0 / q5_0 / q6_k and 0 for the types with a minimum;
+//     8 / 16 / 32 / 4 for q4_0 / q5_0 / q6_k / q3_k and 0 for the types
+//     with a minimum;
 //   - vpdpbusd against the token's signed activations (32 bytes broadcast to
 //     both halves) leaves 8 partial sums per row; four such vectors (8 rows)
 //     are reduced with a fixed tree of shuffles and adds to the 8 rows' sums,
@@ -93,7 +94,7 @@ inline __m512i reduce_halves(const __m512i* a) {
 // One chunk's four pair vectors against the tokens.
 template <DType T, int NT>
 inline void chunk_step(const __m512i* v, int64_t c, const Tokens<NT>& tk, __m256 sc0, __m256 sc1, __m256 mn,
-                       __m256* acc) {
+                       __m256* acc, [[maybe_unused]] __m256 mn1 = _mm256_setzero_ps()) {
   for (int t = 0; t < NT; ++t) {
     const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tk.q[t] + 32 * c)));
     __m512i a[4];
@@ -103,11 +104,14 @@ inline void chunk_step(const __m512i* v, int64_t c, const Tokens<NT>& tk, __m256
     if constexpr (kFacts<T>.int8_scale_group == 32) {
       lo = _mm256_add_epi32(lo, hi);
       if constexpr (kOffset<T> != 0) lo = _mm256_sub_epi32(lo, _mm256_set1_epi32(tk.corr[t][c]));
-    } else {
+    } else if constexpr (kOffset<T> != 0) {
       lo = _mm256_sub_epi32(lo, _mm256_set1_epi32(tk.corr[t][2 * c]));
       hi = _mm256_sub_epi32(hi, _mm256_set1_epi32(tk.corr[t][2 * c + 1]));
     }
-    accumulate<T>(lo, hi, tk.d[t][c], tk.s[t][c], sc0, sc1, mn, acc[t]);
+    if constexpr (kFacts<T>.has_min && kFacts<T>.int8_scale_group == 16)  // q2_k: sums per 16 elements
+      accumulate<T>(lo, hi, tk.d[t][c], tk.s[t][2 * c], sc0, sc1, mn, acc[t], tk.s[t][2 * c + 1], mn1);
+    else
+      accumulate<T>(lo, hi, tk.d[t][c], tk.s[t][c], sc0, sc1, mn, acc[t]);
   }
 }
 
@@ -240,6 +244,77 @@ inline void lattice_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m
     __m256 sc1 = sc0;
     if constexpr (kFacts<T>.int8_scale_group == 16) sc1 = _mm256_load_ps(s1[j]);
     chunk_step<T, NT>(v, 8 * u + j, tk, sc0, sc1, _mm256_setzero_ps(), acc);
+
+// Super-block u of q2_k: eighth k (chunk 8 u + k) takes bits 2 (k % 4),
+// 2 (k % 4) + 1 of the 32 bytes qs[32 (k / 4) ..]; its sub-blocks 2k and
+// 2k + 1 have their 4-bit scale and minimum in bytes 2k, 2k + 1 of scales,
+// gathered for the 8 rows as 4 dwords.
+template <int NT>
+inline void q2k_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
+  using B = BlockQ2_K;
+  static_assert(offsetof(B, dmin) == offsetof(B, d) + 2 && offsetof(B, d) + 4 == sizeof(B), "d, dmin end the block");
+  const int64_t o = u * kFacts<DType::Q2_K>.block_bytes;
+  const __m256i dm = gather(rs, o + offsetof(B, d));
+  const __m256 d = f16_low(dm), dmin = f16_high(dm);
+  __m256i sc[4];
+  for (int i = 0; i < 4; ++i) sc[i] = gather(rs, o + offsetof(B, scales) + 4 * i);
+  const __m256i m15 = _mm256_set1_epi32(15);
+  auto field = [&](__m256i w, int shift) { return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(w, shift), m15)); };
+  const __m512i three = _mm512_set1_epi8(3);
+  for (int h = 0; h < 2; ++h) {
+    __m512i raw[4];
+    const int64_t at = o + offsetof(B, qs) + 32 * h;
+    for (int p = 0; p < 4; ++p) raw[p] = pair256(rs.p[2 * p] + at, rs.p[2 * p + 1] + at);
+    for (int j = 0; j < 4; ++j) {
+      const int k = 4 * h + j, b = 16 * (k % 2);
+      __m512i v[4];
+      for (int p = 0; p < 4; ++p) v[p] = _mm512_and_si512(_mm512_srli_epi16(raw[p], static_cast<unsigned>(2 * j)), three);
+      const __m256i w = sc[k / 2];
+      chunk_step<DType::Q2_K, NT>(v, 8 * u + k, tk, _mm256_mul_ps(d, field(w, b)), _mm256_mul_ps(d, field(w, b + 8)),
+                                  negate(_mm256_mul_ps(dmin, field(w, b + 4))), acc,
+                                  negate(_mm256_mul_ps(dmin, field(w, b + 12))));
+    }
+  }
+}
+
+// Sub-block i's scale d * (sc - 32) of q3_k (q3k_scale) for the 8 rows, from
+// the packed scales gathered as dwords s0 (bytes 0-3), s1 (4-7), s2 (8-11).
+inline __m256 q3k_scale8(__m256 d, __m256i s0, __m256i s1, __m256i s2, int i) {
+  const __m256i low = _mm256_and_si256(_mm256_srli_epi32(i % 8 < 4 ? s0 : s1, 8 * (i % 4) + 4 * (i / 8)), _mm256_set1_epi32(15));
+  const __m256i high = _mm256_and_si256(_mm256_srli_epi32(s2, 8 * (i % 4) + 2 * (i / 4)), _mm256_set1_epi32(3));
+  const __m256i sc = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
+  return _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc));
+}
+
+// Super-block u of q3_k: as q2_k's integers, plus bit k of hmask[0 .. 32)
+// as bit 2 (n in [0, 7], offset 4); two 6-bit scales per chunk.
+template <int NT>
+inline void q3k_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
+  using B = BlockQ3_K;
+  static_assert(offsetof(B, d) + 2 == sizeof(B), "d is the block's last 2 bytes");
+  const int64_t o = u * kFacts<DType::Q3_K>.block_bytes;
+  const __m256 d = f16_high(gather(rs, o + offsetof(B, d) - 2));  // the dword ending with d, not past the block
+  const int64_t sc_at = o + offsetof(B, scales);
+  const __m256i s0 = gather(rs, sc_at), s1 = gather(rs, sc_at + 4), s2 = gather(rs, sc_at + 8);
+  __m512i hm[4];
+  for (int p = 0; p < 4; ++p) hm[p] = pair256(rs.p[2 * p] + o + offsetof(B, hmask), rs.p[2 * p + 1] + o + offsetof(B, hmask));
+  const __m512i three = _mm512_set1_epi8(3), bit2 = _mm512_set1_epi8(4);
+  for (int h = 0; h < 2; ++h) {
+    __m512i raw[4];
+    const int64_t at = o + offsetof(B, qs) + 32 * h;
+    for (int p = 0; p < 4; ++p) raw[p] = pair256(rs.p[2 * p] + at, rs.p[2 * p + 1] + at);
+    for (int j = 0; j < 4; ++j) {
+      const int k = 4 * h + j;
+      __m512i v[4];
+      for (int p = 0; p < 4; ++p) {
+        const __m512i lo = _mm512_and_si512(_mm512_srli_epi16(raw[p], static_cast<unsigned>(2 * j)), three);
+        const __m512i hb = k >= 2 ? _mm512_srli_epi16(hm[p], static_cast<unsigned>(k - 2))
+                                  : _mm512_slli_epi16(hm[p], static_cast<unsigned>(2 - k));  // bit k to bit 2
+        v[p] = _mm512_ternarylogic_epi32(lo, hb, bit2, 0xF8);  // lo | (hb & 4)
+      }
+      chunk_step<DType::Q3_K, NT>(v, 8 * u + k, tk, q3k_scale8(d, s0, s1, s2, 2 * k), q3k_scale8(d, s0, s1, s2, 2 * k + 1),
+                                  _mm256_setzero_ps(), acc);
+    }
   }
 }
 
@@ -248,6 +323,8 @@ inline void lattice_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m
 template <DType T, int NT>
 inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
   if constexpr (T == DType::Q6_K) q6k_block<NT>(rs, u, tk, acc);
+  else if constexpr (T == DType::Q2_K) q2k_block<NT>(rs, u, tk, acc);
+  else if constexpr (T == DType::Q3_K) q3k_block<NT>(rs, u, tk, acc);
   else if constexpr (T == DType::IQ4_XS) iq4xs_block<NT>(rs, u, tk, acc);
   else if constexpr (kFacts<T>.lattice) lattice_block<T, NT>(rs, u, tk, acc);
   else if constexpr (kFacts<T>.super_block) k45_block<T, NT>(rs, u, tk, acc);

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/dispatch.h"
+#include "kernels/ref/int8_ref.h"  // int8_group16_sums
 
 namespace volga::kernels {
 namespace avx2 {
