@@ -244,6 +244,8 @@ inline void lattice_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m
     __m256 sc1 = sc0;
     if constexpr (kFacts<T>.int8_scale_group == 16) sc1 = _mm256_load_ps(s1[j]);
     chunk_step<T, NT>(v, 8 * u + j, tk, sc0, sc1, _mm256_setzero_ps(), acc);
+  }
+}
 
 // Super-block u of q2_k: eighth k (chunk 8 u + k) takes bits 2 (k % 4),
 // 2 (k % 4) + 1 of the 32 bytes qs[32 (k / 4) ..]; its sub-blocks 2k and
