@@ -30,6 +30,7 @@ export function App() {
   const [showSettings, setShowSettings] = useState(false);
   const [draft, setDraft] = useState('');
   const [, setMathTick] = useState(0);
+  const [repliesDone, setRepliesDone] = useState(0);  // replies ended in this tab (data-replies-done, for tests)
   const pendingRetry = useRef<(() => void) | null>(null);
   const lastSave = useRef(0);
   const t = STRINGS[lang];
@@ -39,7 +40,10 @@ export function App() {
     document.documentElement.dataset.theme = theme;
     settings.set('theme', theme);
   }, [theme]);
-  useEffect(() => { document.documentElement.lang = lang; }, [lang]);
+  useEffect(() => {
+    document.documentElement.lang = lang;
+    document.documentElement.style.setProperty('--copy-label', JSON.stringify(STRINGS[lang].copy));
+  }, [lang]);
 
   // Persist: at once when idle, at most twice a second while streaming.
   useEffect(() => {
@@ -90,6 +94,7 @@ export function App() {
         return { ...m, ...extra, stats };
       });
       setStreaming(null);
+      setRepliesDone((n) => n + 1);
     };
     streamChat(model?.id || 'default', requestMessages(conv.system, history), conv.sampling, key, abort.signal, {
       onContent: (text) => { tick(); updateLastMessage(id, (m) => ({ ...m, content: m.content + text })); },
@@ -220,7 +225,7 @@ export function App() {
           <SettingsPanel t={t} conv={current} onChange={(fn) => { const c = ensureConv(); updateConv(c.id, fn); }}
                          onClose={() => setShowSettings(false)} />
         )}
-        <div class="messages" data-testid="messages">
+        <div class="messages" data-testid="messages" data-replies-done={repliesDone}>
           {msgs.length === 0 && <p class="empty">{t.emptyHint}</p>}
           {msgs.map((m, i) => (
             <MessageView key={i} t={t} message={m} index={i}

@@ -88,7 +88,7 @@ md.use({
       if (name && hljs.getLanguage(name)) body = hljs.highlight(text, { language: name, ignoreIllegals: true }).value;
       else body = escapeHtml(text);
       const label = name ? `<span class="code-lang">${escapeHtml(name)}</span>` : '';
-      return `<div class="code-block"><div class="code-head">${label}<button type="button" class="copy-code" data-copy-code="1">⧉</button></div>` +
+      return `<div class="code-block"><div class="code-head">${label}<button type="button" class="copy-code" data-copy-code="1"></button></div>` +
              `<pre><code class="hljs">${body}</code></pre></div>`;
     },
     // Images would fetch from wherever the model points: shown as links instead.
