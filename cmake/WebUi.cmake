@@ -16,7 +16,7 @@ set(VOLGA_WEBUI_SOURCE ${CMAKE_BINARY_DIR}/webui/webui_assets.cpp)
 find_program(VOLGA_NPM npm)
 find_program(VOLGA_NODE node)
 set(_node_version "")
-if(VOLGA_NODE)
+if(VOLGA_NODE AND EXISTS "${VOLGA_NODE}")
   execute_process(COMMAND ${VOLGA_NODE} --version OUTPUT_VARIABLE _node_version OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
   string(REGEX REPLACE "^v" "" _node_version "${_node_version}")
 endif()
@@ -24,7 +24,7 @@ endif()
 set(_webui_why "")
 if(VOLGA_WEBUI STREQUAL "OFF")
   set(_webui_why "VOLGA_WEBUI=OFF")
-elseif(NOT VOLGA_NPM OR NOT VOLGA_NODE)
+elseif(NOT VOLGA_NPM OR NOT VOLGA_NODE OR NOT EXISTS "${VOLGA_NPM}" OR NOT EXISTS "${VOLGA_NODE}")
   set(_webui_why "npm or node was not found")
 elseif(_node_version VERSION_LESS 20.19)
   # Vite's floor; Debian 12's own nodejs is 18 (NodeSource's 20 or 22 works).
@@ -56,8 +56,6 @@ else()
     DEPENDS ${PROJECT_SOURCE_DIR}/cmake/embed_webui.cmake
     COMMENT "Web UI not built: embedding the page that says how to build it"
     VERBATIM)
-  if(NOT VOLGA_WEBUI STREQUAL "OFF")
-    message(NOTICE "Web UI: NOT built (${_webui_why}). volga serve will answer / with a page saying how to build it; "
-                   "the engine and the API are unaffected.")
-  endif()
+  message(NOTICE "Web UI: NOT built (${_webui_why}). volga serve will answer / with a page saying how to build it; "
+                 "the engine and the API are unaffected.")
 endif()

@@ -22,6 +22,8 @@ function katexWoff2Only(): Plugin {
 export default defineConfig({
   base: './',
   plugins: [preact(), katexWoff2Only()],
+  // `npm run dev`: live reload, with the API of a `volga serve` on port 8080.
+  server: { proxy: { '/v1': 'http://127.0.0.1:8080' } },
   build: {
     target: 'es2020',
     assetsInlineLimit: 0,

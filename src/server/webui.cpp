@@ -13,7 +13,9 @@ constexpr const char* kContentSecurityPolicy =
     "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
     "form-action 'self'";
 
+// cpp-httplib compresses text types (brotli or gzip) when the browser accepts it.
 void common_headers(httplib::Response& res) {
+  res.set_header("Vary", "Accept-Encoding");
   res.set_header("X-Content-Type-Options", "nosniff");
   res.set_header("Referrer-Policy", "no-referrer");
 }

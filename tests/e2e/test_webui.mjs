@@ -6,6 +6,7 @@
 //
 // Env: VOLGA_BIN (build/bin/volga), VOLGA_ROOT (the source tree),
 // VOLGA_WEBUI_ARTIFACTS (where screenshots and figures go; default $TMPDIR),
+// VOLGA_WEBUI_DIST (the UI build, compared with what the server serves),
 // CHROMIUM (default /usr/bin/chromium).
 //
 // Expected texts come from outside the UI: the server's own non-streamed
@@ -25,6 +26,7 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const MODEL = path.join(ROOT, 'models', 'volga-demo-q8_0.gguf');
 const OUT = process.env.VOLGA_WEBUI_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), 'volga-webui-'));
 fs.mkdirSync(OUT, { recursive: true });
+for (const f of fs.readdirSync(OUT)) if (/^failure-\d+\.png$/.test(f)) fs.rmSync(path.join(OUT, f));
 const KEY = 'sk-webui-test-key';
 const SKIP = 77;
 
@@ -125,6 +127,12 @@ async function send(page, text) {
   await page.click('[data-testid=send]');
 }
 
+// Waits (up to 5 s) for the send button to read `text`: renders are asynchronous.
+async function sendLabel(page, text) {
+  await page.waitForFunction((t) => document.querySelector('[data-testid=send]')?.textContent === t, text, { timeout: 5000 })
+    .catch(async () => assert.equal(await page.textContent('[data-testid=send]'), text));
+}
+
 async function setSampling(page, values) {
   await page.click('[data-testid=settings-toggle]');
   for (const [key, value] of Object.entries(values)) {
@@ -145,27 +153,56 @@ function storedConversations(page) {
   return page.evaluate(() => JSON.parse(localStorage.getItem('volga.conversations') || '[]'));
 }
 
+// Every file of the UI build (VOLGA_WEBUI_DIST, build/webui/dist) is served
+// byte for byte, with the Content-Type its extension calls for, no API key,
+// and cache headers: hashed assets for good, the page revalidated.
+async function servedFilesMatchDist(server, dist) {
+  const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
+                  '.woff2': 'font/woff2' };
+  const files = fs.readdirSync(dist, { recursive: true }).filter((f) => fs.statSync(path.join(dist, f)).isFile());
+  assert.ok(files.includes('index.html') && files.some((f) => f.endsWith('.js')), 'the UI build has a page and a script');
+  let bytes = 0;
+  for (const rel of files) {
+    const res = await fetch(`${server.base}/${rel}`, { headers: { Authorization: 'Bearer not-needed' } });
+    assert.equal(res.status, 200, rel);
+    const body = Buffer.from(await res.arrayBuffer());
+    assert.ok(body.equals(fs.readFileSync(path.join(dist, rel))), `${rel} is served byte for byte`);
+    assert.equal(res.headers.get('content-type'), types[path.extname(rel)], rel);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(res.headers.get('cache-control'), rel === 'index.html' ? 'no-cache' : 'public, max-age=31536000, immutable', rel);
+    bytes += body.length;
+  }
+  const page = await fetch(server.base + '/');
+  assert.ok(Buffer.from(await page.arrayBuffer()).equals(fs.readFileSync(path.join(dist, 'index.html'))));
+  assert.match(page.headers.get('content-security-policy'), /script-src 'self'/);
+  assert.equal((await fetch(server.base + '/assets/missing.js')).status, 404);
+  ok(`all ${files.length} files of the UI build (${bytes} bytes) are served as built, with types and cache headers, without a key`);
+}
+
 async function main() {
   const plain = await startServer();
+  const keyed = await startServer('--api-key', KEY);
+  const stop = () => { plain.proc.kill('SIGTERM'); keyed.proc.kill('SIGTERM'); };
   if ((await (await fetch(plain.base + '/')).text()).includes('was not built')) {
-    plain.proc.kill('SIGTERM');
+    stop();
     skip('this volga was built without the web UI (see the CMake note: npm, Node.js 20.19+, webui/node_modules)');
   }
-  const keyed = await startServer('--api-key', KEY);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  let browser = null;
   try {
+    const dist = process.env.VOLGA_WEBUI_DIST;
+    if (dist && fs.existsSync(dist)) await servedFilesMatchDist(keyed, dist);
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
     await mainFlow(browser, plain);
     await languageFromBrowser(browser, plain);
     await markupStaysText(browser, plain);
     await apiKeyFlow(browser, keyed);
   } catch (e) {
-    for (const context of browser.contexts())
+    for (const context of browser ? browser.contexts() : [])
       for (const [i, page] of context.pages().entries()) await shot(page, 'failure-' + i).catch(() => {});
     throw e;
   } finally {
-    await browser.close();
-    plain.proc.kill('SIGTERM');
-    keyed.proc.kill('SIGTERM');
+    if (browser) await browser.close();
+    stop();
   }
   fs.writeFileSync(path.join(OUT, 'results.json'), JSON.stringify(results, null, 2));
   console.log(`figures: first contentful paint ${results.first_contentful_paint_ms} ms; artifacts in ${OUT}`);
@@ -191,9 +228,17 @@ async function mainFlow(browser, server) {
   });
   assert.ok(fcp !== null && fcp > 0, 'first-contentful-paint was recorded');
   results.first_contentful_paint_ms = Math.round(fcp);
+  // What crossed the wire (compressed by the server) on this first, uncached load.
+  results.transferred_bytes = await page.evaluate(() => performance.getEntriesByType('resource')
+    .filter((r) => r.name.includes('/assets/')).reduce((n, r) => n + r.transferSize, 0)
+    + performance.getEntriesByType('navigation')[0].transferSize);
+  await page.reload();
+  await page.waitForSelector('[data-testid=send]');
+  results.first_contentful_paint_reload_ms = Math.round(await page.evaluate(() =>
+    performance.getEntriesByType('paint').find((p) => p.name === 'first-contentful-paint')?.startTime ?? -1));
   assert.equal(await page.textContent('[data-testid=send]'), 'Send');
   await shot(page, '01-empty');
-  ok(`the UI loads from volga serve (first contentful paint ${Math.round(fcp)} ms)`);
+  ok(`the UI loads from volga serve (first contentful paint ${Math.round(fcp)} ms, ${results.first_contentful_paint_reload_ms} ms on reload; ${results.transferred_bytes} bytes transferred)`);
 
   // 2. A message streams back token by token. The demo model (trained on
   //    fortunes) ends its replies after a line or two, faster than a browser
@@ -301,14 +346,14 @@ async function mainFlow(browser, server) {
 
   // 6. Language switch, theme switch.
   await page.selectOption('[data-testid=lang]', 'ru');
-  assert.equal(await page.textContent('[data-testid=send]'), 'Отправить');
-  assert.equal(await page.getAttribute('html', 'lang'), 'ru');
+  await sendLabel(page, 'Отправить');
+  await page.waitForFunction(() => document.documentElement.lang === 'ru');
   await shot(page, '04-russian');
   await page.selectOption('[data-testid=lang]', 'zh');
-  assert.equal(await page.textContent('[data-testid=send]'), '发送');
+  await sendLabel(page, '发送');
   await page.reload();
   await page.waitForSelector('[data-testid=send]');
-  assert.equal(await page.textContent('[data-testid=send]'), '发送', 'the chosen language is kept');
+  await sendLabel(page, '发送');  // the chosen language is kept
   await page.selectOption('[data-testid=lang]', 'en');
   const before = await page.getAttribute('html', 'data-theme');
   await page.click('[data-testid=theme]');
@@ -328,7 +373,10 @@ async function languageFromBrowser(browser, server) {
     const context = await browser.newContext({ locale });
     const page = await context.newPage();
     await page.goto(server.base + '/');
-    assert.equal(await page.textContent('[data-testid=send]'), sendText);
+    await sendLabel(page, sendText);
+    // First paint with an empty cache in a browser already running.
+    results[`first_contentful_paint_fresh_context_${locale}_ms`] = Math.round(await page.evaluate(() =>
+      performance.getEntriesByType('paint').find((p) => p.name === 'first-contentful-paint')?.startTime ?? -1));
     await context.close();
   }
   ok('the interface language follows the browser (ru-RU, zh-CN)');

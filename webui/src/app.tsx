@@ -1,6 +1,6 @@
 // The chat application: conversation list, messages, composer, settings and
 // the API-key prompt. State lives here; conversations persist in localStorage.
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { detectLang, LANG_NAMES, STRINGS, type Lang } from './i18n';
 import { fetchModel, mergeToolCall, requestMessages, streamChat, UnauthorizedError, type ModelInfo } from './api';
 import { loadConversations, newConversation, saveConversations, settings, titleOf, type Conversation, type Message } from './store';
@@ -32,6 +32,8 @@ export function App() {
   const [, setMathTick] = useState(0);
   const [repliesDone, setRepliesDone] = useState(0);  // replies ended in this tab (data-replies-done, for tests)
   const pendingRetry = useRef<(() => void) | null>(null);
+  const messagesBox = useRef<HTMLDivElement>(null);
+  const stickToBottom = useRef(true);
   const lastSave = useRef(0);
   const t = STRINGS[lang];
 
@@ -45,8 +47,9 @@ export function App() {
     document.documentElement.style.setProperty('--copy-label', JSON.stringify(STRINGS[lang].copy));
   }, [lang]);
 
-  // Persist: at once when idle, at most twice a second while streaming.
-  useEffect(() => {
+  // Persist: at once when idle, at most twice a second while streaming. A
+  // layout effect, so storage is current in the same task as the DOM.
+  useLayoutEffect(() => {
     const now = Date.now();
     if (!streaming || now - lastSave.current > 500) {
       saveConversations(convs);
@@ -63,6 +66,17 @@ export function App() {
   useEffect(() => loadModel(apiKey), []);
 
   const current = useMemo(() => convs.find((c) => c.id === currentId) || null, [convs, currentId]);
+
+  // Follow a streaming reply unless the user scrolled up to read.
+  useEffect(() => {
+    const box = messagesBox.current;
+    if (box && stickToBottom.current) box.scrollTop = box.scrollHeight;
+  }, [current]);
+  useEffect(() => { stickToBottom.current = true; }, [currentId]);
+  const onScroll = () => {
+    const box = messagesBox.current;
+    if (box) stickToBottom.current = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  };
 
   const updateConv = (id: string, fn: (c: Conversation) => Conversation) =>
     setConvs((list) => list.map((c) => (c.id === id ? { ...fn(c), updated: Date.now() } : c)));
@@ -225,7 +239,7 @@ export function App() {
           <SettingsPanel t={t} conv={current} onChange={(fn) => { const c = ensureConv(); updateConv(c.id, fn); }}
                          onClose={() => setShowSettings(false)} />
         )}
-        <div class="messages" data-testid="messages" data-replies-done={repliesDone}>
+        <div class="messages" data-testid="messages" data-replies-done={repliesDone} ref={messagesBox} onScroll={onScroll}>
           {msgs.length === 0 && <p class="empty">{t.emptyHint}</p>}
           {msgs.map((m, i) => (
             <MessageView key={i} t={t} message={m} index={i}
