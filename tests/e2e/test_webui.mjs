@@ -390,7 +390,8 @@ async function markupStaysText(browser, server) {
   const dialogs = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
   const evil = 'Hi <img src=x onerror="window.__pwned=1;alert(1)"> and <script>window.__pwned=2</script> ' +
-               '<a href="javascript:window.__pwned=3">link</a>\n\n```html\n<b onmouseover=alert(2)>code</b>\n```\n';
+               '<a href="javascript:window.__pwned=3">link</a>\n\n```html\n<b onmouseover=alert(2)>code</b>\n```\n\n' +
+               'Math: $$\\frac{a}{b} + \\sqrt{x}$$\n\n```python\ndef f(x):\n    return x\n```\n';
   const chunk = (delta, finish = null) => 'data: ' + JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 0, model: 'm',
                                                                           choices: [{ index: 0, delta, finish_reason: finish }] }) + '\n\n';
   const sse = chunk({ role: 'assistant', content: '' }) + chunk({ reasoning_content: 'Thinking about <i onclick=x>markup</i>' }) +
@@ -408,12 +409,17 @@ async function markupStaysText(browser, server) {
   assert.ok(text.includes('<img src=x onerror="window.__pwned=1;alert(1)">'), 'the img tag is shown as text: ' + text);
   assert.ok(text.includes('<script>window.__pwned=2</script>'), 'the script tag is shown as text');
   assert.ok(text.includes('<b onmouseover=alert(2)>code</b>'), 'the code block shows its markup');
-  assert.equal(await page.locator('[data-testid=messages] img, [data-testid=messages] script, [data-testid=messages] svg').count(), 0);
+  assert.equal(await page.locator('[data-testid=messages] img, [data-testid=messages] script').count(), 0);
+  assert.equal(await page.evaluate(() => [...document.querySelectorAll('[data-testid=messages] svg')].filter((e) => !e.closest('.katex')).length), 0,
+               'no SVG but KaTeX\'s own');
   assert.equal(await page.locator('[data-testid=messages] a[href^="javascript"]').count(), 0);
   assert.equal(await msg.locator('[data-testid=content] a').count(), 0, 'the raw <a> is text, not a link');
   await page.locator('[data-testid=messages] pre').first().hover();
   assert.equal(await page.evaluate(() => window.__pwned), undefined, 'no injected script ran');
   assert.deepEqual(dialogs, []);
+  // Math is typeset by KaTeX (its chunk loads on demand, from the server); code is highlighted.
+  await msg.locator('.katex .mfrac').first().waitFor({ timeout: 10000 });
+  assert.equal(await msg.locator('.hljs-keyword', { hasText: 'def' }).count(), 1);
   // Reasoning is collapsed once the reply is done; tool calls are shown.
   const reasoning = msg.locator('[data-testid=reasoning]');
   assert.equal(await reasoning.getAttribute('open'), null);

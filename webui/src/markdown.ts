@@ -37,6 +37,8 @@ let katex: Katex | null = null;
 let katexLoading = false;
 let onMathReady: () => void = () => {};
 export function setMathReadyListener(fn: () => void): void { onMathReady = fn; }
+// Changes once KaTeX has loaded: rendered Markdown that depends on it is stale.
+export function mathReady(): boolean { return katex !== null; }
 
 function renderMath(tex: string, display: boolean): string {
   if (!katex) {

@@ -3,7 +3,7 @@
 import { useMemo, useState } from 'preact/hooks';
 import type { STRINGS } from './i18n';
 import type { Message, ReplyStats } from './store';
-import { renderMarkdown } from './markdown';
+import { mathReady, renderMarkdown } from './markdown';
 
 type T = (typeof STRINGS)['en'];
 
@@ -31,7 +31,8 @@ function CopyButton({ t, text }: { t: T; text: () => string }) {
 }
 
 function Markdown({ text }: { text: string }) {
-  const html = useMemo(() => renderMarkdown(text), [text]);
+  const ready = mathReady();
+  const html = useMemo(() => renderMarkdown(text), [text, ready]);
   // Code-block copy buttons are part of the rendered HTML: one delegated handler.
   const onClick = (e: MouseEvent) => {
     const button = (e.target as HTMLElement).closest('button[data-copy-code]');
