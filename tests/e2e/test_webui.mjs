@@ -431,7 +431,7 @@ async function markupStaysText(browser, server) {
   assert.match(await msg.locator('[data-testid=stats]').textContent(), /^30 tokens/);
   // Copy buttons: the code block's text, and the whole reply as its Markdown source.
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
-  await msg.locator('button[data-copy-code]').click();
+  await msg.locator('button[data-copy-code]').first().click();
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), '<b onmouseover=alert(2)>code</b>');
   await msg.locator('[data-testid=copy]').click();
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), evil);
