@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Volga needs to build and test on Debian 12: Debian packages
-# (only those missing, so a second run is quick) and the npm test packages.
+# (only those missing, so a second run is quick), the npm test packages, and
+# the web UI's toolchain (webui/node_modules; CMake then builds the UI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(
@@ -9,6 +10,7 @@ packages=(
   python3 python3-numpy python3-jinja2 python3-jsonschema python3-sentencepiece
   fortunes fortunes-ru fortunes-zh manpages-fr
   clang libclang-rt-14-dev
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -43,4 +45,11 @@ if [ ! -f build/peer/node_modules/@node-llama-cpp/linux-x64/package.json ] && [ 
   (cd build/peer && { [ -f package.json ] || npm init -y >/dev/null; } &&
    npm install --no-audit --no-fund --ignore-scripts --omit=optional --loglevel=error \
      node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1 >/dev/null)
+fi
+# The web UI's toolchain (Vite, Preact, ...) and playwright-core for the browser
+# tests, exactly as webui/package-lock.json pins them. Reinstalled when the
+# lock file changed since the last install.
+if [ ! -f webui/node_modules/.package-lock.json ] || [ webui/package-lock.json -nt webui/node_modules/.package-lock.json ]; then
+  echo "installing the web UI's npm packages (webui/)"
+  (cd webui && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

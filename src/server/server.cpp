@@ -22,6 +22,7 @@
 #include "server/handlers.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
+#include "server/webui.h"
 #include "tokenizer/tokenizer.h"
 #include "util/utf8.h"
 
@@ -240,6 +241,7 @@ int Server::run() {
   http_.set_read_timeout(60, 0);
   http_.set_write_timeout(60, 0);
 
+  add_web_ui_routes(http_);  // the chat UI's files need no API key; its API calls do
   http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     if (state_.draining) send_json(res, 503, {{"status", "shutting down"}});
     else send_json(res, 200, health_json(scheduler_->stats()));
@@ -274,7 +276,7 @@ int Server::run() {
     if (!res.body.empty()) return;
     if (res.status == 404)
       send_json(res, 404, error_body("no route for " + req.method + " " + req.path +
-                                         " (try POST /v1/chat/completions, POST /v1/completions, POST /v1/responses, GET /v1/models)",
+                                         " (try GET / for the web UI, POST /v1/chat/completions, POST /v1/completions, POST /v1/responses, GET /v1/models)",
                                      "invalid_request_error", "", "not_found"));
     else
       send_json(res, res.status, error_body("HTTP error " + std::to_string(res.status), "invalid_request_error"));
