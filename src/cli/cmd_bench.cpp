@@ -241,8 +241,12 @@ Command add_bench(CLI::App& app) {
     fill_cache(*model, cache, o->depth, rng);  // once: every test starts from this depth
 
     std::vector<double> pp, tg;
+    // A hybrid model's recurrent state cannot go back to the depth: fill again (not timed).
+    auto back_to_depth = [&] {
+      if (cache.truncate(0, o->depth) < o->depth) fill_cache(*model, cache, o->depth, rng);
+    };
     for (int rep = 0; rep < o->reps; ++rep) {
-      cache.truncate(0, o->depth);
+      back_to_depth();
       if (o->n_prompt > 0) {
         batch.clear();
         for (int i = 0; i < o->n_prompt; ++i) batch.add(tok(rng), o->depth + i, 0, i + 1 == o->n_prompt);
@@ -250,7 +254,7 @@ Command add_bench(CLI::App& app) {
         model->forward(batch, cache);
         pp.push_back(o->n_prompt / seconds_since(t0));
       }
-      cache.truncate(0, o->depth);
+      back_to_depth();
       if (o->n_gen > 0) {
         int pos = o->depth;
         auto t0 = Clock::now();

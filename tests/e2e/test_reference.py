@@ -18,7 +18,7 @@ SYNTH = os.environ.get("VOLGA_SYNTH", os.path.join(ROOT, "build", "bin", "volga-
 sys.path.insert(0, os.path.join(ROOT, "tools", "reference"))
 from forward import Reference  # noqa: E402
 
-ARCHS = ["llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"]
+ARCHS = ["llama", "qwen2", "qwen3", "qwen3moe", "deepseek2", "qwen35", "qwen35moe"]
 TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m",
          "iq4_nl", "iq4_xs"]
 PROMPT = "The weather is good today. Москва стоит на берегу реки. 今天天气很好"
@@ -110,16 +110,24 @@ class Int8Activations(unittest.TestCase):
     these random-weight dense models is 1.2-2.8%; a wrong scale, minimum or
     layout gives errors of the order of the logits), and the same greedy tokens
     up to a near-tie. On the routed models the median position must be within
-    8% (measured 2-6%; the latent attention chains more small products). Bit-exactness of the kernels is tested in volga_tests
+    8% (measured 2-6%; the latent attention chains more small products). The
+    Qwen3.5 hybrids are compared like the routed models, within 15%: the
+    recurrent DeltaNet state carries rounding noise forward, and these random
+    models amplify it (the float64 reference itself moves 4.8% when only its
+    normalised layer inputs are rounded to int8 per 32 values, against 1.4%
+    for qwen3; measured median position errors 3.8-6.2% dense, 6.4-9.2% with
+    experts). Bit-exactness of the kernels is tested in volga_tests
     (Int8Kernels.*); ReferenceAgreement checks the model code itself at 1e-4
     with float products."""
 
 
 def make_int8_case(arch, ty):
     def test(self):
-        routed = arch in ("qwen3moe", "deepseek2")
+        routed = arch in ("qwen3moe", "deepseek2", "qwen35moe")
+        hybrid = arch in ("qwen35", "qwen35moe")
+        rtol = 15e-2 if hybrid else 8e-2 if routed else 3e-2
         rel = ReferenceAgreement.check_model(self, synth("%s-%s" % (arch, ty), *synth_args(arch, ty)),
-                                             matmul="int8", rtol=8e-2 if routed else 3e-2, routed=routed)
+                                             matmul="int8", rtol=rtol, routed=routed or hybrid)
         print("%s %s int8: max relative logit error %.2e" % (arch, ty, rel), file=sys.stderr)
     return test
 
