@@ -217,6 +217,39 @@ class RealTokenizers(unittest.TestCase):
         ReferenceAgreement.check_model(self, path, n_greedy=8)
 
 
+LLAMA_CPP = os.path.join(ROOT, "build", "peer", "node_modules", "node-llama-cpp")
+
+
+class Qwen35Hybrid(unittest.TestCase):
+    """Qwen3.5 hybrids beyond the reference: llama.cpp itself gives the same
+    greedy tokens on the same F32 files (its Gated DeltaNet and tensor layout
+    are an independent reading of the format), and the CLI's info and bench
+    (at a depth, which a recurrent state cannot rewind to) work."""
+
+    @unittest.skipUnless(os.path.exists(LLAMA_CPP), "node-llama-cpp is not in build/peer (bench/peer/run.sh installs it)")
+    def test_llamacpp_gives_the_same_greedy_tokens(self):
+        for arch in ("qwen35", "qwen35moe"):
+            path = synth("%s-f32" % arch, *synth_args(arch, "f32"))
+            out = json.loads(run(VOLGA, "run", path, "-p", PROMPT, "-n", "24", "--temperature", "0", "--ignore-eos",
+                                 "--json", "-t", "2", env=dict(os.environ, VOLGA_MATMUL="float")).stdout)
+            theirs = json.loads(run("node", os.path.join(ROOT, "tests", "e2e", "llamacpp_greedy.mjs"), LLAMA_CPP, path,
+                                    ",".join(map(str, out["prompt_ids"])), "24").stdout)
+            ref_ids, gaps = Reference(path).greedy(out["prompt_ids"], 24)
+            for i, (a, b) in enumerate(zip(out["ids"], theirs)):
+                if a != b:  # only where the float64 reference itself is near a tie
+                    self.assertLess(gaps[i], 1e-2, "%s: token %d differs from llama.cpp (%d vs %d)" % (arch, i, a, b))
+                    break
+            self.assertEqual(len(theirs), 24)
+
+    def test_info_and_bench_at_depth(self):
+        path = synth("qwen35-q8_0", *synth_args("qwen35", "q8_0"))
+        info = run(VOLGA, "info", path).stdout
+        self.assertIn("Gated DeltaNet in 3 of 4 layers", info)
+        j = json.loads(run(VOLGA, "bench", path, "-p", "8", "-n", "4", "-d", "40", "-r", "2", "-t", "2", "--json").stdout)
+        self.assertEqual(j["depth"], 40)
+        self.assertGreater(j["decode_tokens_per_s"], 0)
+
+
 class Cli(unittest.TestCase):
     def test_plain_output_is_the_generated_text(self):
         path = synth("qwen3-f32", *synth_args("qwen3", "f32"))
