@@ -16,7 +16,7 @@ shift $((OPTIND - 1))
 [ $# -gt 0 ] || { echo "usage: $0 [-p P] [-n N] [-r REPS] [-t THREADS] [-k ROUNDS] MODEL.gguf..." >&2; exit 2; }
 peer="$root/build/peer"
 [ -d "$peer/node_modules/node-llama-cpp" ] || "$root/scripts/install-deps.sh" >&2
-cp "$root/bench/peer/llamacpp_bench.mjs" "$root/bench/peer/llamacpp_greedy.mjs" "$peer/"
+cp "$root/bench/peer/llamacpp_bench.mjs" "$peer/"
 for ((k = 1; k <= K; k++)); do
   for m in "$@"; do
     node "$peer/llamacpp_bench.mjs" "$m" "$P" "$N" "$R" "$T"

@@ -267,8 +267,12 @@ Command add_bench(CLI::App& app) {
 
     std::vector<double> pp, tg;
     PhaseSplit pp_split, tg_split;  // filled with --moe-stats only
+    // A hybrid model's recurrent state cannot go back to the depth: fill again (not timed).
+    auto back_to_depth = [&] {
+      if (cache.truncate(0, o->depth) < o->depth) fill_cache(*model, cache, o->depth, rng);
+    };
     for (int rep = 0; rep < o->reps; ++rep) {
-      cache.truncate(0, o->depth);
+      back_to_depth();
       if (o->n_prompt > 0) {
         batch.clear();
         for (int i = 0; i < o->n_prompt; ++i) batch.add(tok(rng), o->depth + i, 0, i + 1 == o->n_prompt);
@@ -279,7 +283,7 @@ Command add_bench(CLI::App& app) {
         pp.push_back(o->n_prompt / secs);
         pp_split.total += secs;
       }
-      cache.truncate(0, o->depth);
+      back_to_depth();
       if (o->n_gen > 0) {
         if (o->moe_stats) model->time_phases(&tg_split.t);
         int pos = o->depth;

@@ -74,7 +74,15 @@ Command add_info(CLI::App& app) {
         std::printf("heads:         %lld (kv %lld), head size k %lld / v %lld\n", static_cast<long long>(s.n_head),
                     static_cast<long long>(s.n_head_kv), static_cast<long long>(s.head_dim_k),
                     static_cast<long long>(s.head_dim_v));
-      const int64_t kv_floats = (s.kv_key_width() + s.kv_value_width()) * s.n_layer;
+      if (s.is_hybrid())
+        std::printf("linear attn:   Gated DeltaNet in %lld of %lld layers (full attention every %lld), %lld key / %lld "
+                    "value heads of %lld, conv %lld; state %s per sequence\n",
+                    static_cast<long long>(s.n_layer - s.n_kv_layer()), static_cast<long long>(s.n_layer),
+                    static_cast<long long>(s.full_attn_interval), static_cast<long long>(s.ssm_n_group),
+                    static_cast<long long>(s.ssm_dt_rank), static_cast<long long>(s.ssm_d_state),
+                    static_cast<long long>(s.ssm_d_conv),
+                    human_bytes(static_cast<double>(s.recurrent_state_floats()) * 4).c_str());
+      const int64_t kv_floats = (s.kv_key_width() + s.kv_value_width()) * s.n_kv_layer();
       std::printf("kv cache:      %lld floats (%s) per token%s\n", static_cast<long long>(kv_floats),
                   human_bytes(static_cast<double>(kv_floats) * 4).c_str(),
                   s.is_mla() ? ", latent + rope key only" : "");

@@ -17,4 +17,9 @@ std::unique_ptr<Model> make_mla_decoder(const GgufFile& file, ThreadPool& pool);
 // layers, gating, group-limited routing, expert weight scaling.
 void read_deepseek2_hparams(const GgufFile& file, const std::string& prefix, ModelSpec& spec);
 
+// qwen35, qwen35moe (Gated DeltaNet + gated attention hybrids) and their keys:
+// DeltaNet sizes, full-attention interval, RoPE sections, shared expert size.
+std::unique_ptr<Model> make_qwen35(const GgufFile& file, ThreadPool& pool);
+void read_qwen35_hparams(const GgufFile& file, const std::string& prefix, ModelSpec& spec);
+
 }  // namespace volga

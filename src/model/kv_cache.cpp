@@ -54,7 +54,7 @@ void KvCache::check_types(const ModelSpec& spec, DType type_k, DType type_v) {
 
 int64_t KvCache::block_bytes_for(const ModelSpec& spec, DType type_k, DType type_v) {
   const int64_t k = row_bytes(type_k, spec.kv_key_width()), v = row_bytes(type_v, spec.kv_value_width());
-  return spec.n_layer * kBlockTokens * (k + v);
+  return spec.n_kv_layer() * kBlockTokens * (k + v);
 }
 
 KvCache::KvCache(const ModelSpec& spec, int n_seq, int n_ctx)
@@ -64,7 +64,8 @@ KvCache::KvCache(const ModelSpec& spec, const KvCacheOptions& o)
     : n_ctx_(o.n_ctx), type_k_(o.type_k), type_v_(o.type_v) {
   if (o.n_seq <= 0 || o.n_ctx <= 0) throw Error("KV cache needs at least one sequence and one position");
   check_types(spec, type_k_, type_v_);
-  n_layer_ = spec.n_layer;
+  n_layer_ = spec.n_kv_layer();
+  state_floats_ = spec.recurrent_state_floats();
   k_width_ = spec.kv_key_width();
   v_width_ = spec.kv_value_width();
   k_row_ = row_bytes(type_k_, k_width_);
@@ -195,6 +196,7 @@ void KvCache::register_block(Seq& s, size_t i) {
 int KvCache::truncate(int seq, int n) {
   Seq& s = seq_at(seq);
   n = std::clamp(n, 0, s.length);
+  if (state_floats_ > 0 && n < s.length) n = 0;  // a recurrent state cannot go back: start over
   const size_t keep = static_cast<size_t>(blocks_for(n));
   if (n % kBlockTokens != 0 && keep <= s.blocks.size()) {
     // The last kept block will be written again: it must be ours alone and unregistered.
@@ -231,7 +233,15 @@ bool KvCache::reserve(int seq, int n) {
   return true;
 }
 
+float* KvCache::recurrent_state(int seq) {
+  Seq& s = seq_at(seq);
+  if (state_floats_ == 0) throw Error("internal: this model has no recurrent state");
+  if (s.state.empty()) s.state.assign(static_cast<size_t>(state_floats_), 0.0f);
+  return s.state.data();
+}
+
 int KvCache::cached_prefix(const int32_t* tokens, int n, int limit) const {
+  if (state_floats_ > 0) return 0;  // no recurrent state snapshots: nothing to reuse
   const int end = std::min(n, limit);
   uint64_t parent = 0;
   int got = 0;
@@ -247,7 +257,7 @@ int KvCache::cached_prefix(const int32_t* tokens, int n, int limit) const {
 int KvCache::attach_prefix(int seq, const int32_t* tokens, int n, int limit) {
   Seq& s = seq_at(seq);
   if (s.length != 0) truncate(seq, 0);
-  const int end = std::min({n, limit, n_ctx_});
+  const int end = state_floats_ > 0 ? 0 : std::min({n, limit, n_ctx_});
   uint64_t parent = 0;
   while (s.length + kBlockTokens <= end) {
     const int32_t id = find_registered(parent, tokens + s.length);
@@ -304,7 +314,7 @@ void KvCache::commit(const Batch& batch) {
     s.length = t.pos + 1;
   }
   for (size_t i = 0; i < seqs_.size(); ++i) {
-    if (before[i] < 0) continue;
+    if (before[i] < 0 || state_floats_ > 0) continue;  // hybrid models: blocks are never shared
     Seq& s = seqs_[i];
     for (size_t b = static_cast<size_t>(before[i] / kBlockTokens); b < static_cast<size_t>(s.length / kBlockTokens); ++b)
       register_block(s, b);

@@ -129,6 +129,17 @@ class KvCache {
   // replaced by an identical registered block).
   void commit(const Batch& batch);
 
+  // Hybrid models (Gated DeltaNet layers): each sequence also owns a
+  // recurrent state of spec.recurrent_state_floats() floats beside its
+  // blocks, valid for its `length` positions (the model zeroes it when a
+  // sequence starts at position 0). Such a state cannot be rewound or
+  // shared, so for these models truncate() to a length inside the sequence
+  // forgets it entirely (returns 0: recompute), and the prefix cache finds
+  // nothing. `layer` arguments count the layers with a KV cache only
+  // (ModelSpec::kv_layer_index).
+  bool has_recurrent_state() const { return state_floats_ > 0; }
+  float* recurrent_state(int seq);
+
   // Key/value rows of a sequence's head in a layer. Widths are in elements:
   // key rows of head h start at element h * head_width of the key row.
   PagedRows keys(int64_t layer, int seq, int64_t first_elem) const;
@@ -142,6 +153,7 @@ class KvCache {
     std::vector<int32_t> blocks;
     std::vector<int32_t> tokens;
     int length = 0;
+    std::vector<float> state;  // recurrent state (hybrid models), allocated on first use
   };
   struct Block {
     int32_t ref = 0;
@@ -165,6 +177,7 @@ class KvCache {
 
   int n_ctx_;
   DType type_k_, type_v_;
+  int64_t state_floats_ = 0;
   int64_t n_layer_, k_width_, v_width_, k_row_, v_row_, layer_bytes_, block_bytes_, n_blocks_;
   uint8_t* pool_ = nullptr;
   size_t map_bytes_ = 0;

@@ -18,6 +18,9 @@ const std::vector<ArchTraits>& architecture_table() {
       {Arch::Qwen3Moe, "qwen3moe", RopeStyle::Neox, false, true, true, true, false, nullptr, make_dense_decoder},
       {Arch::Deepseek2, "deepseek2", RopeStyle::Normal, false, false, true, false, true, read_deepseek2_hparams,
        make_mla_decoder},
+      {Arch::Qwen35, "qwen35", RopeStyle::Neox, false, true, false, false, false, read_qwen35_hparams, make_qwen35},
+      {Arch::Qwen35Moe, "qwen35moe", RopeStyle::Neox, false, true, true, true, false, read_qwen35_hparams,
+       make_qwen35},
   };
   return table;
 }

@@ -11,7 +11,7 @@ class GgufFile;
 enum class RopeStyle { Normal, Neox };  // adjacent pairs (llama, deepseek2) / split halves (qwen)
 
 // The architectures Volga loads; their facts are rows of model/arch.h's table.
-enum class Arch { Llama, Qwen2, Qwen3, Qwen3Moe, Deepseek2 };
+enum class Arch { Llama, Qwen2, Qwen3, Qwen3Moe, Deepseek2, Qwen35, Qwen35Moe };
 struct ArchTraits;
 
 // How routed-expert scores are computed from the router logits (GGUF expert_gating_func).
@@ -59,11 +59,38 @@ struct ModelSpec {
   int64_t n_lora_kv = 0;
   int64_t head_dim_k_mla = 0, head_dim_v_mla = 0;
   bool mla_split_kv_b = false;  // attn_k_b/attn_v_b in the file (else the older attn_kv_b)
+  // Gated DeltaNet linear attention (qwen35, qwen35moe; 0 state size: none).
+  // Layer i is linear attention unless (i + 1) % full_attn_interval == 0.
+  int64_t ssm_d_conv = 0;     // ssm.conv_kernel: causal convolution width
+  int64_t ssm_d_state = 0;    // ssm.state_size: key and value size per head
+  int64_t ssm_n_group = 0;    // ssm.group_count: key heads
+  int64_t ssm_dt_rank = 0;    // ssm.time_step_rank: value heads (a multiple of the key heads)
+  int64_t full_attn_interval = 0;
+  int64_t rope_sections[4] = {0, 0, 0, 0};  // rope.dimension_sections (text: every pair uses the position)
+  int64_t n_ff_shexp = 0;     // expert_shared_feed_forward_length (qwen35moe, sigmoid-gated shared expert)
 
   const ArchTraits& traits() const;
   const char* arch_name() const;  // general.architecture: "llama", "qwen2", ...
   bool is_mla() const { return n_lora_kv > 0; }
   bool is_moe_layer(int64_t layer) const { return n_expert > 0 && layer >= n_layer_dense_lead; }
+  bool is_hybrid() const { return ssm_d_state > 0; }
+  bool is_recurrent_layer(int64_t layer) const {
+    return is_hybrid() && (layer + 1) % full_attn_interval != 0;
+  }
+  // Layers with a KV cache (hybrid models: the full-attention layers only),
+  // and a layer's index among them.
+  int64_t n_kv_layer() const { return is_hybrid() ? n_layer / full_attn_interval : n_layer; }
+  int64_t kv_layer_index(int64_t layer) const { return is_hybrid() ? layer / full_attn_interval : layer; }
+  // Gated DeltaNet sizes: channels of the causal convolution (q, k, v), and
+  // floats of one sequence's recurrent state over all layers (the last
+  // d_conv - 1 convolution inputs and one d_state x d_state matrix per value head).
+  int64_t ssm_conv_channels() const { return 2 * ssm_n_group * ssm_d_state + ssm_dt_rank * ssm_d_state; }
+  int64_t ssm_layer_state_floats() const {
+    return (ssm_d_conv - 1) * ssm_conv_channels() + ssm_dt_rank * ssm_d_state * ssm_d_state;
+  }
+  int64_t recurrent_state_floats() const {
+    return is_hybrid() ? (n_layer - n_kv_layer()) * ssm_layer_state_floats() : 0;
+  }
   // KV cache floats per position per layer. MLA caches only the normalised
   // latent and the rotated key part; values are read from the latent.
   int64_t kv_key_width() const { return is_mla() ? n_lora_kv + n_rot : n_head_kv * head_dim_k; }

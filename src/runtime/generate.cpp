@@ -21,8 +21,8 @@ GenerateResult generate(Model& model, KvCache& cache, const std::vector<int32_t>
   const size_t chunk = static_cast<size_t>(std::max(1, opts.prefill_chunk));
   size_t start = static_cast<size_t>(cache.length(0));
   if (start >= prompt.size()) {  // logits of the last prompt token are needed
-    start = prompt.size() - 1;
-    cache.truncate(0, static_cast<int>(start));
+    // (a hybrid model's recurrent state cannot go back: it starts over from 0)
+    start = static_cast<size_t>(cache.truncate(0, static_cast<int>(prompt.size() - 1)));
   }
   for (size_t i = start; i < prompt.size(); i += chunk) {
     batch.clear();

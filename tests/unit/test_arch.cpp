@@ -23,7 +23,7 @@ TEST(ArchTable, RowsAreFoundByNameAndAreUnique) {
     EXPECT_NE(t.make, nullptr) << t.name;
   }
   EXPECT_EQ(supported_architectures().size(), architecture_table().size());
-  EXPECT_EQ(find_architecture("qwen35"), nullptr);
+  EXPECT_EQ(find_architecture("qwen3.5"), nullptr);
   EXPECT_EQ(find_architecture("Qwen2"), nullptr);  // GGUF names are lower-case, compared exactly
   EXPECT_EQ(find_architecture(""), nullptr);
 }
@@ -57,6 +57,18 @@ TEST(ArchTable, FactsOfEachFamily) {
   EXPECT_TRUE(ds->mla && ds->moe);
   EXPECT_EQ(ds->rope, RopeStyle::Normal);
   EXPECT_NE(ds->read_hparams, nullptr);
+  // Qwen3.5 hybrids: NeoX (text-only sectioned) RoPE, q/k norms in the attention
+  // layers, own keys (DeltaNet sizes); the MoE renormalises its top-k.
+  for (const char* n : {"qwen35", "qwen35moe"}) {
+    const ArchTraits* q = find_architecture(n);
+    ASSERT_NE(q, nullptr) << n;
+    EXPECT_EQ(q->rope, RopeStyle::Neox) << n;
+    EXPECT_TRUE(q->qk_norm) << n;
+    EXPECT_FALSE(q->qkv_bias || q->mla) << n;
+    EXPECT_NE(q->read_hparams, nullptr) << n;
+  }
+  EXPECT_FALSE(find_architecture("qwen35")->moe);
+  EXPECT_TRUE(find_architecture("qwen35moe")->moe && find_architecture("qwen35moe")->renorm_topk);
 }
 
 }  // namespace

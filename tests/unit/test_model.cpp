@@ -149,7 +149,8 @@ TEST_P(ModelTest, GreedyGenerationIsDeterministicAndSeededSamplingReproducible) 
   EXPECT_EQ(generate(*model_, c3, {1, 2, 3}, o).ids, generate(*model_, c4, {1, 2, 3}, o).ids);
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, ModelTest, ::testing::Values("llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"));
+INSTANTIATE_TEST_SUITE_P(Archs, ModelTest, ::testing::Values("llama", "qwen2", "qwen3", "qwen3moe", "deepseek2", "qwen35",
+                                                          "qwen35moe"));
 
 // ---------------------------------------------------------- refused models
 

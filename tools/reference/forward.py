@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Independent float64 reference forward pass for the llama, qwen2, qwen3,
-qwen3moe and deepseek2 architectures, written from the published model
+qwen3moe, deepseek2 and qwen35/qwen35moe (see qwen35.py) architectures, written from the published model
 definitions (Llama: RMSNorm, RoPE, grouped-query attention, SwiGLU; Qwen2:
 q/k/v biases; Qwen3: per-head q/k RMSNorm; Qwen3-MoE: softmax router, top-k
 experts with renormalised weights, as Hugging Face's Qwen3MoeSparseMoeBlock
@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gguf_np import GGUF  # noqa: E402
+from qwen35 import Qwen35  # noqa: E402
 
 
 class Reference:
@@ -30,7 +31,7 @@ class Reference:
         g = GGUF(path)
         m = g.meta
         a = m["general.architecture"]
-        if a not in ("llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"):
+        if a not in ("llama", "qwen2", "qwen3", "qwen3moe", "deepseek2", "qwen35", "qwen35moe"):
             raise SystemExit("reference: unsupported architecture " + a)
         self.arch = a
         self.n_embd = m[a + ".embedding_length"]
@@ -71,6 +72,7 @@ class Reference:
             self.init_deepseek2(stype, factor)
         elif stype == "yarn":
             self.rope_scale = 0.1 * np.log(factor) + 1.0  # HF: attention_factor = get_mscale(factor)
+        self.hybrid = Qwen35(self) if a in ("qwen35", "qwen35moe") else None
 
     def yarn_inv_freq(self, inv_extra, factor, orig_ctx, beta_fast=32, beta_slow=1):
         """Hugging Face's _compute_yarn_parameters / DeepseekV3YarnRotaryEmbedding."""
@@ -126,6 +128,8 @@ class Reference:
         return x
 
     def logits(self, ids):
+        if self.hybrid:
+            return self.hybrid.logits(ids)
         ids = np.asarray(ids)
         T = len(ids)
         pos = np.arange(T, dtype=np.float64)

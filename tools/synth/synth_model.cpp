@@ -25,7 +25,39 @@ struct Shape {
   int64_t q_lora = 0, kv_lora = 0, rope_dim = 0, v_dim = 0, n_shared = 0, n_lead = 0, n_groups = 0, n_group_used = 0;
   bool sigmoid = false, norm = false;
   double scale = 0, yarn_factor = 0, mscale_all_dim = 1;
+  // qwen35 / qwen35moe: Gated DeltaNet sizes, full-attention interval, rotated dims, shared expert
+  int64_t d_conv = 0, d_state = 0, n_group = 0, dt_rank = 0, interval = 0, n_rot = 0, n_ff_shexp = 0;
 };
+
+// Qwen3.5: hybrid Gated DeltaNet / gated attention (sizes from the published configs).
+Shape qwen35_preset(const std::string& arch, const std::string& name) {
+  Shape s{};
+  auto hybrid = [&](int64_t d_conv, int64_t d_state, int64_t n_group, int64_t dt_rank, int64_t interval, int64_t n_rot) {
+    s.d_conv = d_conv; s.d_state = d_state; s.n_group = n_group; s.dt_rank = dt_rank; s.interval = interval;
+    s.n_rot = n_rot;
+  };
+  if (arch == "qwen35moe") {
+    if (name != "tiny") throw Error("shape preset '" + name + "' is not a qwen35moe shape (tiny)");
+    // value heads != key heads (tiled head order), partial rotation, shared expert
+    s = {256, 4, 4, 2, 64, 512, 4096, false, 1e7f, 1e-6f, 8, 2, 128};
+    hybrid(4, 32, 2, 4, 4, 16);
+    s.n_ff_shexp = 128;
+    return s;
+  }
+  if (name == "tiny") {
+    s = {256, 4, 4, 2, 64, 512, 4096, true, 1e7f, 1e-6f};
+    hybrid(4, 32, 2, 4, 4, 16);
+  } else if (name == "qwen3.5-0.8b") {
+    s = {1024, 24, 8, 2, 256, 3584, 262144, true, 1e7f, 1e-6f};
+    hybrid(4, 128, 16, 16, 4, 64);
+  } else if (name == "qwen3.5-2b") {
+    s = {2048, 24, 8, 2, 256, 6144, 262144, true, 1e7f, 1e-6f};
+    hybrid(4, 128, 16, 16, 4, 64);
+  } else {
+    throw Error("shape preset '" + name + "' is not a qwen35 shape (tiny, qwen3.5-0.8b, qwen3.5-2b)");
+  }
+  return s;
+}
 
 Shape deepseek2_preset(const std::string& name) {
   Shape s{};
@@ -49,6 +81,7 @@ Shape deepseek2_preset(const std::string& name) {
 
 Shape preset(const std::string& arch, const std::string& name) {
   if (arch == "deepseek2") return deepseek2_preset(name);
+  if (arch == "qwen35" || arch == "qwen35moe") return qwen35_preset(arch, name);
   if (arch == "qwen3moe") {
     if (name == "tiny") return {256, 2, 4, 2, 128, 512, 4096, true, 1e6f, 1e-6f, 8, 2, 256};
     if (name == "qwen3-30b-a3b") return {2048, 48, 32, 4, 128, 6144, 40960, false, 1e6f, 1e-6f, 128, 8, 768};
@@ -329,11 +362,58 @@ void write_mla_layer(WeightMaker& m, const std::string& p, const Shape& s, DType
   }
 }
 
+// One qwen35 layer: Gated DeltaNet or gated attention, the post-attention
+// norm, then a SwiGLU feed-forward or routed experts with a gated shared expert.
+void write_qwen35_layer(WeightMaker& m, const std::string& p, int64_t layer, const Shape& s, DType base, DType more) {
+  const int64_t E = s.n_embd, D = s.head_dim;
+  const float in_std = 1.0f / std::sqrt(static_cast<float>(E));
+  auto std_of = [](int64_t n) { return 1.0f / std::sqrt(static_cast<float>(n)); };
+  m.vector(p + "post_attention_norm.weight", E, 1.0f, 0.1f);
+  if ((layer + 1) % s.interval != 0) {
+    const int64_t Kd = s.n_group * s.d_state, Vd = s.dt_rank * s.d_state, C = 2 * Kd + Vd;
+    m.matrix(p + "attn_qkv.weight", base, E, C, in_std);
+    m.matrix(p + "attn_gate.weight", base, E, Vd, in_std);
+    m.matrix(p + "ssm_conv1d.weight", DType::F32, s.d_conv, C, std_of(s.d_conv));
+    // As the converter writes them: ssm_a = -exp(A_log) with A in [1, 16]; dt bias near softplus^-1(0.05).
+    std::vector<float> a(static_cast<size_t>(s.dt_rank));
+    for (int64_t h = 0; h < s.dt_rank; ++h) a[static_cast<size_t>(h)] = -(1.0f + static_cast<float>((h * 7 + layer) % 16));
+    m.vector(p + "ssm_dt.bias", s.dt_rank, -3.0f, 1.0f);
+    m.raw_f32(p + "ssm_a", a);
+    m.matrix(p + "ssm_beta.weight", base, E, s.dt_rank, in_std);
+    m.matrix(p + "ssm_alpha.weight", base, E, s.dt_rank, in_std);
+    m.vector(p + "ssm_norm.weight", s.d_state, 1.0f, 0.1f);
+    m.matrix(p + "ssm_out.weight", more, Vd, E, std_of(Vd));
+  } else {
+    m.matrix(p + "attn_q.weight", base, E, 2 * s.n_head * D, in_std);
+    m.matrix(p + "attn_k.weight", base, E, s.n_head_kv * D, in_std);
+    m.matrix(p + "attn_v.weight", more, E, s.n_head_kv * D, in_std);
+    m.matrix(p + "attn_output.weight", base, s.n_head * D, E, std_of(s.n_head * D));
+    m.vector(p + "attn_q_norm.weight", D, 1.0f, 0.1f);
+    m.vector(p + "attn_k_norm.weight", D, 1.0f, 0.1f);
+  }
+  if (s.n_expert == 0) {
+    m.matrix(p + "ffn_gate.weight", base, E, s.n_ff, in_std);
+    m.matrix(p + "ffn_up.weight", base, E, s.n_ff, in_std);
+    m.matrix(p + "ffn_down.weight", more, s.n_ff, E, std_of(s.n_ff));
+    return;
+  }
+  const int64_t F = s.n_ff_expert;
+  m.matrix(p + "ffn_gate_inp.weight", DType::F32, E, s.n_expert, in_std * 4);
+  m.matrix(p + "ffn_gate_exps.weight", base, E, F, in_std, s.n_expert);
+  m.matrix(p + "ffn_up_exps.weight", base, E, F, in_std, s.n_expert);
+  m.matrix(p + "ffn_down_exps.weight", more, F, E, std_of(F), s.n_expert);
+  m.vector(p + "ffn_gate_inp_shexp.weight", E, 0.0f, in_std * 4);
+  m.matrix(p + "ffn_gate_shexp.weight", base, E, s.n_ff_shexp, in_std);
+  m.matrix(p + "ffn_up_shexp.weight", base, E, s.n_ff_shexp, in_std);
+  m.matrix(p + "ffn_down_shexp.weight", more, s.n_ff_shexp, E, std_of(s.n_ff_shexp));
+}
+
 }  // namespace
 
 const char* shape_presets_help() {
   return "Shape preset: tiny (test-sized, k-quant friendly), qwen2-0.5b, qwen3-0.6b, llama3-1b, yandexgpt5-lite; "
-         "qwen3moe: tiny, qwen3-30b-a3b; deepseek2: tiny, gigachat3-10b-a1.8b, deepseek-v2-lite";
+         "qwen3moe: tiny, qwen3-30b-a3b; deepseek2: tiny, gigachat3-10b-a1.8b, deepseek-v2-lite; "
+         "qwen35: tiny, qwen3.5-0.8b, qwen3.5-2b; qwen35moe: tiny";
 }
 
 // A vocabulary-only GGUF, as llama.cpp's ggml-vocab-*.gguf files: general.*
@@ -355,8 +435,9 @@ void write_vocab_only(const SynthOptions& o) {
 
 void write_synthetic_model(const SynthOptions& o) {
   if (o.vocab_only) return write_vocab_only(o);
-  if (o.arch != "llama" && o.arch != "qwen2" && o.arch != "qwen3" && o.arch != "qwen3moe" && o.arch != "deepseek2")
-    throw Error("--arch must be llama, qwen2, qwen3, qwen3moe or deepseek2");
+  if (o.arch != "llama" && o.arch != "qwen2" && o.arch != "qwen3" && o.arch != "qwen3moe" && o.arch != "deepseek2" &&
+      o.arch != "qwen35" && o.arch != "qwen35moe")
+    throw Error("--arch must be llama, qwen2, qwen3, qwen3moe, deepseek2, qwen35 or qwen35moe");
   Shape s = preset(o.arch, o.shape);
   auto over = [](int64_t& field, int64_t v) { if (v > 0) field = v; };
   over(s.n_embd, o.n_embd); over(s.n_layer, o.n_layer); over(s.n_head, o.n_head);
@@ -439,7 +520,22 @@ void write_synthetic_model(const SynthOptions& o) {
               static_cast<uint32_t>(std::max<double>(16, static_cast<double>(s.n_ctx) / s.yarn_factor)));
     if (ds2) w.set_f32(a + ".rope.scaling.yarn_log_multiplier", static_cast<float>(0.1 * s.mscale_all_dim));
   }
-  if (!ds2 && (a == "qwen3" || a == "qwen3moe" || s.head_dim * s.n_head != s.n_embd)) {
+  const bool q35 = a == "qwen35" || a == "qwen35moe";
+  if (q35) {  // as llama.cpp's converter writes Qwen3.5
+    if (s.n_rot > s.head_dim || s.n_rot % 2 != 0 || s.interval <= 0) throw Error("bad qwen35 shape");
+    w.set_u32(a + ".rope.dimension_count", static_cast<uint32_t>(s.n_rot));
+    const int32_t half = static_cast<int32_t>(s.n_rot / 2);
+    const int32_t s0 = (half + 2) / 3, s1 = (half + 2) / 3;  // [11, 11, 10, 0] for 32 pairs
+    w.set_i32_array(a + ".rope.dimension_sections", {s0, s1, half - s0 - s1, 0});
+    w.set_u32(a + ".full_attention_interval", static_cast<uint32_t>(s.interval));
+    w.set_u32(a + ".ssm.conv_kernel", static_cast<uint32_t>(s.d_conv));
+    w.set_u32(a + ".ssm.state_size", static_cast<uint32_t>(s.d_state));
+    w.set_u32(a + ".ssm.group_count", static_cast<uint32_t>(s.n_group));
+    w.set_u32(a + ".ssm.time_step_rank", static_cast<uint32_t>(s.dt_rank));
+    w.set_u32(a + ".ssm.inner_size", static_cast<uint32_t>(s.d_state * s.dt_rank));
+    if (moe) w.set_u32(a + ".expert_shared_feed_forward_length", static_cast<uint32_t>(s.n_ff_shexp));
+  }
+  if (!ds2 && (a == "qwen3" || a == "qwen3moe" || q35 || s.head_dim * s.n_head != s.n_embd)) {
     w.set_u32(a + ".attention.key_length", static_cast<uint32_t>(s.head_dim));
     w.set_u32(a + ".attention.value_length", static_cast<uint32_t>(s.head_dim));
   }
@@ -468,6 +564,10 @@ void write_synthetic_model(const SynthOptions& o) {
     m.vector(p + "attn_norm.weight", E, 1.0f, 0.1f);
     if (ds2) {
       write_mla_layer(m, p, s, base, more, mla, o.fused_gate_up);
+      continue;
+    }
+    if (q35) {
+      write_qwen35_layer(m, p, i, s, base, more);
       continue;
     }
     m.matrix(p + "attn_q.weight", base, E, qd, in_std);
