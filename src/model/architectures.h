@@ -17,4 +17,9 @@ std::unique_ptr<Model> make_mla_decoder(const GgufFile& file, ThreadPool& pool);
 // layers, gating, group-limited routing, expert weight scaling.
 void read_deepseek2_hparams(const GgufFile& file, const std::string& prefix, ModelSpec& spec);
 
+// bert (BGE / E5 style encoders and cross-encoder rerankers, as llama.cpp's converter writes them).
+std::unique_ptr<Model> make_bert_encoder(const GgufFile& file, ThreadPool& pool);
+// bert's own keys: LayerNorm epsilon, causal attention (off), the classification head's size.
+void read_bert_hparams(const GgufFile& file, const std::string& prefix, ModelSpec& spec);
+
 }  // namespace volga

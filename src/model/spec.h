@@ -11,8 +11,16 @@ class GgufFile;
 enum class RopeStyle { Normal, Neox };  // adjacent pairs (llama, deepseek2) / split halves (qwen)
 
 // The architectures Volga loads; their facts are rows of model/arch.h's table.
-enum class Arch { Llama, Qwen2, Qwen3, Qwen3Moe, Deepseek2 };
+enum class Arch { Llama, Qwen2, Qwen3, Qwen3Moe, Deepseek2, Bert };
 struct ArchTraits;
+
+// How a sequence's token states become one vector (GGUF <arch>.pooling_type,
+// llama.cpp's numbering). Rank: the first token's state through the
+// classification head (cross-encoder rerankers).
+enum class Pooling { None = 0, Mean = 1, Cls = 2, Last = 3, Rank = 4, Unspecified = -1 };
+const char* pooling_name(Pooling p);
+// "none", "mean", "cls", "last", "rank"; throws volga::Error for another name.
+Pooling parse_pooling(const std::string& name);
 
 // How routed-expert scores are computed from the router logits (GGUF expert_gating_func).
 enum class ExpertGating { Softmax = 1, Sigmoid = 2 };
@@ -59,6 +67,11 @@ struct ModelSpec {
   int64_t n_lora_kv = 0;
   int64_t head_dim_k_mla = 0, head_dim_v_mla = 0;
   bool mla_split_kv_b = false;  // attn_k_b/attn_v_b in the file (else the older attn_kv_b)
+  // Embedding models. pooling: the file's <arch>.pooling_type (Unspecified when absent).
+  Pooling pooling = Pooling::Unspecified;
+  bool causal = true;        // attention.causal (encoders: false, every token sees its whole sequence)
+  float norm_eps = 1e-12f;   // attention.layer_norm_epsilon (LayerNorm of the encoders)
+  int64_t n_cls_out = 0;     // outputs of the classification head (rank models; 0: none)
 
   const ArchTraits& traits() const;
   const char* arch_name() const;  // general.architecture: "llama", "qwen2", ...
