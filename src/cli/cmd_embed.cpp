@@ -1,6 +1,7 @@
 // volga embed MODEL TEXT...: embedding vectors (or, with --rerank QUERY,
-// relevance scores of the texts for the query) from an embedding or
-// reranking model, printed as text or JSON.
+// relevance scores of the texts for the query; a reranker without --rerank
+// scores each input as a whole pair) from an embedding or reranking model,
+// printed as text or JSON.
 #include <cstdio>
 #include <sstream>
 
@@ -62,10 +63,12 @@ Command add_embed(CLI::App& app) {
     auto tok = Tokenizer::from_gguf(*file);
     ThreadPool pool(resolve_threads(o->threads));
     auto model = load_model(*file, pool);
-    const bool rerank = !o->rerank_query.empty();
+    const bool pair = !o->rerank_query.empty();
+    // A reranker scores its inputs: (query, text) pairs, or texts and ids taken as whole pairs.
+    const bool rerank = pair || model->spec().pooling == Pooling::Rank;
     std::vector<std::vector<int32_t>> inputs;
     for (const std::string& t : o->texts)
-      inputs.push_back(rerank ? rerank_pair(*tok, o->rerank_query, t) : tok->encode(t, true, false));
+      inputs.push_back(pair ? rerank_pair(*tok, o->rerank_query, t) : tok->encode(t, true, false));
     for (const std::string& s : o->ids) inputs.push_back(parse_ids(s));
     if (inputs.empty()) throw Error("nothing to embed: give texts or --ids");
     nlohmann::json out;
