@@ -16,6 +16,7 @@
 #include "runtime/embed.h"
 #include "synth_model.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab.h"
 #include "util/error.h"
 
 namespace volga {
@@ -174,6 +175,27 @@ TEST_F(BertTest, CrossEncoderPairIsClsQuerySepDocumentSep) {
   want.insert(want.end(), d.begin(), d.end());
   want.push_back(102);
   EXPECT_EQ(rerank_pair(*tok_, "what is it", "a fox"), want);
+}
+
+TEST(RerankPair, XlmRobertaPairIsSQueryEndEndDocumentEnd) {
+  // A unigram vocabulary laid out as XLM-RoBERTa's: <s> 0, </s> 2 (also the separator).
+  VocabData v;
+  v.model = "t5";
+  const std::string ws = "\xe2\x96\x81";  // U+2581
+  v.tokens = {"<s>", "<pad>", "</s>", "<unk>", ws + "a", ws + "b", ws};
+  v.scores = {0, 0, 0, 0, -1.0f, -1.0f, -5.0f};
+  v.types.assign(v.tokens.size(), TokenType::Normal);
+  v.types[0] = v.types[1] = v.types[2] = TokenType::Control;
+  v.types[3] = TokenType::Unknown;
+  v.bos = 0;
+  v.pad = 1;
+  v.eos = v.sep = 2;
+  v.unk = 3;
+  v.add_bos = v.add_eos = true;
+  v.add_space_prefix = true;
+  auto tok = Tokenizer::create(v);
+  ASSERT_EQ(tok->encode("a", true), (std::vector<int32_t>{0, 4, 2}));
+  EXPECT_EQ(rerank_pair(*tok, "a", "b"), (std::vector<int32_t>{0, 4, 2, 2, 5, 2}));
 }
 
 class RerankTest : public BertTest {
