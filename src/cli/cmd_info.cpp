@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "format/gguf.h"
 #include "tokenizer/tokenizer.h"
+#include "model/arch.h"
 #include "model/model.h"
 #include "util/error.h"
 
@@ -87,16 +88,23 @@ Command add_info(CLI::App& app) {
                   human_bytes(static_cast<double>(kv_floats) * 4).c_str(),
                   s.is_mla() ? ", latent + rope key only" : "");
       std::printf("context:       %lld (trained)\n", static_cast<long long>(s.n_ctx_train));
-      std::printf("rope:          %s, %lld dims, base %g%s", s.rope_style == RopeStyle::Neox ? "neox" : "normal",
-                  static_cast<long long>(s.n_rot), s.rope_freq_base,
-                  f->find_tensor("rope_freqs.weight") ? ", llama3 frequency factors" : "");
-      if (s.rope_ext_factor != 0)
-        std::printf(", YaRN x%g from %lld (attention scale %g)", 1.0 / s.rope_freq_scale,
-                    static_cast<long long>(s.rope_n_ctx_orig), s.attn_scale);
-      else if (s.rope_freq_scale != 1.0f)
-        std::printf(", linear x%g", 1.0 / s.rope_freq_scale);
-      std::printf("\n");
-      std::printf("rms epsilon:   %g\n", s.rms_eps);
+      if (s.traits().encoder) {
+        std::printf("encoder:       bidirectional attention, learned positions, LayerNorm epsilon %g\n", s.norm_eps);
+      } else {
+        std::printf("rope:          %s, %lld dims, base %g%s", s.rope_style == RopeStyle::Neox ? "neox" : "normal",
+                    static_cast<long long>(s.n_rot), s.rope_freq_base,
+                    f->find_tensor("rope_freqs.weight") ? ", llama3 frequency factors" : "");
+        if (s.rope_ext_factor != 0)
+          std::printf(", YaRN x%g from %lld (attention scale %g)", 1.0 / s.rope_freq_scale,
+                      static_cast<long long>(s.rope_n_ctx_orig), s.attn_scale);
+        else if (s.rope_freq_scale != 1.0f)
+          std::printf(", linear x%g", 1.0 / s.rope_freq_scale);
+        std::printf("\n");
+        std::printf("rms epsilon:   %g\n", s.rms_eps);
+      }
+      if (s.pooling != Pooling::Unspecified)
+        std::printf("pooling:       %s%s\n", pooling_name(s.pooling),
+                    s.n_cls_out > 0 ? (", classification head of " + std::to_string(s.n_cls_out) + " outputs").c_str() : "");
     } catch (const Error& e) {
       std::printf("(cannot run: %s)\n", e.what());
     }

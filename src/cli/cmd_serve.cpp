@@ -30,6 +30,8 @@ Command add_serve(CLI::App& app) {
   cmd->add_option("--max-queue", o->max_queue, "Requests that may wait for a slot; beyond it the server answers 503")->default_val(64)->check(CLI::Range(0, 100000));
   cmd->add_option("--alias", o->model_name, "Model name reported by the API (default: the file name)");
   cmd->add_flag("-q,--quiet", o->quiet, "Do not log one line per request on stderr");
+  cmd->add_flag("--embeddings", o->embeddings, "Serve POST /v1/embeddings from a generative model too (embedding and reranking models always do)");
+  cmd->add_option("--pooling", o->pooling, "Embedding pooling: none, mean, cls, last (default: the model's pooling_type; last for decoders)");
   cmd->add_option("--chat-template-file", o->chat_template_file, "Use this Jinja2 template instead of the model's")->check(CLI::ExistingFile);
   return [o, key, key_file, kv]() -> int {
     std::tie(o->cache_type_k, o->cache_type_v) = kv_types(*kv);

@@ -138,6 +138,27 @@ void rms_norm(const float* x, const float* weight, float eps, int64_t n, float* 
   active_kernels().rms_norm(x, weight, eps, n, y);
 }
 
+void layer_norm(const float* x, const float* weight, const float* bias, float eps, int64_t n, float* y) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  const double mean = sum / static_cast<double>(n);
+  double sq = 0;
+  for (int64_t i = 0; i < n; ++i) sq += (x[i] - mean) * (x[i] - mean);
+  const double inv = 1.0 / std::sqrt(sq / static_cast<double>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = static_cast<float>((x[i] - mean) * inv) * weight[i];
+    y[i] = bias ? v + bias[i] : v;
+  }
+}
+
+void gelu(const float* x, int64_t n, float* out) {
+  constexpr double kInvSqrt2 = 0.70710678118654752440;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    out[i] = static_cast<float>(0.5 * v * (1.0 + std::erf(v * kInvSqrt2)));
+  }
+}
+
 void rope(float* head, const float* cos, const float* sin, int n_pairs, bool neox) {
   active_kernels().rope(head, cos, sin, n_pairs, neox);
 }

@@ -51,6 +51,11 @@ void get_row(const WeightMatrix& w, int64_t r, float* out);
 // y = x / sqrt(mean(x^2) + eps) * weight, over n elements (y may alias x).
 void rms_norm(const float* x, const float* weight, float eps, int64_t n, float* y);
 
+// y = (x - mean) / sqrt(variance + eps) * weight + bias over n elements
+// (LayerNorm; y may alias x; bias may be null). One scalar path on every
+// ISA: mean and variance are summed in double, in index order.
+void layer_norm(const float* x, const float* weight, const float* bias, float eps, int64_t n, float* y);
+
 // Rotary position embedding, in place, on the first 2*n_pairs elements of one head.
 // neox: pairs (i, i + n_pairs); otherwise adjacent pairs (2i, 2i+1).
 void rope(float* head, const float* cos, const float* sin, int n_pairs, bool neox);
@@ -60,6 +65,10 @@ void softmax(float* x, int64_t n);
 
 // out[i] = silu(gate[i]) * up[i]
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
+
+// out[i] = x[i] * Phi(x[i]) = 0.5 x (1 + erf(x / sqrt 2)): the exact GELU of
+// BERT's "gelu" activation (out may alias x). One scalar path on every ISA.
+void gelu(const float* x, int64_t n, float* out);
 
 // sum a[i] * b[i]
 float dot(const float* a, const float* b, int64_t n);

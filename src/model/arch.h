@@ -25,6 +25,7 @@ struct ArchTraits {
   bool moe;                     // routed experts (feed_forward_length only for dense layers)
   bool renorm_topk;             // the chosen experts' weights always sum to one
   bool mla;                     // multi-head latent attention (and DeepSeek's YaRN scaling)
+  bool encoder;                 // bidirectional encoder without a language-model head (embeddings, rerank)
   // Reads the keys only this architecture has, after the common ones and
   // the experts' (null: none). Throws volga::Error naming a bad key.
   void (*read_hparams)(const GgufFile& file, const std::string& prefix, ModelSpec& spec);

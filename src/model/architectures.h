@@ -21,5 +21,9 @@ void read_deepseek2_hparams(const GgufFile& file, const std::string& prefix, Mod
 // DeltaNet sizes, full-attention interval, RoPE sections, shared expert size.
 std::unique_ptr<Model> make_qwen35(const GgufFile& file, ThreadPool& pool);
 void read_qwen35_hparams(const GgufFile& file, const std::string& prefix, ModelSpec& spec);
+// bert (BGE / E5 style encoders and cross-encoder rerankers, as llama.cpp's converter writes them).
+std::unique_ptr<Model> make_bert_encoder(const GgufFile& file, ThreadPool& pool);
+// bert's own keys: LayerNorm epsilon, causal attention (off), the classification head's size.
+void read_bert_hparams(const GgufFile& file, const std::string& prefix, ModelSpec& spec);
 
 }  // namespace volga

@@ -17,6 +17,31 @@ void prepare_batch(const ModelSpec& spec, const Batch& batch, KvCache& cache) {
   cache.prepare(batch);
 }
 
+std::vector<SeqRun> sequence_runs(const ModelSpec& spec, const Batch& batch, int64_t max_len) {
+  std::vector<SeqRun> runs;
+  std::vector<int32_t> seen;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const BatchToken& t = batch.tokens[i];
+    if (t.token < 0 || t.token >= spec.n_vocab)
+      throw Error("token id " + std::to_string(t.token) + " is outside the vocabulary (size " +
+                  std::to_string(spec.n_vocab) + ")");
+    const int64_t at = static_cast<int64_t>(i);
+    if (runs.empty() || runs.back().seq != t.seq) {
+      if (std::find(seen.begin(), seen.end(), t.seq) != seen.end())
+        throw Error("sequence " + std::to_string(t.seq) + " is split in the batch");
+      seen.push_back(t.seq);
+      runs.push_back({at, at, t.seq});
+    }
+    SeqRun& r = runs.back();
+    if (t.pos != r.end - r.begin)
+      throw Error("sequence " + std::to_string(t.seq) + ": position " + std::to_string(t.pos) + " where " +
+                  std::to_string(r.end - r.begin) + " was expected (embeddings take whole inputs from position 0)");
+    if (++r.end - r.begin > max_len)
+      throw Error("an input of more than " + std::to_string(max_len) + " tokens is longer than the model's context");
+  }
+  return runs;
+}
+
 void paged_attention(const AttentionShape& a, const Batch& batch, const KvCache& cache, int64_t layer,
                      const float* q, float* out, ThreadPool& pool, PhaseTimes* times) {
   PhaseScope timed(times, &PhaseTimes::attention);

@@ -32,6 +32,16 @@ struct MoeWeights {
 // context, KvFullError when the cache has no block left.
 void prepare_batch(const ModelSpec& spec, const Batch& batch, KvCache& cache);
 
+// One sequence of an embedding batch: tokens [begin, end) of the batch.
+struct SeqRun {
+  int64_t begin, end;
+  int32_t seq;
+};
+// Splits a batch of whole sequences (Model::token_states) into its runs:
+// checks the token ids, that each sequence is one run at positions 0, 1, ...
+// and that no run is longer than max_len. Throws volga::Error naming the fault.
+std::vector<SeqRun> sequence_runs(const ModelSpec& spec, const Batch& batch, int64_t max_len);
+
 // Multi-head attention with grouped keys/values over a paged cache.
 struct AttentionShape {
   int64_t n_head, n_head_kv;  // query heads; key/value heads (n_head_kv divides n_head)

@@ -67,9 +67,33 @@ class DenseDecoder final : public Model {
 
   const ModelSpec& spec() const override { return spec_; }
 
-  Logits forward(const Batch& batch, KvCache& cache) override;
+  Logits forward(const Batch& batch, KvCache& cache) override {
+    std::vector<float> x = run_layers(batch, cache);
+    return output_logits(spec_, batch, x.data(), head_.output_norm, head_.output, pool_);
+  }
+
+  // Decoder embedding models (Qwen3-Embedding): the states after the output
+  // norm, computed with causal attention in a cache of their own.
+  std::vector<float> token_states(const Batch& batch) override {
+    const std::vector<SeqRun> runs = sequence_runs(spec_, batch, spec_.n_ctx_train);
+    int32_t n_seq = 0;
+    int64_t longest = 0;
+    for (const SeqRun& r : runs) {
+      if (r.seq < 0 || r.seq >= 4096) throw Error("sequence id " + std::to_string(r.seq) + " is out of range");
+      n_seq = std::max(n_seq, r.seq + 1);
+      longest = std::max(longest, r.end - r.begin);
+    }
+    if (runs.empty()) return {};
+    KvCache cache(spec_, n_seq, static_cast<int>(longest));
+    std::vector<float> x = run_layers(batch, cache);
+    const int64_t E = spec_.n_embd;
+    for (size_t t = 0; t < batch.size(); ++t)
+      kernels::rms_norm(&x[t * E], head_.output_norm.data(), spec_.rms_eps, E, &x[t * E]);
+    return x;
+  }
 
  private:
+  std::vector<float> run_layers(const Batch& batch, KvCache& cache);
   void attention(int64_t layer, const Batch& batch, KvCache& cache, const float* q, float* out);
 
   ModelSpec spec_;
@@ -95,7 +119,8 @@ void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, 
   paged_attention(a, batch, cache, layer, q, out, pool_, phases_);
 }
 
-Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
+// The decoder layers over the batch (the embedded tokens, updated in place).
+std::vector<float> DenseDecoder::run_layers(const Batch& batch, KvCache& cache) {
   prepare_batch(spec_, batch, cache);
   const ModelSpec& s = spec_;
   const int64_t T = static_cast<int64_t>(batch.size()), E = s.n_embd;
@@ -148,7 +173,7 @@ Logits DenseDecoder::forward(const Batch& batch, KvCache& cache) {
     residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x.data(), T, h.data(), ffn_out.data(), pool_, phases_);
   }
   cache.commit(batch);
-  return output_logits(s, batch, x.data(), head_.output_norm, head_.output, pool_);
+  return x;
 }
 
 }  // namespace

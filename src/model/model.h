@@ -27,6 +27,19 @@ class Model {
   // sequence id out of range, context full). Not thread-safe: engine thread only.
   virtual Logits forward(const Batch& batch, KvCache& cache) = 0;
 
+  // The last hidden state of every token of `batch` ([T][n_embd], batch
+  // order), after the model's final norm: what embeddings are pooled from.
+  // The batch holds whole sequences, each one run of tokens at positions
+  // 0, 1, ... in order; decoders compute them in a private cache. A token's
+  // state does not depend on the other sequences of the batch. Throws
+  // volga::Error on a bad batch or an architecture without this output.
+  virtual std::vector<float> token_states(const Batch& batch);
+
+  // The classification head of a rank model (cross-encoder reranker) on n
+  // pooled states [n][n_embd]: [n][n_cls_out] scores. Throws volga::Error
+  // when the model has no such head.
+  virtual std::vector<float> classify(const float* pooled, int64_t n);
+
   // Accumulate the time of each phase of later forward passes into *times
   // (kept by the caller; nullptr: stop timing, the default).
   void time_phases(PhaseTimes* times) { phases_ = times; }

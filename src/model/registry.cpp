@@ -10,16 +10,20 @@
 namespace volga {
 
 const std::vector<ArchTraits>& architecture_table() {
-  //                       arch             name         rope                bias   qk_norm moe    renorm mla
+  //                       arch             name         rope                bias   qk_norm moe    renorm mla    encoder
   static const std::vector<ArchTraits> table = {
-      {Arch::Llama, "llama", RopeStyle::Normal, false, false, false, false, false, nullptr, make_dense_decoder},
-      {Arch::Qwen2, "qwen2", RopeStyle::Neox, true, false, false, false, false, nullptr, make_dense_decoder},
-      {Arch::Qwen3, "qwen3", RopeStyle::Neox, false, true, false, false, false, nullptr, make_dense_decoder},
-      {Arch::Qwen3Moe, "qwen3moe", RopeStyle::Neox, false, true, true, true, false, nullptr, make_dense_decoder},
-      {Arch::Deepseek2, "deepseek2", RopeStyle::Normal, false, false, true, false, true, read_deepseek2_hparams,
-       make_mla_decoder},
-      {Arch::Qwen35, "qwen35", RopeStyle::Neox, false, true, false, false, false, read_qwen35_hparams, make_qwen35},
-      {Arch::Qwen35Moe, "qwen35moe", RopeStyle::Neox, false, true, true, true, false, read_qwen35_hparams,
+      {Arch::Llama, "llama", RopeStyle::Normal, false, false, false, false, false, false, nullptr, make_dense_decoder},
+      {Arch::Qwen2, "qwen2", RopeStyle::Neox, true, false, false, false, false, false, nullptr, make_dense_decoder},
+      {Arch::Qwen3, "qwen3", RopeStyle::Neox, false, true, false, false, false, false, nullptr, make_dense_decoder},
+      {Arch::Qwen3Moe, "qwen3moe", RopeStyle::Neox, false, true, true, true, false, false, nullptr,
+       make_dense_decoder},
+      {Arch::Deepseek2, "deepseek2", RopeStyle::Normal, false, false, true, false, true, false,
+       read_deepseek2_hparams, make_mla_decoder},
+      {Arch::Bert, "bert", RopeStyle::Normal, true, false, false, false, false, true, read_bert_hparams,
+       make_bert_encoder},
+      {Arch::Qwen35, "qwen35", RopeStyle::Neox, false, true, false, false, false, false, read_qwen35_hparams,
+       make_qwen35},
+      {Arch::Qwen35Moe, "qwen35moe", RopeStyle::Neox, false, true, true, true, false, false, read_qwen35_hparams,
        make_qwen35},
   };
   return table;
@@ -47,6 +51,14 @@ const std::vector<std::string>& supported_architectures() {
     return v;
   }();
   return names;
+}
+
+std::vector<float> Model::token_states(const Batch&) {
+  throw Error(std::string("'") + spec().arch_name() + "' models cannot compute embeddings yet");
+}
+
+std::vector<float> Model::classify(const float*, int64_t) {
+  throw Error("this model has no classification head (it is not a reranker)");
 }
 
 std::unique_ptr<Model> load_model(const GgufFile& file, ThreadPool& pool) {

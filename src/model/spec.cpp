@@ -17,6 +17,24 @@ int64_t spec_positive(const GgufFile& f, const std::string& key, int64_t v) {
 
 void spec_error(const GgufFile& f, const std::string& what) { throw Error("GGUF '" + f.path() + "': " + what); }
 
+const char* pooling_name(Pooling p) {
+  switch (p) {
+    case Pooling::None: return "none";
+    case Pooling::Mean: return "mean";
+    case Pooling::Cls: return "cls";
+    case Pooling::Last: return "last";
+    case Pooling::Rank: return "rank";
+    case Pooling::Unspecified: break;
+  }
+  return "unspecified";
+}
+
+Pooling parse_pooling(const std::string& name) {
+  for (Pooling p : {Pooling::None, Pooling::Mean, Pooling::Cls, Pooling::Last, Pooling::Rank})
+    if (name == pooling_name(p)) return p;
+  throw Error("unknown pooling '" + name + "' (none, mean, cls, last, rank)");
+}
+
 namespace {
 int64_t positive(const GgufFile& f, const std::string& key, int64_t v) { return spec_positive(f, key, v); }
 [[noreturn]] void bad(const GgufFile& f, const std::string& what) { spec_error(f, what); }
@@ -137,6 +155,10 @@ ModelSpec read_model_spec(const GgufFile& f) {
     read_experts(f, p, s);
   } else if (n_expert && *n_expert > 0) {
     bad(f, "mixture-of-experts " + name + " models are not supported yet");
+  }
+  if (const auto pooling = f.get_int_opt(p + "pooling_type")) {
+    if (*pooling < 0 || *pooling > 4) bad(f, "pooling_type " + std::to_string(*pooling) + " is not 0..4");
+    s.pooling = static_cast<Pooling>(*pooling);
   }
   if (arch->read_hparams) arch->read_hparams(f, p, s);
   read_rope_scaling(f, p, s);

@@ -11,8 +11,16 @@ class GgufFile;
 enum class RopeStyle { Normal, Neox };  // adjacent pairs (llama, deepseek2) / split halves (qwen)
 
 // The architectures Volga loads; their facts are rows of model/arch.h's table.
-enum class Arch { Llama, Qwen2, Qwen3, Qwen3Moe, Deepseek2, Qwen35, Qwen35Moe };
+enum class Arch { Llama, Qwen2, Qwen3, Qwen3Moe, Deepseek2, Qwen35, Qwen35Moe, Bert };
 struct ArchTraits;
+
+// How a sequence's token states become one vector (GGUF <arch>.pooling_type,
+// llama.cpp's numbering). Rank: the first token's state through the
+// classification head (cross-encoder rerankers).
+enum class Pooling { None = 0, Mean = 1, Cls = 2, Last = 3, Rank = 4, Unspecified = -1 };
+const char* pooling_name(Pooling p);
+// "none", "mean", "cls", "last", "rank"; throws volga::Error for another name.
+Pooling parse_pooling(const std::string& name);
 
 // How routed-expert scores are computed from the router logits (GGUF expert_gating_func).
 enum class ExpertGating { Softmax = 1, Sigmoid = 2 };
@@ -68,6 +76,11 @@ struct ModelSpec {
   int64_t full_attn_interval = 0;
   int64_t rope_sections[4] = {0, 0, 0, 0};  // rope.dimension_sections (text: every pair uses the position)
   int64_t n_ff_shexp = 0;     // expert_shared_feed_forward_length (qwen35moe, sigmoid-gated shared expert)
+  // Embedding models. pooling: the file's <arch>.pooling_type (Unspecified when absent).
+  Pooling pooling = Pooling::Unspecified;
+  bool causal = true;        // attention.causal (encoders: false, every token sees its whole sequence)
+  float norm_eps = 1e-12f;   // attention.layer_norm_epsilon (LayerNorm of the encoders)
+  int64_t n_cls_out = 0;     // outputs of the classification head (rank models; 0: none)
 
   const ArchTraits& traits() const;
   const char* arch_name() const;  // general.architecture: "llama", "qwen2", ...

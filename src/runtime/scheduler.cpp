@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <future>
 
 #include "util/error.h"
 
@@ -85,6 +86,42 @@ std::shared_ptr<RequestHandle> Scheduler::submit(GenerationRequest req) {
   return handle;
 }
 
+struct Scheduler::Task {
+  std::function<void(Model&)> fn;
+  std::promise<void> done;
+};
+
+void Scheduler::run_on_engine(const std::function<void(Model&)>& task) {
+  auto t = std::make_shared<Task>();
+  t->fn = task;
+  std::future<void> done = t->done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_) throw Error("the server is shutting down");
+    if (static_cast<int>(tasks_.size()) >= std::max(1, opts_.max_queue))
+      throw QueueFullError("the server is busy: too many requests are waiting");
+    tasks_.push_back(t);
+  }
+  cv_.notify_one();
+  done.get();
+}
+
+void Scheduler::run_one_task() {
+  std::shared_ptr<Task> t;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (tasks_.empty()) return;
+    t = tasks_.front();
+    tasks_.pop_front();
+  }
+  try {
+    t->fn(model_);
+    t->done.set_value();
+  } catch (...) {
+    t->done.set_exception(std::current_exception());
+  }
+}
+
 SchedulerStats Scheduler::stats() {
   std::lock_guard<std::mutex> lock(mutex_);
   SchedulerStats st = totals_;
@@ -156,10 +193,12 @@ void Scheduler::engine_loop() {
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || running_ > 0; });
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || running_ > 0 || !tasks_.empty(); });
       if (stop_) break;
       admit(slots, cache);
     }
+    run_one_task();  // between steps: a task never sees a half-built batch
+    if (std::none_of(slots.begin(), slots.end(), [](const Slot& sl) { return sl.handle != nullptr; })) continue;
     try {
       step(slots, cache);
     } catch (const std::exception& e) {
@@ -176,6 +215,8 @@ void Scheduler::engine_loop() {
       slot.handle->push(std::move(ev));
     }
   std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& t : tasks_) t->done.set_exception(std::make_exception_ptr(Error("the server is shutting down")));
+  tasks_.clear();
   for (auto& [req, handle] : queue_) {
     TokenEvent ev;
     ev.kind = TokenEvent::Kind::Error;

@@ -35,6 +35,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -132,6 +133,14 @@ class Scheduler {
   // caller checks this first for a friendlier message).
   std::shared_ptr<RequestHandle> submit(GenerationRequest req);
   SchedulerStats stats();
+
+  // Runs `task` on the engine thread between two steps and waits for it:
+  // model work outside the KV cache (embeddings, reranking). Running
+  // generations pause for that long and are otherwise untouched (their
+  // tokens do not depend on it). Rethrows what the task throws; throws
+  // QueueFullError when max_queue tasks are already waiting, volga::Error
+  // when the scheduler stops first. Any thread but the engine's.
+  void run_on_engine(const std::function<void(Model&)>& task);
   const SchedulerOptions& options() const { return opts_; }
   // Positions the KV cache pool holds in all (a request's ceiling with n_ctx).
   int64_t kv_capacity_tokens() const { return kv_capacity_; }
@@ -155,6 +164,9 @@ class Scheduler {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::pair<GenerationRequest, std::shared_ptr<RequestHandle>>> queue_;
+  struct Task;
+  std::deque<std::shared_ptr<Task>> tasks_;
+  void run_one_task();  // engine thread: the oldest waiting task, if any
   int running_ = 0;
   int64_t kv_capacity_ = 0;
   SchedulerStats totals_;  // the cache counters, published by the engine after each step (mutex_)

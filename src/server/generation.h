@@ -28,6 +28,17 @@
 
 namespace volga::server {
 
+// What the loaded model serves besides generation (/v1/embeddings, /v1/rerank).
+struct EmbedSupport {
+  bool generation = true;   // has a language-model head (not an encoder)
+  bool embeddings = false;  // /v1/embeddings answers
+  bool rerank = false;      // /v1/rerank answers (a classification head, pooling rank)
+  Pooling pooling = Pooling::Unspecified;
+  int64_t n_embd = 0;
+  int64_t max_tokens = 0;   // longest input
+  std::string why_not;      // the 400 message of /v1/embeddings when it does not answer
+};
+
 struct ModelContext {
   const Tokenizer* tok = nullptr;
   const ChatTemplate* tmpl = nullptr;
@@ -37,6 +48,7 @@ struct ModelContext {
   int ctx = 0;
   std::string ctx_note;  // why ctx is below --ctx-size (the KV cache budget), for 400 messages
   Metrics* metrics = nullptr;
+  EmbedSupport embed;
 };
 
 struct PreparedRequest {

@@ -83,6 +83,9 @@ int64_t unix_time();
 void handle_completion(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res,
                        bool chat);
 void handle_responses(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res);
+// POST /v1/embeddings and POST /v1/rerank (embeddings_api.cpp).
+void handle_embeddings(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res);
+void handle_rerank(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res);
 
 // Parses the body, or answers 400 and returns false.
 bool parse_body(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res, Json& out);

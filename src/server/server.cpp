@@ -13,10 +13,13 @@
 #include <cstdio>
 #include <map>
 #include <random>
+#include <set>
 
 #include "chat/chat_template.h"
 #include "format/gguf.h"
 #include "model/model.h"
+#include "model/arch.h"
+#include "runtime/embed.h"
 #include "runtime/kv_budget.h"
 #include "runtime/scheduler.h"
 #include "server/handlers.h"
@@ -141,6 +144,32 @@ Json health_json(const SchedulerStats& e) {
                             {"hit_tokens", e.prefix_hit_tokens}, {"prompt_tokens", e.prompt_tokens}}}};
 }
 
+// What the model serves besides generation, from its architecture and file
+// and the --embeddings / --pooling options.
+EmbedSupport embed_support(const ModelSpec& spec, const ServerOptions& o) {
+  EmbedSupport e;
+  e.generation = !spec.traits().encoder;
+  e.n_embd = spec.n_embd;
+  e.max_tokens = max_input_tokens(spec);
+  const Pooling requested = o.pooling.empty() ? Pooling::Unspecified : parse_pooling(o.pooling);
+  e.rerank = spec.pooling == Pooling::Rank && spec.n_cls_out > 0;
+  if (e.rerank) {
+    e.why_not = "this model is a reranker (pooling rank): use POST /v1/rerank";
+    return e;
+  }
+  if (!e.generation || spec.pooling != Pooling::Unspecified || o.embeddings) {
+    e.pooling = embedding_pooling(spec, requested);
+    e.embeddings = e.pooling != Pooling::None;
+    if (!e.embeddings)
+      e.why_not = "pooling 'none' gives one vector per token, which the embeddings API cannot return; "
+                  "start volga serve with --pooling mean, cls or last";
+    return e;
+  }
+  e.why_not = "this is a generative model without a pooling type: start volga serve with --embeddings "
+              "(and --pooling, default last) to serve embeddings from it";
+  return e;
+}
+
 class Server {
  public:
   explicit Server(const ServerOptions& o) : opts_(o), pool_(o.threads > 0 ? o.threads : 0) {
@@ -157,6 +186,24 @@ class Server {
     m.metrics = &state_.metrics;
     for (int32_t id = 0; id < tok_->n_vocab(); ++id)
       if (tok_->is_end_of_generation(id)) m.stop_ids.push_back(id);
+    m.embed = embed_support(model_->spec(), o);
+    if (!m.embed.generation) {
+      // An encoder never uses the KV cache: the scheduler only runs its embedding tasks.
+      SchedulerOptions so;
+      so.n_slots = 1;
+      so.n_ctx = std::max(m.ctx, 8);
+      so.kv_blocks = (so.n_ctx + KvCache::kBlockTokens - 1) / KvCache::kBlockTokens;
+      so.max_queue = o.max_queue;
+      so.type_k = so.type_v = DType::F32;
+      scheduler_ = std::make_unique<Scheduler>(*model_, so);
+      state_.scheduler = scheduler_.get();
+      state_.name = o.model_name;
+      state_.quiet = o.quiet;
+      std::fprintf(stderr, "volga serve: %s model (%s pooling), inputs up to %d tokens\n",
+                   m.embed.rerank ? "reranking" : "embedding", pooling_name(m.embed.rerank ? Pooling::Rank : m.embed.pooling),
+                   m.ctx);
+      return;
+    }
     const KvBudget kv = plan_kv_budget(model_->spec(), o.cache_type_k, o.cache_type_v, o.parallel, m.ctx,
                                        o.kv_memory, static_cast<int64_t>(file_->file_size()));
     std::fprintf(stderr, "volga serve: %s\n", describe_kv_budget(kv, o.cache_type_k, o.cache_type_v, m.ctx).c_str());
@@ -183,6 +230,8 @@ class Server {
 
  private:
   bool authorized(const httplib::Request& req, httplib::Response& res);
+  // Answers 400 to a generation request for a model that cannot generate.
+  bool generation_refused(const httplib::Request& req, httplib::Response& res);
   // POST routes read their body themselves, whatever its content type (curl
   // -d sends JSON as a form), up to the payload limit.
   void post(const std::string& path, std::function<void(const httplib::Request&, const std::string&, httplib::Response&)> fn);
@@ -212,6 +261,18 @@ bool Server::authorized(const httplib::Request& req, httplib::Response& res) {
   state_.metrics.count_request(401);
   log_request(state_, req.method, req.path, 401);
   return false;
+}
+
+bool Server::generation_refused(const httplib::Request& req, httplib::Response& res) {
+  if (state_.model.embed.generation) return false;
+  send_json(res, 400, error_body(std::string("this is an ") + (state_.model.embed.rerank ? "reranking" : "embedding") +
+                                     " model ('" + model_->spec().arch_name() +
+                                     "', no language-model head): it cannot generate text; use POST " +
+                                     (state_.model.embed.rerank ? "/v1/rerank" : "/v1/embeddings"),
+                                 "invalid_request_error", "model", "model_not_supported"));
+  state_.metrics.count_request(400);
+  log_request(state_, req.method, req.path, 400);
+  return true;
 }
 
 void Server::post(const std::string& path,
@@ -257,26 +318,36 @@ int Server::run() {
     res.set_content(state_.metrics.render(scheduler_->stats()), "text/plain; version=0.0.4");
   });
   post("/v1/chat/completions", [this](const httplib::Request& req, const std::string& body, httplib::Response& res) {
-    handle_completion(state_, req, body, res, true);
+    if (!generation_refused(req, res)) handle_completion(state_, req, body, res, true);
   });
   post("/v1/completions", [this](const httplib::Request& req, const std::string& body, httplib::Response& res) {
-    handle_completion(state_, req, body, res, false);
+    if (!generation_refused(req, res)) handle_completion(state_, req, body, res, false);
   });
   post("/v1/responses", [this](const httplib::Request& req, const std::string& body, httplib::Response& res) {
-    handle_responses(state_, req, body, res);
+    if (!generation_refused(req, res)) handle_responses(state_, req, body, res);
   });
+  for (const char* path : {"/v1/embeddings", "/embeddings"})
+    post(path, [this](const httplib::Request& req, const std::string& body, httplib::Response& res) {
+      handle_embeddings(state_, req, body, res);
+    });
+  for (const char* path : {"/v1/rerank", "/rerank", "/v1/reranking"})
+    post(path, [this](const httplib::Request& req, const std::string& body, httplib::Response& res) {
+      handle_rerank(state_, req, body, res);
+    });
   // Routes that log themselves (the generating ones, when they finish) are skipped here.
   http_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    if (req.method == "POST" && (req.path == "/v1/chat/completions" || req.path == "/v1/completions" ||
-                                 req.path == "/v1/responses") && res.status != 404 && res.status != 413)
-      return;
+    static const std::set<std::string> self_logging = {"/v1/chat/completions", "/v1/completions", "/v1/responses",
+                                                       "/v1/embeddings", "/embeddings", "/v1/rerank", "/rerank",
+                                                       "/v1/reranking"};
+    if (req.method == "POST" && self_logging.count(req.path) && res.status != 404 && res.status != 413) return;
     log_request(state_, req.method, req.path, res.status);
   });
   http_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 404)
       send_json(res, 404, error_body("no route for " + req.method + " " + req.path +
-                                         " (try GET / for the web UI, POST /v1/chat/completions, POST /v1/completions, POST /v1/responses, GET /v1/models)",
+                                         " (try GET / for the web UI, POST /v1/chat/completions, POST /v1/completions, "
+                                         "POST /v1/responses, POST /v1/embeddings, POST /v1/rerank, GET /v1/models)",
                                      "invalid_request_error", "", "not_found"));
     else
       send_json(res, res.status, error_body("HTTP error " + std::to_string(res.status), "invalid_request_error"));

@@ -29,6 +29,10 @@ struct ServerOptions {
   int max_queue = 64;             // requests waiting beyond the running ones
   std::string chat_template_file;
   bool quiet = false;             // no per-request log lines
+  // /v1/embeddings for a generative model whose file declares no pooling
+  // (embedding and reranking models answer it without this).
+  bool embeddings = false;
+  std::string pooling;            // none|mean|cls|last: overrides the model's pooling_type
 };
 
 // Runs until SIGINT/SIGTERM, then finishes in-flight requests and returns 0.

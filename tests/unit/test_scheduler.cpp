@@ -220,6 +220,38 @@ TEST_P(SchedulerTest, RequestLargerThanThePoolIsRefusedWithTheNumbers) {
   expect_same(run(*s, seq(1, 80), 16), alone);  // one that fits still runs
 }
 
+TEST_P(SchedulerTest, EngineTasksRunBetweenStepsAndLeaveGenerationsUnchanged) {
+  const std::vector<int32_t> prompt = seq(5, 40);
+  const Output alone = cold(prompt, 24);
+  auto s = make(2);
+  int ran = 0;
+  s->run_on_engine([&](Model&) { ++ran; });  // idle engine: runs at once
+  EXPECT_EQ(ran, 1);
+  auto handle = s->submit(request(prompt, 24));
+  // Model work of its own (a forward pass in a private cache) while the request generates.
+  std::vector<float> first;
+  for (int i = 0; i < 6; ++i) {
+    s->run_on_engine([&](Model& m) {
+      KvCache cache(m.spec(), 1, 64);
+      Batch b;
+      for (int32_t p = 0; p < 8; ++p) b.add(seq(3, 8)[static_cast<size_t>(p)], p, 0, p == 7);
+      std::vector<float> logits = m.forward(b, cache).data;
+      if (first.empty()) first = logits;
+      EXPECT_EQ(logits, first);
+      ++ran;
+    });
+  }
+  EXPECT_EQ(ran, 7);
+  expect_same(collect(*handle), alone);
+  try {
+    s->run_on_engine([](Model&) { throw Error("task failed on purpose"); });
+    ADD_FAILURE() << "the task's exception was lost";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "task failed on purpose");
+  }
+  expect_same(run(*s, prompt, 24), alone);  // the engine goes on
+}
+
 INSTANTIATE_TEST_SUITE_P(Archs, SchedulerTest,
                          ::testing::Combine(::testing::Values("qwen3", "deepseek2"),
                                             ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0)),

@@ -130,6 +130,11 @@ class Reference:
     def logits(self, ids):
         if self.hybrid:
             return self.hybrid.logits(ids)
+        return self.hidden_states(ids) @ self.out.T
+
+    def hidden_states(self, ids):
+        """Every token's last hidden state after the output norm (what decoder
+        embedding models such as Qwen3-Embedding pool)."""
         ids = np.asarray(ids)
         T = len(ids)
         pos = np.arange(T, dtype=np.float64)
@@ -174,7 +179,7 @@ class Reference:
             g = h @ W[p + "ffn_gate.weight"].T
             u = h @ W[p + "ffn_up.weight"].T
             x = x + (g / (1 + np.exp(-g)) * u) @ W[p + "ffn_down.weight"].T
-        return self.rms(x, self.W["output_norm.weight"]) @ self.out.T
+        return self.rms(x, self.W["output_norm.weight"])
 
     def mlp(self, h, p, suffix):
         W = self.W

@@ -9,11 +9,14 @@ int main(int argc, char** argv) {
   volga::synth::SynthOptions o;
   CLI::App app{"volga-synth: write a synthetic GGUF model (real architecture and shapes, seeded random weights)"};
   app.add_option("-o,--output", o.output, "Output .gguf path")->required();
-  app.add_option("--arch", o.arch, "Architecture: llama, qwen2, qwen3, qwen3moe, deepseek2, qwen35, qwen35moe")->default_val("qwen3");
+  app.add_option("--arch", o.arch, "Architecture: llama, qwen2, qwen3, qwen3moe, deepseek2, qwen35, qwen35moe, bert")->default_val("qwen3");
   app.add_option("--shape", o.shape, volga::synth::shape_presets_help())->default_val("tiny");
   app.add_option("--type", o.type, "Weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k q4_k_m "
                  "iq4_nl iq4_xs iq3_s iq3_xxs iq2_s iq2_xs iq2_xxs iq1_m iq1_s")->default_val("f32");
   app.add_option("--tokenizer-json", o.tokenizer_json, "Take the vocabulary from this Hugging Face tokenizer.json (tokenizer_config.json beside it is read too)");
+  app.add_option("--vocab-gguf", o.vocab_gguf, "bert: take the vocabulary (WordPiece, unigram, BPE) from this GGUF");
+  app.add_option("--pooling", o.pooling, "Write <arch>.pooling_type: none, mean, cls, last (bert default cls; qwen3 last = Qwen3-Embedding)");
+  app.add_flag("--rerank", o.rerank, "bert: add a classification head (cls, cls.output) and pooling rank, as bge-reranker");
   app.add_flag("--vocab-only", o.vocab_only, "Write only the vocabulary of --tokenizer-json (BPE, WordPiece or Unigram), as llama.cpp's converter would, no weights");
   app.add_option("--vocab-size", o.vocab_size, "Size of the built-in byte-level vocabulary (default 512)");
   app.add_option("--n-embd", o.n_embd, "Override the embedding size");

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "format/gguf.h"
+#include "model/spec.h"
 #include "tensor/quant.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
@@ -305,6 +306,76 @@ std::vector<float> llama3_freq_factors(int64_t n_rot, float base) {
   return out;
 }
 
+// A BERT-family encoder as llama.cpp's converter writes BGE / E5 models
+// (and, with a classification head, bge-reranker cross-encoders).
+void write_bert(const SynthOptions& o) {
+  struct BertShape { int64_t n_embd, n_layer, n_head, n_ff, n_ctx; };
+  BertShape s;
+  if (o.shape == "tiny") s = {128, 2, 4, 256, 512};
+  else if (o.shape == "bge-small") s = {384, 12, 12, 1536, 512};
+  else if (o.shape == "bge-m3") s = {1024, 24, 16, 4096, 8192};
+  else throw Error("shape preset '" + o.shape + "' is not a bert shape (tiny, bge-small, bge-m3)");
+  auto over = [](int64_t& field, int64_t v) { if (v > 0) field = v; };
+  over(s.n_embd, o.n_embd); over(s.n_layer, o.n_layer); over(s.n_head, o.n_head); over(s.n_ff, o.n_ff);
+  over(s.n_ctx, o.n_ctx);
+  if (s.n_embd % s.n_head != 0) throw Error("bert: --n-embd must be a multiple of --n-head");
+  VocabData v;
+  if (!o.vocab_gguf.empty()) v = read_vocab_gguf(*GgufFile::open(o.vocab_gguf));
+  else if (!o.tokenizer_json.empty()) v = read_vocab_tokenizer_json(o.tokenizer_json);
+  else throw Error("--arch bert needs a vocabulary: --vocab-gguf FILE or --tokenizer-json FILE");
+  const Pooling pooling = o.rerank ? Pooling::Rank : parse_pooling(o.pooling.empty() ? "cls" : o.pooling);
+  if (pooling == Pooling::Rank && !o.rerank) throw Error("--pooling rank needs --rerank (the classification head)");
+  const DType type = parse_dtype(o.type);
+  const int64_t n_vocab = static_cast<int64_t>(v.tokens.size()), E = s.n_embd, F = s.n_ff;
+  GgufWriter w;
+  const std::string a = "bert";
+  w.set_string("general.architecture", a);
+  w.set_string("general.name", "volga-synthetic-bert-" + o.shape + "-" + o.type + (o.rerank ? "-rerank" : ""));
+  w.set_u32(a + ".context_length", static_cast<uint32_t>(s.n_ctx));
+  w.set_u32(a + ".embedding_length", static_cast<uint32_t>(E));
+  w.set_u32(a + ".feed_forward_length", static_cast<uint32_t>(F));
+  w.set_u32(a + ".block_count", static_cast<uint32_t>(s.n_layer));
+  w.set_u32(a + ".attention.head_count", static_cast<uint32_t>(s.n_head));
+  w.set_f32(a + ".attention.layer_norm_epsilon", 1e-12f);
+  w.set_bool(a + ".attention.causal", false);
+  w.set_u32(a + ".pooling_type", static_cast<uint32_t>(pooling));
+  w.set_u32("tokenizer.ggml.token_type_count", 2);
+  write_vocab_gguf(w, v);
+  WeightMaker m(w, o.seed, o.quiet);
+  const float in_std = 1.0f / std::sqrt(static_cast<float>(E));
+  m.matrix("token_embd.weight", type, E, n_vocab, 1.0f);
+  m.matrix("token_types.weight", DType::F32, E, 2, 0.5f);
+  m.matrix("position_embd.weight", type, E, s.n_ctx, 0.5f);
+  m.vector("token_embd_norm.weight", E, 1.0f, 0.1f);
+  m.vector("token_embd_norm.bias", E, 0.0f, 0.1f);
+  for (int64_t i = 0; i < s.n_layer; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    for (const char* t : {"attn_q", "attn_k", "attn_v", "attn_output"}) {
+      m.matrix(p + t + ".weight", type, E, E, in_std);
+      m.vector(p + t + ".bias", E, 0.0f, 0.1f);
+    }
+    m.vector(p + "attn_output_norm.weight", E, 1.0f, 0.1f);
+    m.vector(p + "attn_output_norm.bias", E, 0.0f, 0.1f);
+    m.matrix(p + "ffn_up.weight", type, E, F, in_std);
+    m.vector(p + "ffn_up.bias", F, 0.0f, 0.1f);
+    m.matrix(p + "ffn_down.weight", type, F, E, 1.0f / std::sqrt(static_cast<float>(F)));
+    m.vector(p + "ffn_down.bias", E, 0.0f, 0.1f);
+    m.vector(p + "layer_output_norm.weight", E, 1.0f, 0.1f);
+    m.vector(p + "layer_output_norm.bias", E, 0.0f, 0.1f);
+  }
+  if (o.rerank) {
+    m.matrix("cls.weight", type, E, E, in_std);
+    m.vector("cls.bias", E, 0.0f, 0.1f);
+    m.matrix("cls.output.weight", type, E, 1, in_std * 4);
+    m.vector("cls.output.bias", 1, 0.0f, 0.1f);
+  }
+  w.write(o.output);
+  if (!o.quiet)
+    std::fprintf(stderr, "volga-synth: wrote %s (bert%s, %s, %s vocabulary of %lld)\n", o.output.c_str(),
+                 o.rerank ? " reranker" : "", o.type.c_str(), Tokenizer::kind_name(v.model).c_str(),
+                 static_cast<long long>(n_vocab));
+}
+
 bool use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
 // One deepseek2 layer: MLA attention, then a dense (leading) or MoE feed-forward.
@@ -413,7 +484,7 @@ void write_qwen35_layer(WeightMaker& m, const std::string& p, int64_t layer, con
 const char* shape_presets_help() {
   return "Shape preset: tiny (test-sized, k-quant friendly), qwen2-0.5b, qwen3-0.6b, llama3-1b, yandexgpt5-lite; "
          "qwen3moe: tiny, qwen3-30b-a3b; deepseek2: tiny, gigachat3-10b-a1.8b, deepseek-v2-lite; "
-         "qwen35: tiny, qwen3.5-0.8b, qwen3.5-2b; qwen35moe: tiny";
+         "qwen35: tiny, qwen3.5-0.8b, qwen3.5-2b; qwen35moe: tiny; bert: tiny, bge-small, bge-m3";
 }
 
 // A vocabulary-only GGUF, as llama.cpp's ggml-vocab-*.gguf files: general.*
@@ -435,9 +506,11 @@ void write_vocab_only(const SynthOptions& o) {
 
 void write_synthetic_model(const SynthOptions& o) {
   if (o.vocab_only) return write_vocab_only(o);
+  if (o.arch == "bert") return write_bert(o);
   if (o.arch != "llama" && o.arch != "qwen2" && o.arch != "qwen3" && o.arch != "qwen3moe" && o.arch != "deepseek2" &&
       o.arch != "qwen35" && o.arch != "qwen35moe")
-    throw Error("--arch must be llama, qwen2, qwen3, qwen3moe, deepseek2, qwen35 or qwen35moe");
+    throw Error("--arch must be llama, qwen2, qwen3, qwen3moe, deepseek2, qwen35, qwen35moe or bert");
+  if (o.rerank || !o.vocab_gguf.empty()) throw Error("--rerank and --vocab-gguf are for --arch bert");
   Shape s = preset(o.arch, o.shape);
   auto over = [](int64_t& field, int64_t v) { if (v > 0) field = v; };
   over(s.n_embd, o.n_embd); over(s.n_layer, o.n_layer); over(s.n_head, o.n_head);
@@ -540,6 +613,8 @@ void write_synthetic_model(const SynthOptions& o) {
     w.set_u32(a + ".attention.value_length", static_cast<uint32_t>(s.head_dim));
   }
   if (a == "llama") w.set_u32(a + ".rope.dimension_count", static_cast<uint32_t>(s.head_dim));
+  // Decoder embedding models (Qwen3-Embedding: last).
+  if (!o.pooling.empty()) w.set_u32(a + ".pooling_type", static_cast<uint32_t>(parse_pooling(o.pooling)));
   w.set_u32(a + ".vocab_size", static_cast<uint32_t>(n_vocab));
   w.set_string("tokenizer.ggml.model", "gpt2");
   w.set_string("tokenizer.ggml.pre", v.pre);

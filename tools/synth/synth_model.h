@@ -9,10 +9,13 @@
 namespace volga::synth {
 
 struct SynthOptions {
-  std::string arch = "qwen3";     // llama | qwen2 | qwen3 | qwen3moe | deepseek2
+  std::string arch = "qwen3";     // llama | qwen2 | qwen3 | qwen3moe | deepseek2 | bert
   std::string shape = "tiny";     // preset, see shape_presets()
   std::string type = "f32";       // f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_k_m
   std::string tokenizer_json;     // optional path to tokenizer.json
+  std::string vocab_gguf;         // bert: take the vocabulary (any kind) from this GGUF's tokenizer.ggml.* keys
+  std::string pooling;            // write <arch>.pooling_type (none mean cls last rank); bert default cls
+  bool rerank = false;            // bert: add a classification head (cls, cls.output) and pooling rank
   bool vocab_only = false;        // write only the tokenizer (BPE, WordPiece or unigram) from tokenizer_json
   int64_t vocab_size = 0;         // byte vocabulary size (default 512) or padding target
   int64_t n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_ff = 0, n_ctx = 0;
