@@ -169,8 +169,22 @@ void BertEncoder::attention(const std::vector<SeqRun>& runs, const float* q, con
       PagedRows values = keys;
       keys.base = reinterpret_cast<const uint8_t*>(k + r.begin * D);
       values.base = reinterpret_cast<const uint8_t*>(v + r.begin * D);
-      scratch.resize(static_cast<size_t>(kernels::attend_scratch(1, n_pos, Dh, Dh)));
-      kernels::attend(q + t * D + h * Dh, 1, Dh, Dh, keys, values, n_pos, scale, scratch.data(), out + t * D + h * Dh);
+      // Bidirectional: one query per tile, seeing all n_pos positions of its sequence.
+      kernels::AttendTile at;
+      at.q = q + t * D + h * Dh;
+      at.q_stride = D;
+      at.out = out + t * D + h * Dh;
+      at.out_stride = D;
+      at.n_tokens = 1;
+      at.group = 1;
+      at.n_pos0 = n_pos;
+      at.dk = Dh;
+      at.dv = Dh;
+      at.keys = keys;
+      at.values = values;
+      at.scale = scale;
+      scratch.resize(static_cast<size_t>(kernels::attend_scratch(1, Dh, Dh)));
+      kernels::attend(at, scratch.data());
     }
   }, std::max<int64_t>(1, units / (8 * pool_.size())));
 }
