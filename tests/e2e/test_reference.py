@@ -85,7 +85,9 @@ class ReferenceAgreement(unittest.TestCase):
         self.assertEqual(len(got_ids), n_greedy)
         for i, (a, b) in enumerate(zip(got_ids, ref_ids)):
             if a != b:
-                self.assertLess(gaps[i], rtol * scale,
+                # With every logit within rtol * scale of the reference, the top
+                # two can swap only where the reference's gap is below twice that.
+                self.assertLess(gaps[i], 2 * rtol * scale,
                                 "greedy token %d differs (%d vs %d) with a clear top-2 gap %.3g" % (i, a, b, gaps[i]))
                 print("note: greedy divergence at a near-tie, step %d (gap %.2g)" % (i, gaps[i]), file=sys.stderr)
                 break
