@@ -165,6 +165,16 @@ int run_quantize(const QuantizeOptions& o) {
     w.add_tensor(t.name, c.type, dims, encode(c.type, data.data(), cols, rows, threads));
   }
   if (!o.dry_run) w.write(o.out);
+  if (o.quiet && fallbacks > 0) {  // a type other than the one asked for is said even when quiet
+    std::string names;
+    int listed = 0;
+    for (size_t k = 0; k < plan.size() && listed < 4; ++k)
+      if (!plan[k].fallback.empty()) {
+        names += std::string(listed++ ? ", " : "") + ts[k].name + " -> " + dtype_name(plan[k].type);
+      }
+    std::fprintf(stderr, "volga: %lld tensors took a fallback type (rows not a whole number of blocks): %s%s\n",
+                 static_cast<long long>(fallbacks), names.c_str(), fallbacks > listed ? ", ..." : "");
+  }
   if (!o.quiet) {
     int64_t out_bytes = 0;
     for (const auto& [name, tally] : by_type) out_bytes += tally.bytes;
