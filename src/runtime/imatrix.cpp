@@ -22,7 +22,10 @@ bool ends_with(const std::string& s, const std::string& tail) {
 
 std::vector<float> f32_tensor(const GgufFile& f, const TensorInfo& t, const std::string& path) {
   if (t.type != DType::F32) throw Error("'" + path + "': tensor " + t.name + " is not f32");
-  std::vector<float> v(static_cast<size_t>(t.n_elements()));
+  const int64_t n = t.n_elements();  // the shape's product may overflow in a hostile file
+  if (n <= 0 || static_cast<uint64_t>(n) != t.n_bytes / 4 || t.n_bytes % 4 != 0)
+    throw Error("'" + path + "': tensor " + t.name + " has a shape that does not match its data");
+  std::vector<float> v(static_cast<size_t>(n));
   std::memcpy(v.data(), t.data, v.size() * sizeof(float));
   for (float x : v)
     if (!std::isfinite(x)) throw Error("'" + path + "': tensor " + t.name + " holds a non-finite value");
@@ -45,7 +48,7 @@ Imatrix read_gguf(const uint8_t* data, size_t size, const std::string& path) {
     const TensorInfo* c = f->find_tensor(name + kCounts);
     if (!c) throw Error("'" + path + "': " + t.name + " has no " + name + kCounts);
     const std::vector<float> sums = f32_tensor(*f, t, path), counts = f32_tensor(*f, *c, path);
-    const int64_t cols = t.ne[0], n_mat = t.n_elements() / std::max<int64_t>(1, cols);
+    const int64_t cols = t.ne[0], n_mat = static_cast<int64_t>(sums.size()) / std::max<int64_t>(1, cols);
     if (cols <= 0 || static_cast<int64_t>(counts.size()) != n_mat)
       throw Error("'" + path + "': " + name + " has " + std::to_string(n_mat) + " matrices of sums but " +
                   std::to_string(counts.size()) + " counts");
