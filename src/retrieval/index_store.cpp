@@ -308,6 +308,11 @@ void SqliteHnswIndex::load_vectors() {
   } catch (const std::exception& e) {
     throw Error("the vectors file '" + path.string() + "' cannot be read (" + e.what() + "); rebuild the index");
   }
+  // The graph must hold vectors of this index's dimension.
+  const size_t want = hnsw_->size_links_level0_ + static_cast<size_t>(dim_) * sizeof(float) + sizeof(hnswlib::labeltype);
+  if (hnsw_->size_data_per_element_ != want || hnsw_->offsetData_ != hnsw_->size_links_level0_)
+    throw Error("the vectors file '" + path.string() + "' does not hold vectors of " + std::to_string(dim_) +
+                " floats; rebuild the index");
   hnsw_->setEf(kHnswEfSearch);
 }
 

@@ -15,7 +15,7 @@
 namespace volga::retrieval {
 
 struct AddOptions {
-  ChunkOptions chunk;          // max_tokens 0: min(256, the embedder's max_tokens())
+  ChunkOptions chunk{0, 32};   // max_tokens 0: min(256, the embedder's max_tokens())
   int64_t batch_chunks = 16;   // chunks embedded per call
   int64_t commit_chunks = 20000;  // commit after this many staged chunks (and at the end)
 };
