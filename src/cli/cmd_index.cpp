@@ -184,12 +184,13 @@ int run_index_bench(int64_t chunks, int64_t dim, int64_t queries, int64_t k);
 Command add_index(CLI::App& app) {
   auto o = std::make_shared<IndexOpt>();
   CLI::App* cmd = app.add_subcommand("index", "A local document index: add files, search them by meaning");
-  cmd->description(
-      "A local document index (a directory: SQLite for documents and chunks, hnswlib for vectors).\n"
+  cmd->footer(
+      "\nAn index is a directory: SQLite for documents and chunks, hnswlib for vectors.\n"
       "Text, Markdown, HTML and PDF (with poppler-utils' pdftotext) files are split into overlapping\n"
       "chunks, embedded with an embedding model (GGUF) and searched by cosine similarity.\n"
       "  volga index add INDEX docs/ --model bge-small-en-v1.5-f16.gguf\n"
-      "  volga index search INDEX \"how do I renew a contract?\" -k 5");
+      "  volga index search INDEX \"how do I renew a contract?\" -k 5\n"
+      "See docs/RETRIEVAL.md.");
   cmd->require_subcommand(1);
   CLI::App* add = cmd->add_subcommand("add", "Add files and directories (recursively); changed files are re-indexed, unchanged ones skipped");
   add->add_option("index", o->index, "Index directory (created when it does not exist)")->required();

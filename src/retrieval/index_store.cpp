@@ -62,8 +62,20 @@ class SqliteHnswIndex : public DocIndex {
     if (!read_only) lock_writer();
     db_ = std::make_unique<Db>((dir / kIndexDatabase).string(), read_only, create);
     if (create) init_schema(dim, model_id);
-    load_meta();
-    load_vectors();
+    // One read transaction: a writer cannot commit (and delete the vectors
+    // file named here) until the vectors are in memory.
+    db_->exec("BEGIN");
+    try {
+      load_meta();
+      load_vectors();
+    } catch (...) {
+      try {
+        db_->exec("ROLLBACK");
+      } catch (const Error&) {
+      }
+      throw;
+    }
+    db_->exec("COMMIT");
     if (!read_only) remove_stray_files();
   }
 
@@ -389,6 +401,8 @@ std::unique_ptr<DocIndex> DocIndex::create(const std::string& dir, int64_t dim, 
   std::error_code ec;
   if (fs::exists(d / kIndexDatabase, ec)) throw Error("an index already exists in '" + dir + "'");
   if (fs::exists(d, ec) && !fs::is_directory(d, ec)) throw Error("'" + dir + "' exists and is not a directory");
+  if (fs::is_directory(d, ec) && !fs::is_empty(d, ec))
+    throw Error("'" + dir + "' is a directory with files in it but no index; give a new or empty directory for the index");
   fs::create_directories(d, ec);
   if (ec) throw Error("cannot create the index directory '" + dir + "': " + ec.message());
   return std::make_unique<SqliteHnswIndex>(d, false, true, dim, model_id);

@@ -101,12 +101,14 @@ void check_chunks(const std::string& text, const ChunkOptions& opts) {
     EXPECT_EQ(c.text, text.substr(c.start, c.end - c.start));
     EXPECT_LE(word_count(c.text), opts.max_tokens) << c.text;
     EXPECT_EQ(sanitize_utf8(c.text), c.text);  // whole UTF-8 sequences
-    if (c.start > covered)  // only whitespace between chunks
+    if (c.start > covered) {  // only whitespace between chunks
       EXPECT_EQ(text.substr(covered, c.start - covered).find_first_not_of(" \n"), std::string::npos) << i;
+    }
     if (i > 0) {
       EXPECT_GT(c.start, chunks[i - 1].start);
-      if (c.start < chunks[i - 1].end)  // the overlap is within its budget
+      if (c.start < chunks[i - 1].end) {  // the overlap is within its budget
         EXPECT_LE(word_count(text.substr(c.start, chunks[i - 1].end - c.start)) - 2, opts.overlap_tokens);
+      }
     }
     covered = std::max(covered, c.end);
   }
@@ -149,7 +151,10 @@ std::vector<float> unit_vector(std::mt19937& rng, int dim) {
   std::normal_distribution<float> n;
   std::vector<float> v(dim);
   double s = 0;
-  for (float& x : v) s += (x = n(rng)) * static_cast<double>(x);
+  for (float& x : v) {
+    x = n(rng);
+    s += static_cast<double>(x) * x;
+  }
   for (float& x : v) x = static_cast<float>(x / std::sqrt(s));
   return v;
 }
@@ -269,6 +274,7 @@ TEST(RetrievalStore, CorruptFilesAreRefusedAndLeftAlone) {
   write_file(d / kIndexDatabase, std::string(4096, 'x'));
   EXPECT_THROW(DocIndex::open(d.string(), true), Error);
   EXPECT_THROW(DocIndex::open((d / "missing").string(), true), Error);
+  EXPECT_THROW(DocIndex::create(d.string(), 8, "m"), Error);  // files there, not an index: left alone
   fs::remove_all(d);
 }
 
