@@ -32,6 +32,7 @@ std::vector<float> random_unit(std::mt19937_64& rng, int64_t dim) {
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
+
 // Indices of the k largest dot products with q (exact search).
 std::vector<int64_t> exact_top(const std::vector<std::vector<float>>& all, const std::vector<float>& q, int64_t k) {
   std::vector<std::pair<float, int64_t>> scored;
@@ -48,6 +49,10 @@ std::vector<int64_t> exact_top(const std::vector<std::vector<float>>& all, const
 }
 
 }  // namespace
+
+// One line of figures: latency and quality of `queries` searches at `ef`.
+static void time_queries(const retrieval::DocIndex& index, const std::vector<std::vector<float>>& all,
+                         std::mt19937_64& rng, int64_t dim, int64_t queries, int64_t k, int64_t ef);
 
 int run_index_bench(int64_t chunks, int64_t dim, int64_t queries, int64_t k) {
   if (chunks < 1 || dim < 1 || queries < 1 || k < 1 || k > chunks)
@@ -84,6 +89,19 @@ int run_index_bench(int64_t chunks, int64_t dim, int64_t queries, int64_t k) {
   t0 = Clock::now();
   auto index = retrieval::DocIndex::open(dir.string(), true);
   const double open_ms = ms_since(t0);
+  std::printf("index bench: %lld vectors of %lld floats (hnswlib M=16, ef_construction=200)\n",
+              static_cast<long long>(chunks), static_cast<long long>(dim));
+  std::printf("build + commit: %.1f s; open (read, verify, load): %.0f ms\n", build_ms / 1000, open_ms);
+  for (int64_t ef : {64, 128, 256}) {
+    index->set_search_ef(ef);
+    std::mt19937_64 qrng(7);  // the same queries for every ef
+    time_queries(*index, all, qrng, dim, queries, k, ef);
+  }
+  return 0;
+}
+
+static void time_queries(const retrieval::DocIndex& index, const std::vector<std::vector<float>>& all,
+                         std::mt19937_64& rng, int64_t dim, int64_t queries, int64_t k, int64_t ef) {
   std::vector<double> lat;
   int64_t found = 0, expected = 0, first_found = 0;
   for (int64_t q = 0; q < queries; ++q) {
@@ -95,8 +113,8 @@ int run_index_bench(int64_t chunks, int64_t dim, int64_t queries, int64_t k) {
     double sum = 0;
     for (float x : query) sum += static_cast<double>(x) * x;
     for (float& x : query) x = static_cast<float>(x / std::sqrt(sum));
-    t0 = Clock::now();
-    const auto hits = index->search(query, k);
+    const auto t0 = Clock::now();
+    const auto hits = index.search(query, k);
     lat.push_back(ms_since(t0));
     if (!hits.empty() && std::atoll(hits[0].text.c_str() + 6) == static_cast<int64_t>(origin)) ++first_found;
     if (q < 100) {  // recall@k against the exact answer on the first 100 queries
@@ -113,16 +131,11 @@ int run_index_bench(int64_t chunks, int64_t dim, int64_t queries, int64_t k) {
   double mean = 0;
   for (double l : lat) mean += l;
   mean /= static_cast<double>(lat.size());
-  std::printf("index bench: %lld vectors of %lld floats (hnswlib M=16, ef_construction=200, ef=64)\n",
-              static_cast<long long>(chunks), static_cast<long long>(dim));
-  std::printf("build + commit: %.1f s; open (read, verify, load): %.0f ms\n", build_ms / 1000, open_ms);
-  std::printf("search k=%lld over %lld queries: mean %.3f ms, p50 %.3f ms, p95 %.3f ms, p99 %.3f ms\n",
-              static_cast<long long>(k), static_cast<long long>(queries), mean, pct(0.5), pct(0.95), pct(0.99));
-  std::printf("the vector each query was made from ranked first: %.3f of queries; recall@%lld against exact "
-              "search (first 100 queries): %.3f\n",
-              static_cast<double>(first_found) / static_cast<double>(queries), static_cast<long long>(k),
-              static_cast<double>(found) / static_cast<double>(expected));
-  return 0;
+  std::printf("ef %lld, k=%lld, %lld queries: mean %.3f ms, p50 %.3f ms, p95 %.3f ms, p99 %.3f ms; "
+              "source vector ranked first %.3f; recall@%lld vs exact (100 queries) %.3f\n",
+              static_cast<long long>(ef), static_cast<long long>(k), static_cast<long long>(queries), mean, pct(0.5),
+              pct(0.95), pct(0.99), static_cast<double>(first_found) / static_cast<double>(queries),
+              static_cast<long long>(k), static_cast<double>(found) / static_cast<double>(expected));
 }
 
 }  // namespace volga::cli

@@ -91,6 +91,11 @@ class DocIndex {
   virtual std::vector<DocumentInfo> documents() const = 0;
   virtual std::optional<DocumentInfo> document(const std::string& source) const = 0;
 
+  // The size of the candidate list a search keeps (hnswlib's ef; default 64,
+  // at least k is used): larger finds the true nearest chunks more often, at
+  // a higher cost. Not thread-safe: set it before searching.
+  virtual void set_search_ef(int64_t ef) = 0;
+
   // A free-form setting kept in the index (e.g. "model_path"), "" when unset.
   virtual std::string setting(const std::string& key) const = 0;
 

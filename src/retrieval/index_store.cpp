@@ -119,6 +119,11 @@ class SqliteHnswIndex : public DocIndex {
     return hits;
   }
 
+  void set_search_ef(int64_t ef) override {
+    if (ef < 1 || ef > 100000) throw Error("the search list size (ef) must be 1 to 100000, not " + std::to_string(ef));
+    hnsw_->setEf(static_cast<size_t>(ef));
+  }
+
   std::vector<DocumentInfo> documents() const override {
     std::lock_guard<std::mutex> lock(db_mutex_);
     Stmt q(*db_, "SELECT source, size, mtime, hash, chunks FROM documents ORDER BY source");
