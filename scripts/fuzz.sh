@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the GGUF, Jinja, safetensors, grammar, JSON Schema, tool-call output, charsmap and imatrix libFuzzer targets with clang (AddressSanitizer + UBSan) and
+# Builds the GGUF, Jinja, safetensors, grammar, JSON Schema, tool-call output, charsmap, imatrix and document-index libFuzzer targets with clang (AddressSanitizer + UBSan) and
 # runs it for a bounded time on the malformed-file seed corpus.
 #   scripts/fuzz.sh [SECONDS]      default 60; CI uses the default
 # To fuzz longer, keep the corpus between runs:
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DVOLGA_FUZZ=ON -DVOLGA_TESTS=OFF >/dev/null
-cmake --build build-fuzz --target gguf_fuzz jinja_fuzz safetensors_fuzz grammar_fuzz schema_fuzz tool_output_fuzz charsmap_fuzz imatrix_fuzz \
+cmake --build build-fuzz --target gguf_fuzz jinja_fuzz safetensors_fuzz grammar_fuzz schema_fuzz tool_output_fuzz charsmap_fuzz imatrix_fuzz index_fuzz \
   make_corpus volga-synth
 mkdir -p build-fuzz/corpus build-fuzz/seeds
 build-fuzz/bin/make_corpus build-fuzz/seeds
@@ -67,4 +67,7 @@ run_fuzzer "the GBNF grammar parser and matcher" grammar_fuzz "$((seconds / 3))"
 run_fuzzer "the JSON Schema converter" schema_fuzz "$((seconds / 3))" 8192 corpus-schema seeds-schema
 run_fuzzer "the tool-call and reasoning output parser" tool_output_fuzz "$((seconds / 3))" 8192 corpus-tools seeds-tools
 run_fuzzer "the SentencePiece charsmap and unigram normalizer" charsmap_fuzz "$((seconds / 3))" 262144 corpus-charsmap seeds-charsmap
+# Document index: an index's database and vectors file, as written by volga (index_fuzz writes them).
+bin/index_fuzz -write_seeds=seeds-index >/dev/null
 run_fuzzer "the importance-matrix reader" imatrix_fuzz "$((seconds / 3))" 262144 corpus-imatrix seeds-imatrix seeds
+run_fuzzer "the document index (SQLite database and hnswlib vectors)" index_fuzz "$((seconds / 3))" 65536 corpus-index seeds-index

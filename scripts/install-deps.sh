@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libcpp-httplib-dev libedit-dev
+  libsqlite3-dev libhnswlib-dev poppler-utils
   python3 python3-numpy python3-jinja2 python3-jsonschema python3-sentencepiece
   fortunes fortunes-ru fortunes-zh manpages-fr
   clang libclang-rt-14-dev

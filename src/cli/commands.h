@@ -29,6 +29,7 @@ Command add_quantize(CLI::App& app);
 Command add_perplexity(CLI::App& app);
 Command add_imatrix(CLI::App& app);
 Command add_embed(CLI::App& app);
+Command add_index(CLI::App& app);
 
 // --var KEY=JSON assignments as one JSON object (throws volga::Error).
 nlohmann::ordered_json parse_var_assignments(const std::vector<std::string>& vars);

@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
   reg(volga::cli::add_detokenize);
   reg(volga::cli::add_logits);
   reg(volga::cli::add_embed);
+  reg(volga::cli::add_index);
   reg(volga::cli::add_template);
   reg(volga::cli::add_chat);
   reg(volga::cli::add_bench);

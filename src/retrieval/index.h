@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,22 @@ struct SearchHit {
   double score = 0;      // cosine similarity to the query (higher is closer)
 };
 
+// A document as the index knows it.
+struct DocumentInfo {
+  std::string source;    // absolute path
+  int64_t size = 0;      // bytes of the file when it was added
+  int64_t mtime = 0;     // its modification time (nanoseconds since the epoch)
+  std::string hash;      // content_hash() of its bytes
+  int64_t chunks = 0;    // chunks stored for it
+};
+
+// One chunk to store: its text, byte range in the extracted text and vector.
+struct ChunkRecord {
+  std::string text;
+  int64_t start = 0, end = 0;
+  std::vector<float> vector;  // dim() floats, L2-normalised
+};
+
 struct AddProgress {
   std::string source;    // the document being indexed
   int64_t chunks_done = 0, chunks_total = 0;
@@ -67,6 +84,32 @@ class DocIndex {
 
   // The k chunks closest to `query` (dim() floats, L2-normalised), best first.
   virtual std::vector<SearchHit> search(const std::vector<float>& query, int64_t k) const = 0;
+
+  // --- Added for `volga index` (index_store.cpp) ---
+
+  // Every document, by path; one document by path (nullopt when absent).
+  virtual std::vector<DocumentInfo> documents() const = 0;
+  virtual std::optional<DocumentInfo> document(const std::string& source) const = 0;
+
+  // A free-form setting kept in the index (e.g. "model_path"), "" when unset.
+  virtual std::string setting(const std::string& key) const = 0;
+
+  // Writes (an index opened read-write): staged in a transaction and written
+  // by commit(); an index destroyed without commit() is left as it was.
+  // put_document replaces the document's chunks when it exists (doc.chunks is
+  // set from `chunks`); remove_document returns false when it was absent.
+  virtual void put_document(const DocumentInfo& doc, const std::vector<ChunkRecord>& chunks) = 0;
+  virtual bool remove_document(const std::string& source) = 0;
+  virtual void set_setting(const std::string& key, const std::string& value) = 0;
+  // Makes the staged writes durable: the vectors are written to a new file,
+  // synced and renamed into place, then the SQLite transaction that names it
+  // commits, then the previous vectors file is deleted. A crash at any point
+  // leaves either the old or the new index, never a mix.
+  virtual void commit() = 0;
 };
+
+// The index's files in `dir`: index.sqlite and the vectors file it names.
+inline constexpr const char* kIndexDatabase = "index.sqlite";
+inline constexpr int kIndexFormatVersion = 1;
 
 }  // namespace volga::retrieval
