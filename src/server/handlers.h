@@ -42,6 +42,7 @@ class ResponseStore {
 // generation steps, on the shared thread pool.
 struct ServedModel {
   std::string name;
+  std::string path;            // the GGUF file
   std::string role;            // "generation", "embedding" or "rerank" (what it was loaded for)
   const Tokenizer* tok = nullptr;
   EmbedSupport embed;

@@ -27,6 +27,7 @@
 #include "server/handlers.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
+#include "server/retrieval_api.h"
 #include "server/webui.h"
 #include "tokenizer/tokenizer.h"
 #include "util/utf8.h"
@@ -201,6 +202,7 @@ class Server {
     served_main();
     load_aux(o.embed_model_path, "embedding");
     load_aux(o.rerank_model_path, "rerank");
+    if (!o.index_dir.empty()) state_.retrieval = open_retrieval(state_, o.index_dir);
     if (!m.embed.generation) {
       // An encoder never uses the KV cache: the scheduler only runs its embedding tasks.
       SchedulerOptions so;
@@ -268,6 +270,7 @@ void Server::served_main() {
   const ModelContext& m = state_.model;
   ServedModel main;
   main.name = opts_.model_name;
+  main.path = opts_.model_path;
   main.role = m.embed.generation ? "generation" : m.embed.rerank ? "rerank" : "embedding";
   main.tok = tok_.get();
   main.embed = m.embed;
@@ -288,6 +291,7 @@ void Server::load_aux(const std::string& path, const char* role) {
   for (const ServedModel& other : state_.models)
     if (other.name == t.name) t.name += std::string("-") + (rerank ? "rerank" : "embed");
   t.role = role;
+  t.path = path;
   t.tok = a.tok.get();
   t.embed = embed_support(a.model->spec(), *a.tok, !rerank, "", rerank);
   t.ctx = static_cast<int>(std::min<int64_t>(opts_.ctx_size, a.model->spec().n_ctx_train));
