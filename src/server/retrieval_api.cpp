@@ -141,6 +141,11 @@ void rerank_hits(ServerState& s, const ServedModel& r, const std::string& query,
 
 }  // namespace
 
+std::string remembered_embed_model(const std::string& dir) {
+  const std::string path = retrieval::DocIndex::open(dir, true)->setting("model_path");
+  return !path.empty() && std::filesystem::is_regular_file(path) ? path : "";
+}
+
 std::shared_ptr<RetrievalState> open_retrieval(ServerState& s, const std::string& dir) {
   auto r = std::make_shared<RetrievalState>();
   r->dir = dir;

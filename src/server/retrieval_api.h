@@ -14,6 +14,11 @@ namespace volga::server {
 // cannot be opened or no loaded model is the index's (naming both).
 std::shared_ptr<RetrievalState> open_retrieval(ServerState& s, const std::string& dir);
 
+// The embedding model file the index at `dir` remembers (volga index add
+// --model), "" when it names none or the file is gone. Throws volga::Error
+// when the index cannot be opened.
+std::string remembered_embed_model(const std::string& dir);
+
 // When `body` asks for retrieval ("volga_retrieval"), removes the field,
 // searches (and reranks), adds the excerpts to body["messages"] and returns
 // the sources ([{index, source, chunk, score, text}]); else returns null.

@@ -200,7 +200,9 @@ class Server {
       if (tok_->is_end_of_generation(id)) m.stop_ids.push_back(id);
     m.embed = embed_support(model_->spec(), *tok_, o.embeddings, o.pooling, o.reranker);
     served_main();
-    load_aux(o.embed_model_path, "embedding");
+    // --index without --embed-model: the embedding model the index remembers.
+    const bool index_model = o.embed_model_path.empty() && !o.index_dir.empty() && !m.embed.embeddings;
+    load_aux(index_model ? remembered_embed_model(o.index_dir) : o.embed_model_path, "embedding");
     load_aux(o.rerank_model_path, "rerank");
     if (!o.index_dir.empty()) state_.retrieval = open_retrieval(state_, o.index_dir);
     if (!m.embed.generation) {

@@ -352,13 +352,24 @@ class RetrievalChat(unittest.TestCase):
 
     def test_index_of_another_model_is_refused_at_startup(self):
         emb = qwen_model("emb.gguf", "--pooling", "last", "--seed", "5")
-        for extra in (["--embed-model", emb], []):
-            p = subprocess.run([VOLGA, "serve", self.gen, *extra, "--index", self.index, "--port", "1"],
-                               capture_output=True, text=True, timeout=120)
-            self.assertNotEqual(p.returncode, 0)
-            self.assertIn("was built with the embedding model 'bow.gguf (256-d)'", p.stderr)
-            self.assertIn("--embed-model " + os.path.realpath(self.bow), p.stderr)
+        p = subprocess.run([VOLGA, "serve", self.gen, "--embed-model", emb, "--index", self.index, "--port", "1"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("was built with the embedding model 'bow.gguf (256-d)'", p.stderr)
+        self.assertIn("'emb.gguf (64-d)'", p.stderr)
+        self.assertIn("--embed-model " + os.path.realpath(self.bow), p.stderr)
 
+    def test_index_alone_loads_the_model_it_remembers(self):
+        server = ServerProcess("--index", self.index, model=self.gen)
+        try:
+            question, name = RAG_QUERIES[1]
+            status, body = chat(server, question, True)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(os.path.basename(body["volga_sources"][0]["source"]), name)
+            models = json.loads(server.request("GET", "/v1/models")[1])["data"]
+            self.assertEqual([(m["id"], m["volga_role"]) for m in models], [("gen", "generation"), ("bow", "embedding")])
+        finally:
+            server.stop()
 
 if __name__ == "__main__":
     unittest.main()
