@@ -10,6 +10,7 @@
 #include "model/arch.h"
 #include "model/model.h"
 #include "runtime/embed.h"
+#include "runtime/rerank.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -55,7 +56,7 @@ Command add_embed(CLI::App& app) {
   cmd->add_option("--ids", o->ids, "An input as comma-separated token ids instead of text (repeatable)");
   cmd->add_option("--pooling", o->pooling, "none, mean, cls or last (default: the model's pooling_type; cls for encoders, last for decoders without one)");
   cmd->add_flag("--no-normalize", o->no_normalize, "Print the pooled vectors as they are, not L2-normalised");
-  cmd->add_option("--rerank", o->rerank_query, "Score the texts as documents for this query (a reranker model)");
+  cmd->add_option("--rerank", o->rerank_query, "Score the texts as documents for this query (a cross-encoder, or a decoder as a Qwen3-Reranker-style yes/no reranker)");
   cmd->add_flag("--json", o->json, "Print JSON: model, pooling, tokens and embeddings (or scores)");
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)");
   return [o]() -> int {
@@ -66,16 +67,20 @@ Command add_embed(CLI::App& app) {
     const bool pair = !o->rerank_query.empty();
     // A reranker scores its inputs: (query, text) pairs, or texts and ids taken as whole pairs.
     const bool rerank = pair || model->spec().pooling == Pooling::Rank;
+    // --rerank on a decoder: a Qwen3-Reranker-style yes/no reranker.
+    const RerankFormat format = rerank ? rerank_format(model->spec(), *tok, pair) : RerankFormat{};
     std::vector<std::vector<int32_t>> inputs;
     for (const std::string& t : o->texts)
-      inputs.push_back(pair ? rerank_pair(*tok, o->rerank_query, t) : tok->encode(t, true, false));
+      inputs.push_back(pair ? rerank_input(*tok, format, o->rerank_query, t) : tok->encode(t, true, false));
     for (const std::string& s : o->ids) inputs.push_back(parse_ids(s));
     if (inputs.empty()) throw Error("nothing to embed: give texts or --ids");
     nlohmann::json out;
     out["model"] = o->model;
     out["tokens"] = inputs;
     if (rerank) {
-      const std::vector<float> scores = rerank_scores(*model, inputs);
+      if (format.kind == RerankFormat::Kind::None)
+        throw Error("this model is not a reranker (no classification head with pooling rank, not a decoder)");
+      const std::vector<float> scores = rerank_inputs(*model, format, inputs);
       if (o->json) {
         out["scores"] = scores;
         std::printf("%s\n", out.dump().c_str());

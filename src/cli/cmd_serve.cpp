@@ -32,6 +32,10 @@ Command add_serve(CLI::App& app) {
   cmd->add_flag("-q,--quiet", o->quiet, "Do not log one line per request on stderr");
   cmd->add_flag("--embeddings", o->embeddings, "Serve POST /v1/embeddings from a generative model too (embedding and reranking models always do)");
   cmd->add_option("--pooling", o->pooling, "Embedding pooling: none, mean, cls, last (default: the model's pooling_type; last for decoders)");
+  cmd->add_flag("--reranker", o->reranker, "Serve the model as a decoder reranker (Qwen3-Reranker): POST /v1/rerank scores by its yes/no logits");
+  cmd->add_option("--embed-model", o->embed_model_path, "Also load this embedding model: POST /v1/embeddings goes to it (with --index, default: the model the index was built with)")->check(CLI::ExistingFile);
+  cmd->add_option("--rerank-model", o->rerank_model_path, "Also load this reranker (cross-encoder, or a decoder such as Qwen3-Reranker): POST /v1/rerank goes to it")->check(CLI::ExistingFile);
+  cmd->add_option("--index", o->index_dir, "Document index (volga index add) for retrieval-augmented chat: requests opt in with \"volga_retrieval\" (docs/API.md)")->check(CLI::ExistingDirectory);
   cmd->add_option("--chat-template-file", o->chat_template_file, "Use this Jinja2 template instead of the model's")->check(CLI::ExistingFile);
   return [o, key, key_file, kv]() -> int {
     std::tie(o->cache_type_k, o->cache_type_v) = kv_types(*kv);

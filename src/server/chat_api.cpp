@@ -3,6 +3,7 @@
 #include <random>
 
 #include "server/handlers.h"
+#include "server/retrieval_api.h"
 #include "util/utf8.h"
 
 namespace volga::server {
@@ -15,6 +16,7 @@ struct Reply {
   std::string model;
   bool chat;
   bool include_usage;
+  Json sources;  // volga_sources of a retrieval-augmented chat (null: none)
 };
 
 Json usage_json(int64_t prompt, const ResultStream& rs, bool chat) {
@@ -43,7 +45,7 @@ std::string sse(const Json& j) {
   return "data: " + j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n";
 }
 
-std::string chunk(const Reply& r, Json delta_or_text, const Json& logprobs, const Json& finish) {
+Json chunk_json(const Reply& r, Json delta_or_text, const Json& logprobs, const Json& finish) {
   Json choice = {{"index", 0}};
   if (r.chat) {
     choice["delta"] = std::move(delta_or_text);
@@ -55,7 +57,11 @@ std::string chunk(const Reply& r, Json delta_or_text, const Json& logprobs, cons
   choice["finish_reason"] = finish;
   Json c = {{"id", r.id}, {"object", r.object}, {"created", r.created}, {"model", r.model}, {"choices", Json::array({choice})}};
   if (r.include_usage) c["usage"] = nullptr;
-  return sse(c);
+  return c;
+}
+
+std::string chunk(const Reply& r, Json delta_or_text, const Json& logprobs, const Json& finish) {
+  return sse(chunk_json(r, std::move(delta_or_text), logprobs, finish));
 }
 
 Json completion_logprobs(const Json& lps) {
@@ -105,6 +111,7 @@ void respond_whole(ServerState& s, httplib::Response& res, const CompletionParam
   choice["finish_reason"] = rs.finish_reason();
   Json out = {{"id", r.id}, {"object", r.object}, {"created", r.created}, {"model", r.model},
               {"choices", Json::array({choice})}, {"usage", usage_json(prompt_tokens, rs, r.chat)}};
+  if (!r.sources.is_null()) out["volga_sources"] = r.sources;
   send_json(res, 200, out);
   scope.finish(200);
 }
@@ -135,7 +142,9 @@ int stream_events(httplib::DataSink& sink, const CompletionParams& p, const Repl
   if (!rs.error().empty()) {
     write(sse(error_body("generation failed: " + rs.error(), "server_error")));
   } else {
-    write(chunk(r, r.chat ? Json::object() : Json(""), nullptr, rs.finish_reason()));
+    Json last = chunk_json(r, r.chat ? Json::object() : Json(""), nullptr, rs.finish_reason());
+    if (!r.sources.is_null()) last["volga_sources"] = r.sources;  // the final chunk carries the citations
+    write(sse(last));
     if (r.include_usage) {
       Json u = {{"id", r.id}, {"object", r.object}, {"created", r.created}, {"model", r.model},
                 {"choices", Json::array()}, {"usage", usage_json(prompt_tokens, rs, r.chat)}};
@@ -171,7 +180,9 @@ void handle_completion(ServerState& s, const httplib::Request& req, const std::s
   PreparedRequest prep;
   std::shared_ptr<RequestHandle> handle;
   std::shared_ptr<ResultStream> rs;
+  Json sources;
   try {
+    if (j.is_object()) sources = apply_retrieval(s, j, chat);
     p = parse_completion_request(j, chat);
     prep = prepare(s.model, p);
     const int64_t n_prompt = prep.prompt_tokens;
@@ -185,7 +196,7 @@ void handle_completion(ServerState& s, const httplib::Request& req, const std::s
   }
   s.metrics.add_prompt_tokens(prep.prompt_tokens);
   Reply r{random_id(chat ? "chatcmpl-" : "cmpl-"), chat ? "chat.completion" : "text_completion", unix_time(), s.name,
-          chat, p.include_usage};
+          chat, p.include_usage, sources};
   auto scope = std::make_shared<RequestScope>(s, req.method, req.path, rs, prep.prompt_tokens);
   if (!p.stream) return respond_whole(s, res, p, r, *rs, *scope, prep.prompt_tokens);
   r.object = chat ? "chat.completion.chunk" : "text_completion";

@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "runtime/embed.h"
+#include "runtime/rerank.h"
 #include "server/handlers.h"
 
 namespace volga::server {
@@ -37,7 +38,7 @@ std::string base64_floats(const std::vector<float>& v) {
   return out;
 }
 
-int32_t token_id(const Json& v, const ModelContext& m, const std::string& param) {
+int32_t token_id(const Json& v, const ServedModel& m, const std::string& param) {
   if (!v.is_number_integer()) throw ApiError(400, "'" + param + "' must hold strings or token ids (integers)", param);
   const int64_t id = v.get<int64_t>();
   if (id < 0 || id >= m.tok->n_vocab())
@@ -47,7 +48,7 @@ int32_t token_id(const Json& v, const ModelContext& m, const std::string& param)
 }
 
 // `input`: a string, an array of strings, an array of token ids, or an array of such arrays.
-std::vector<std::vector<int32_t>> parse_inputs(const Json& input, const ModelContext& m) {
+std::vector<std::vector<int32_t>> parse_inputs(const Json& input, const ServedModel& m) {
   auto text = [&](const Json& s) {
     const std::string t = s.get<std::string>();
     if (t.empty()) throw ApiError(400, "'input' must not contain empty strings", "input");
@@ -85,8 +86,9 @@ std::vector<std::vector<int32_t>> parse_inputs(const Json& input, const ModelCon
   return inputs;
 }
 
-// Runs fn(first, last) on the engine thread over ranges of inputs of about kTaskTokens tokens.
-void run_in_pieces(ServerState& s, const std::vector<std::vector<int32_t>>& inputs,
+// Runs fn(model, first, last) on the engine thread over ranges of inputs of
+// about kTaskTokens tokens, with `target`'s model.
+void run_in_pieces(ServerState& s, const ServedModel& target, const std::vector<std::vector<int32_t>>& inputs,
                    const std::function<void(Model&, size_t, size_t)>& fn) {
   size_t i = 0;
   while (i < inputs.size()) {
@@ -95,7 +97,9 @@ void run_in_pieces(ServerState& s, const std::vector<std::vector<int32_t>>& inpu
     while (i < inputs.size() && (i == first || tokens + static_cast<int64_t>(inputs[i].size()) <= kTaskTokens))
       tokens += static_cast<int64_t>(inputs[i++].size());
     try {
-      s.scheduler->run_on_engine([&, first, last = i](Model& model) { fn(model, first, last); });
+      s.scheduler->run_on_engine([&, first, last = i](Model& engine_model) {
+        fn(target.model ? *target.model : engine_model, first, last);
+      });
     } catch (const QueueFullError& e) {
       throw ApiError(503, e.what(), "", "server_error");
     }
@@ -108,11 +112,64 @@ int64_t count_tokens(const std::vector<std::vector<int32_t>>& inputs) {
   return n;
 }
 
+std::vector<std::vector<float>> embed_tokens(ServerState& s, const ServedModel& m,
+                                             const std::vector<std::vector<int32_t>>& inputs) {
+  std::vector<std::vector<float>> vectors(inputs.size());
+  EmbedOptions eo;
+  eo.pooling = m.embed.pooling;
+  run_in_pieces(s, m, inputs, [&](Model& model, size_t first, size_t last) {
+    std::vector<std::vector<int32_t>> part(inputs.begin() + static_cast<std::ptrdiff_t>(first),
+                                           inputs.begin() + static_cast<std::ptrdiff_t>(last));
+    auto out = embed_inputs(model, part, eo);
+    for (size_t i = first; i < last; ++i) vectors[i] = std::move(out[i - first]);
+  });
+  return vectors;
+}
+
+void require_embeddings(const ServedModel& m) {
+  if (!m.embed.embeddings)
+    throw ApiError(400, "model '" + m.name + "': " + m.embed.why_not, "model", "invalid_request_error",
+                   "model_not_supported");
+}
+
+void require_rerank(const ServedModel& m) {
+  if (!m.embed.rerank)
+    throw ApiError(400, "model '" + m.name + "' is not a reranker (neither a classification head with pooling rank "
+                        "nor a decoder reranker: serve one with --rerank-model, or a decoder with --reranker)",
+                   "model", "invalid_request_error", "model_not_supported");
+}
+
+// The (query, document) inputs of a rerank request, checked against the context.
+std::vector<std::vector<int32_t>> rerank_tokens(const ServedModel& m, const std::string& query,
+                                                const std::vector<std::string>& texts) {
+  std::vector<std::vector<int32_t>> inputs;
+  const int64_t limit = std::min<int64_t>(m.ctx, m.embed.max_tokens);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    inputs.push_back(rerank_input(*m.tok, m.embed.rerank_format, query, texts[i]));
+    if (static_cast<int64_t>(inputs.back().size()) > limit)
+      throw ApiError(400, "query and documents[" + std::to_string(i) + "] together have " +
+                              std::to_string(inputs.back().size()) + " tokens, more than the model's context of " +
+                              std::to_string(limit), "documents");
+  }
+  return inputs;
+}
+
+std::vector<float> score_tokens(ServerState& s, const ServedModel& m, const std::vector<std::vector<int32_t>>& inputs) {
+  std::vector<float> scores(inputs.size());
+  run_in_pieces(s, m, inputs, [&](Model& model, size_t first, size_t last) {
+    std::vector<std::vector<int32_t>> part(inputs.begin() + static_cast<std::ptrdiff_t>(first),
+                                           inputs.begin() + static_cast<std::ptrdiff_t>(last));
+    auto out = rerank_inputs(model, m.embed.rerank_format, part);
+    std::copy(out.begin(), out.end(), scores.begin() + static_cast<std::ptrdiff_t>(first));
+  });
+  return scores;
+}
+
 // Parses the request, embeds, and builds the response body.
 Json embeddings(ServerState& s, const Json& body) {
-  const ModelContext& m = s.model;
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
-  if (!m.embed.embeddings) throw ApiError(400, m.embed.why_not, "model", "invalid_request_error", "model_not_supported");
+  const ServedModel& m = route_model(s, body, false);
+  require_embeddings(m);
   bool base64 = false;
   if (auto f = body.find("encoding_format"); f != body.end() && !f->is_null()) {
     if (!f->is_string() || (*f != "float" && *f != "base64"))
@@ -127,15 +184,7 @@ Json embeddings(ServerState& s, const Json& body) {
   }
   const auto in = body.find("input");
   const std::vector<std::vector<int32_t>> inputs = parse_inputs(in == body.end() ? Json() : *in, m);
-  std::vector<std::vector<float>> vectors(inputs.size());
-  EmbedOptions eo;
-  eo.pooling = m.embed.pooling;
-  run_in_pieces(s, inputs, [&](Model& model, size_t first, size_t last) {
-    std::vector<std::vector<int32_t>> part(inputs.begin() + static_cast<std::ptrdiff_t>(first),
-                                           inputs.begin() + static_cast<std::ptrdiff_t>(last));
-    auto out = embed_inputs(model, part, eo);
-    for (size_t i = first; i < last; ++i) vectors[i] = std::move(out[i - first]);
-  });
+  std::vector<std::vector<float>> vectors = embed_tokens(s, m, inputs);
   Json data = Json::array();
   for (size_t i = 0; i < vectors.size(); ++i) {
     std::vector<float>& v = vectors[i];
@@ -146,7 +195,7 @@ Json embeddings(ServerState& s, const Json& body) {
     data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", base64 ? Json(base64_floats(v)) : Json(v)}});
   }
   const int64_t n = count_tokens(inputs);
-  return {{"object", "list"}, {"data", std::move(data)}, {"model", s.name},
+  return {{"object", "list"}, {"data", std::move(data)}, {"model", m.name},
           {"usage", {{"prompt_tokens", n}, {"total_tokens", n}}}};
 }
 
@@ -158,11 +207,9 @@ std::string document_text(const Json& d, size_t i) {
 }
 
 Json rerank(ServerState& s, const Json& body) {
-  const ModelContext& m = s.model;
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
-  if (!m.embed.rerank)
-    throw ApiError(400, "this model is not a reranker (it has no classification head with pooling rank)", "model",
-                   "invalid_request_error", "model_not_supported");
+  const ServedModel& m = route_model(s, body, true);
+  require_rerank(m);
   const auto q = body.find("query");
   if (q == body.end() || !q->is_string() || q->get<std::string>().empty())
     throw ApiError(400, "'query' must be a non-empty string", "query");
@@ -180,23 +227,9 @@ Json rerank(ServerState& s, const Json& body) {
     return_documents = r->get<bool>();
   }
   std::vector<std::string> texts;
-  std::vector<std::vector<int32_t>> inputs;
-  const int64_t limit = std::min<int64_t>(m.ctx, m.embed.max_tokens);
-  for (size_t i = 0; i < docs->size(); ++i) {
-    texts.push_back(document_text((*docs)[i], i));
-    inputs.push_back(rerank_pair(*m.tok, q->get<std::string>(), texts.back()));
-    if (static_cast<int64_t>(inputs.back().size()) > limit)
-      throw ApiError(400, "query and documents[" + std::to_string(i) + "] together have " +
-                              std::to_string(inputs.back().size()) + " tokens, more than the model's context of " +
-                              std::to_string(limit), "documents");
-  }
-  std::vector<float> scores(inputs.size());
-  run_in_pieces(s, inputs, [&](Model& model, size_t first, size_t last) {
-    std::vector<std::vector<int32_t>> part(inputs.begin() + static_cast<std::ptrdiff_t>(first),
-                                           inputs.begin() + static_cast<std::ptrdiff_t>(last));
-    auto out = rerank_scores(model, part);
-    std::copy(out.begin(), out.end(), scores.begin() + static_cast<std::ptrdiff_t>(first));
-  });
+  for (size_t i = 0; i < docs->size(); ++i) texts.push_back(document_text((*docs)[i], i));
+  const std::vector<std::vector<int32_t>> inputs = rerank_tokens(m, q->get<std::string>(), texts);
+  const std::vector<float> scores = score_tokens(s, m, inputs);
   std::vector<size_t> order(scores.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });
@@ -208,7 +241,7 @@ Json rerank(ServerState& s, const Json& body) {
     results.push_back(std::move(item));
   }
   const int64_t n = count_tokens(inputs);
-  return {{"object", "list"}, {"model", s.name}, {"results", std::move(results)},
+  return {{"object", "list"}, {"model", m.name}, {"results", std::move(results)},
           {"usage", {{"prompt_tokens", n}, {"total_tokens", n}}}};
 }
 
@@ -230,6 +263,30 @@ void respond(ServerState& s, const httplib::Request& req, const std::string& bod
 }
 
 }  // namespace
+
+const ServedModel& route_model(const ServerState& s, const Json& body, bool rerank) {
+  if (auto m = body.find("model"); m != body.end() && m->is_string())
+    for (const ServedModel& t : s.models)
+      if (t.name == m->get<std::string>()) return t;
+  const char* role = rerank ? "rerank" : "embedding";
+  for (const ServedModel& t : s.models)
+    if (t.role == role) return t;
+  return s.models.front();
+}
+
+std::vector<std::vector<float>> embed_texts(ServerState& s, const ServedModel& target,
+                                            const std::vector<std::string>& texts) {
+  require_embeddings(target);
+  Json input = Json::array();
+  for (const std::string& t : texts) input.push_back(t);
+  return embed_tokens(s, target, parse_inputs(input, target));
+}
+
+std::vector<float> rerank_texts(ServerState& s, const ServedModel& target, const std::string& query,
+                                const std::vector<std::string>& documents) {
+  require_rerank(target);
+  return score_tokens(s, target, rerank_tokens(target, query, documents));
+}
 
 void handle_embeddings(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res) {
   ++s.active;

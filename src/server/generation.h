@@ -20,6 +20,7 @@
 #include "chat/chat_template.h"
 #include "chat/output_parser.h"
 #include "sampling/tool_grammar.h"
+#include "runtime/rerank.h"
 #include "runtime/scheduler.h"
 #include "sampling/grammar.h"
 #include "server/metrics.h"
@@ -32,7 +33,8 @@ namespace volga::server {
 struct EmbedSupport {
   bool generation = true;   // has a language-model head (not an encoder)
   bool embeddings = false;  // /v1/embeddings answers
-  bool rerank = false;      // /v1/rerank answers (a classification head, pooling rank)
+  bool rerank = false;      // /v1/rerank answers (a cross-encoder or a decoder reranker)
+  RerankFormat rerank_format;
   Pooling pooling = Pooling::Unspecified;
   int64_t n_embd = 0;
   int64_t max_tokens = 0;   // longest input

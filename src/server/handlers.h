@@ -36,8 +36,26 @@ class ResponseStore {
   size_t bytes_ = 0;
 };
 
+// A model that /v1/embeddings and /v1/rerank can be routed to (by their
+// `model` field): the generating model, or one loaded beside it with
+// --embed-model / --rerank-model. All run on the one engine thread, between
+// generation steps, on the shared thread pool.
+struct ServedModel {
+  std::string name;
+  std::string path;            // the GGUF file
+  std::string role;            // "generation", "embedding" or "rerank" (what it was loaded for)
+  const Tokenizer* tok = nullptr;
+  EmbedSupport embed;
+  int ctx = 0;                 // longest input
+  Model* model = nullptr;      // nullptr: the engine's own model
+};
+
+struct RetrievalState;  // retrieval_api.cpp: the document index of --index
+
 struct ServerState {
   ModelContext model;
+  std::vector<ServedModel> models;  // [0]: the generating (main) model, then --embed-model, --rerank-model
+  std::shared_ptr<RetrievalState> retrieval;  // null without --index
   Scheduler* scheduler = nullptr;
   std::string name;
   Metrics metrics;
@@ -86,6 +104,17 @@ void handle_responses(ServerState& s, const httplib::Request& req, const std::st
 // POST /v1/embeddings and POST /v1/rerank (embeddings_api.cpp).
 void handle_embeddings(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res);
 void handle_rerank(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res);
+
+// The model serving an embeddings (rerank false) or rerank request: the one
+// its `model` field names, else the first loaded for that role, else the main model.
+const ServedModel& route_model(const ServerState& s, const Json& body, bool rerank);
+// Embeds texts with `target` on the engine thread (in pieces between
+// generation steps); ApiError 400 for inputs too long or empty.
+std::vector<std::vector<float>> embed_texts(ServerState& s, const ServedModel& target,
+                                            const std::vector<std::string>& texts);
+// Scores documents for a query with the reranker `target` (same as /v1/rerank).
+std::vector<float> rerank_texts(ServerState& s, const ServedModel& target, const std::string& query,
+                                const std::vector<std::string>& documents);
 
 // Parses the body, or answers 400 and returns false.
 bool parse_body(ServerState& s, const httplib::Request& req, const std::string& body, httplib::Response& res, Json& out);

@@ -14,6 +14,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <filesystem>
 
 #include "chat/chat_template.h"
 #include "format/gguf.h"
@@ -21,10 +22,12 @@
 #include "model/arch.h"
 #include "runtime/embed.h"
 #include "runtime/kv_budget.h"
+#include "runtime/rerank.h"
 #include "runtime/scheduler.h"
 #include "server/handlers.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
+#include "server/retrieval_api.h"
 #include "server/webui.h"
 #include "tokenizer/tokenizer.h"
 #include "util/utf8.h"
@@ -144,20 +147,22 @@ Json health_json(const SchedulerStats& e) {
                             {"hit_tokens", e.prefix_hit_tokens}, {"prompt_tokens", e.prompt_tokens}}}};
 }
 
-// What the model serves besides generation, from its architecture and file
-// and the --embeddings / --pooling options.
-EmbedSupport embed_support(const ModelSpec& spec, const ServerOptions& o) {
+// What a model serves besides generation, from its architecture and file
+// and the --embeddings / --pooling / --reranker options.
+EmbedSupport embed_support(const ModelSpec& spec, const Tokenizer& tok, bool embeddings, const std::string& pooling,
+                           bool as_reranker) {
   EmbedSupport e;
   e.generation = !spec.traits().encoder;
   e.n_embd = spec.n_embd;
   e.max_tokens = max_input_tokens(spec);
-  const Pooling requested = o.pooling.empty() ? Pooling::Unspecified : parse_pooling(o.pooling);
-  e.rerank = spec.pooling == Pooling::Rank && spec.n_cls_out > 0;
+  const Pooling requested = pooling.empty() ? Pooling::Unspecified : parse_pooling(pooling);
+  e.rerank_format = rerank_format(spec, tok, as_reranker);
+  e.rerank = e.rerank_format.kind != RerankFormat::Kind::None;
   if (e.rerank) {
     e.why_not = "this model is a reranker (pooling rank): use POST /v1/rerank";
     return e;
   }
-  if (!e.generation || spec.pooling != Pooling::Unspecified || o.embeddings) {
+  if (!e.generation || spec.pooling != Pooling::Unspecified || embeddings) {
     e.pooling = embedding_pooling(spec, requested);
     e.embeddings = e.pooling != Pooling::None;
     if (!e.embeddings)
@@ -166,9 +171,16 @@ EmbedSupport embed_support(const ModelSpec& spec, const ServerOptions& o) {
     return e;
   }
   e.why_not = "this is a generative model without a pooling type: start volga serve with --embeddings "
-              "(and --pooling, default last) to serve embeddings from it";
+              "(and --pooling, default last) to serve embeddings from it, or load an embedding model with --embed-model";
   return e;
 }
+
+// A model loaded beside the main one (--embed-model, --rerank-model).
+struct AuxModel {
+  std::unique_ptr<GgufFile> file;
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<Model> model;
+};
 
 class Server {
  public:
@@ -186,7 +198,13 @@ class Server {
     m.metrics = &state_.metrics;
     for (int32_t id = 0; id < tok_->n_vocab(); ++id)
       if (tok_->is_end_of_generation(id)) m.stop_ids.push_back(id);
-    m.embed = embed_support(model_->spec(), o);
+    m.embed = embed_support(model_->spec(), *tok_, o.embeddings, o.pooling, o.reranker);
+    served_main();
+    // --index without --embed-model: the embedding model the index remembers.
+    const bool index_model = o.embed_model_path.empty() && !o.index_dir.empty() && !m.embed.embeddings;
+    load_aux(index_model ? remembered_embed_model(o.index_dir) : o.embed_model_path, "embedding");
+    load_aux(o.rerank_model_path, "rerank");
+    if (!o.index_dir.empty()) state_.retrieval = open_retrieval(state_, o.index_dir);
     if (!m.embed.generation) {
       // An encoder never uses the KV cache: the scheduler only runs its embedding tasks.
       SchedulerOptions so;
@@ -229,6 +247,8 @@ class Server {
   int run();
 
  private:
+  void served_main();
+  void load_aux(const std::string& path, const char* role);
   bool authorized(const httplib::Request& req, httplib::Response& res);
   // Answers 400 to a generation request for a model that cannot generate.
   bool generation_refused(const httplib::Request& req, httplib::Response& res);
@@ -243,9 +263,52 @@ class Server {
   std::unique_ptr<ChatTemplate> tmpl_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::vector<AuxModel> aux_;
   ServerState state_;
   httplib::Server http_;
 };
+
+void Server::served_main() {
+  const ModelContext& m = state_.model;
+  ServedModel main;
+  main.name = opts_.model_name;
+  main.path = opts_.model_path;
+  main.role = m.embed.generation ? "generation" : m.embed.rerank ? "rerank" : "embedding";
+  main.tok = tok_.get();
+  main.embed = m.embed;
+  main.ctx = m.ctx;
+  state_.models.push_back(std::move(main));
+}
+
+void Server::load_aux(const std::string& path, const char* role) {
+  if (path.empty()) return;
+  const bool rerank = std::string(role) == "rerank";
+  const std::string option = rerank ? "--rerank-model" : "--embed-model";
+  AuxModel a;
+  a.file = GgufFile::open(path);
+  a.tok = Tokenizer::from_gguf(*a.file);
+  a.model = load_model(*a.file, pool_);
+  ServedModel t;
+  t.name = std::filesystem::path(path).stem().string();
+  for (const ServedModel& other : state_.models)
+    if (other.name == t.name) t.name += std::string("-") + (rerank ? "rerank" : "embed");
+  t.role = role;
+  t.path = path;
+  t.tok = a.tok.get();
+  t.embed = embed_support(a.model->spec(), *a.tok, !rerank, "", rerank);
+  t.ctx = static_cast<int>(std::min<int64_t>(opts_.ctx_size, a.model->spec().n_ctx_train));
+  t.model = a.model.get();
+  if (rerank ? !t.embed.rerank : !t.embed.embeddings)
+    throw Error(option + " " + path + ": " + (rerank ? "this model cannot rerank" : t.embed.why_not));
+  std::fprintf(stderr, "volga serve: %s model '%s' (%s, %s), inputs up to %d tokens\n", role, t.name.c_str(),
+               a.model->spec().arch_name(),
+               t.embed.rerank ? (t.embed.rerank_format.kind == RerankFormat::Kind::Decoder ? "yes/no decoder reranker"
+                                                                                          : "cross-encoder")
+                              : pooling_name(t.embed.pooling),
+               t.ctx);
+  state_.models.push_back(std::move(t));
+  aux_.push_back(std::move(a));
+}
 
 bool Server::authorized(const httplib::Request& req, httplib::Response& res) {
   if (opts_.api_keys.empty()) return true;
@@ -309,9 +372,12 @@ int Server::run() {
   });
   http_.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
-    Json model = {{"id", state_.name}, {"object", "model"}, {"created", unix_time()}, {"owned_by", "volga"},
-                  {"max_model_len", state_.model.ctx}};
-    send_json(res, 200, {{"object", "list"}, {"data", Json::array({model})}});
+    Json data = Json::array();
+    for (const ServedModel& m : state_.models)
+      data.push_back({{"id", m.name}, {"object", "model"}, {"created", unix_time()}, {"owned_by", "volga"},
+                      {"max_model_len", &m == &state_.models.front() ? state_.model.ctx : m.ctx},
+                      {"volga_role", m.role}});
+    send_json(res, 200, {{"object", "list"}, {"data", std::move(data)}});
   });
   http_.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;

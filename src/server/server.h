@@ -33,6 +33,14 @@ struct ServerOptions {
   // (embedding and reranking models answer it without this).
   bool embeddings = false;
   std::string pooling;            // none|mean|cls|last: overrides the model's pooling_type
+  bool reranker = false;          // a decoder (Qwen3-Reranker) answers /v1/rerank with yes/no scores
+  // Models served beside the main one, on the same engine thread and thread
+  // pool: /v1/embeddings and /v1/rerank go to them (or by their `model` field).
+  std::string embed_model_path;
+  std::string rerank_model_path;
+  // Retrieval-augmented chat (docs/API.md, "volga_retrieval"): the document
+  // index directory, searched with the embedding model it was built with.
+  std::string index_dir;
 };
 
 // Runs until SIGINT/SIGTERM, then finishes in-flight requests and returns 0.

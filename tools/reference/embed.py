@@ -11,11 +11,17 @@ from the published definitions, not from Volga's code:
 - decoders (qwen3 as Qwen3-Embedding): forward.py's Reference, states after
   the final RMSNorm.
 
+Decoder rerankers (Qwen3-Reranker, --yes-no YES,NO): the full logits of
+each input's last token (forward.py's Reference), and the score
+P(yes) = exp(l_yes) / (exp(l_yes) + exp(l_no)), the two-way softmax Qwen's
+model card takes over the "yes" and "no" tokens.
+
 Pooling: mean over tokens, cls (first token), last (last token), none (every
 token); then L2 normalisation unless --no-normalize.
 
     embed.py MODEL --inputs '[[101, 7592, 102], [101, 102]]' [--pooling mean] [--no-normalize]
     embed.py MODEL --inputs '[[...]]' --rank
+    embed.py MODEL --inputs '[[...]]' --yes-no 9693,2152
 prints JSON {"embeddings": [[...], ...]} or {"scores": [...]}.
 """
 import argparse
@@ -101,9 +107,20 @@ def main():
     ap.add_argument("--pooling", help="none, mean, cls, last (default: the file's, else cls / last)")
     ap.add_argument("--no-normalize", action="store_true")
     ap.add_argument("--rank", action="store_true", help="reranker scores (classification head)")
+    ap.add_argument("--yes-no", help="decoder reranker: the ids of the 'yes' and 'no' tokens, comma-separated")
     args = ap.parse_args()
     model, file_pooling = load(args.model)
     inputs = json.loads(args.inputs)
+    if args.yes_no:
+        yes, no = (int(x) for x in args.yes_no.split(","))
+        scores = []
+        for ids in inputs:
+            last = model.logits(ids)[-1]
+            pair = np.array([last[yes], last[no]], dtype=np.float64)
+            e = np.exp(pair - pair.max())
+            scores.append(float(e[0] / e.sum()))
+        print(json.dumps({"scores": scores}))
+        return
     if args.rank:
         print(json.dumps({"scores": [float(np.atleast_1d(model.rank(ids))[0]) for ids in inputs]}))
         return
