@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kHnswM = 16, kHnswEfConstruction = 200, kHnswEfSearch = 64;
+constexpr size_t kHnswM = 16, kHnswEfConstruction = 200, kHnswEfSearch = 128;
 constexpr int64_t kMaxDim = 1 << 16;
 
 const char* kSchema = R"(
