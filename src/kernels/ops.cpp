@@ -165,7 +165,8 @@ BatchActs quantize_batch(const KernelTable& k, const MatmulJob* jobs, int n, Thr
       k.quantize_acts(j.x + t * cols, cols, qp + e, qup + e, dp + c, sp + c);
     }
   };
-  if (unit_at.back() <= 4) run(0, unit_at.back(), 0);
+  // A few rows (decode: the experts' inputs) cost less than waking the pool.
+  if (elem_at.back() <= (size_t{1} << 15)) run(0, unit_at.back(), 0);
   else pool.parallel_for(unit_at.back(), run, 1);
   return b;
 }
