@@ -107,6 +107,97 @@ void matmul_multi(const WeightMatrix* const* w, float* const* y, int n, const fl
   }, dynamic_chunk(tiles, pool));
 }
 
+namespace {
+
+// Where each job of a matmul_batch finds its quantized activations: jobs
+// with the same input share a slot. Buffers are the calling thread's.
+struct BatchActs {
+  std::vector<Int8Acts> slot_acts;  // one per distinct int8 input
+  std::vector<int> job_slot;        // per job: its slot, or -1 (float path)
+};
+
+BatchActs quantize_batch(const KernelTable& k, const MatmulJob* jobs, int n, ThreadPool& pool) {
+  thread_local std::vector<int8_t> q;
+  thread_local std::vector<uint8_t> qu;
+  thread_local std::vector<float> d, s;
+  BatchActs b;
+  b.job_slot.assign(static_cast<size_t>(n), -1);
+  std::vector<int> slot_job;  // first job of each slot
+  std::vector<size_t> elem_at{0}, chunk_at{0};
+  const bool enabled = int8_matmul_enabled();
+  for (int i = 0; i < n; ++i) {
+    const MatmulJob& j = jobs[i];
+    if (!enabled || !int8_matmul_supported(j.w->type)) continue;
+    int found = -1;
+    for (size_t sl = 0; sl < slot_job.size() && found < 0; ++sl) {
+      const MatmulJob& o = jobs[slot_job[sl]];
+      if (o.x == j.x && o.n_tokens == j.n_tokens && o.w->cols == j.w->cols) found = static_cast<int>(sl);
+    }
+    if (found < 0) {
+      found = static_cast<int>(slot_job.size());
+      slot_job.push_back(i);
+      elem_at.push_back(elem_at.back() + static_cast<size_t>(j.w->cols * j.n_tokens));
+      chunk_at.push_back(chunk_at.back() + static_cast<size_t>(j.w->cols / 32 * j.n_tokens));
+    }
+    b.job_slot[static_cast<size_t>(i)] = found;
+  }
+  if (q.size() < elem_at.back()) q.resize(elem_at.back()), qu.resize(elem_at.back());
+  if (d.size() < chunk_at.back()) d.resize(chunk_at.back()), s.resize(chunk_at.back());
+  // Units: (slot, token) pairs, numbered slot by slot.
+  std::vector<int64_t> unit_at{0};
+  for (size_t sl = 0; sl < slot_job.size(); ++sl) {
+    const MatmulJob& j = jobs[slot_job[sl]];
+    b.slot_acts.push_back({j.w->cols, j.n_tokens, q.data() + elem_at[sl], qu.data() + elem_at[sl],
+                           d.data() + chunk_at[sl], s.data() + chunk_at[sl]});
+    unit_at.push_back(unit_at.back() + j.n_tokens);
+  }
+  // Plain pointers: the workers must not name this thread's thread_local buffers.
+  int8_t* qp = q.data();
+  uint8_t* qup = qu.data();
+  float *dp = d.data(), *sp = s.data();
+  auto run = [&](int64_t u0, int64_t u1, int) {
+    size_t sl = 0;
+    for (int64_t u = u0; u < u1; ++u) {
+      while (unit_at[sl + 1] <= u) ++sl;
+      const MatmulJob& j = jobs[slot_job[sl]];
+      const int64_t t = u - unit_at[sl], cols = j.w->cols, chunks = cols / 32;
+      const size_t e = elem_at[sl] + static_cast<size_t>(t * cols), c = chunk_at[sl] + static_cast<size_t>(t * chunks);
+      k.quantize_acts(j.x + t * cols, cols, qp + e, qup + e, dp + c, sp + c);
+    }
+  };
+  // A few rows (decode: the experts' inputs) cost less than waking the pool.
+  if (elem_at.back() <= (size_t{1} << 15)) run(0, unit_at.back(), 0);
+  else pool.parallel_for(unit_at.back(), run, 1);
+  return b;
+}
+
+}  // namespace
+
+void matmul_batch(const MatmulJob* jobs, int n, ThreadPool& pool) {
+  if (n <= 0) return;
+  if (g_observer)
+    for (int i = 0; i < n; ++i) g_observer(*jobs[i].w, jobs[i].x, jobs[i].n_tokens, g_observer_context);
+  const KernelTable& k = active_kernels();
+  const BatchActs acts = quantize_batch(k, jobs, n, pool);
+  std::vector<int64_t> first(static_cast<size_t>(n) + 1, 0);  // tile index where job i starts
+  for (int i = 0; i < n; ++i)
+    first[static_cast<size_t>(i) + 1] = first[static_cast<size_t>(i)] + (jobs[i].n_tokens > 0 ? (jobs[i].w->rows + 15) / 16 : 0);
+  const int64_t tiles = first.back();
+  pool.parallel_for_dynamic(tiles, [&](int64_t b0, int64_t b1, int) {
+    auto it = std::upper_bound(first.begin(), first.end(), b0);
+    for (size_t i = static_cast<size_t>(it - first.begin()) - 1; i < static_cast<size_t>(n) && first[i] < b1; ++i) {
+      const int64_t lo = std::max(b0, first[i]), hi = std::min(b1, first[i + 1]);
+      if (lo >= hi) continue;
+      const MatmulJob& j = jobs[i];
+      const int64_t r0 = (lo - first[i]) * 16, r1 = std::min(j.w->rows, (hi - first[i]) * 16);
+      if (acts.job_slot[i] >= 0)
+        k.matmul_rows_int8(*j.w, r0, r1, acts.slot_acts[static_cast<size_t>(acts.job_slot[i])], j.y, j.w->rows);
+      else
+        k.matmul_rows(*j.w, r0, r1, j.x, j.n_tokens, j.y, j.w->rows);
+    }
+  }, dynamic_chunk(tiles, pool));
+}
+
 void matmul_grouped(const WeightMatrix* w, int64_t n_groups, const float* x, int64_t n_tokens, float* y,
                     ThreadPool& pool) {
   const KernelTable& k = active_kernels();

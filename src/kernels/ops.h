@@ -39,6 +39,25 @@ void matmul_grouped(const WeightMatrix* w, int64_t n_groups, const float* x, int
 void matmul_multi(const WeightMatrix* const* w, float* const* y, int n, const float* x, int64_t n_tokens,
                   ThreadPool& pool);
 
+// One product of a batch run by matmul_batch: y = matmul(*w, x) for
+// n_tokens rows of x ([n_tokens][w->cols] floats) into y ([n_tokens][w->rows]).
+struct MatmulJob {
+  const WeightMatrix* w = nullptr;
+  const float* x = nullptr;
+  int64_t n_tokens = 0;
+  float* y = nullptr;
+};
+
+// Independent products in one pass of the pool: all jobs' 16-row tiles are
+// handed out from one shared counter, so the selected experts of a mixture
+// of experts (and its shared expert) cost one synchronisation, not one per
+// matrix, and a thread that finishes one matrix goes on with the next.
+// Jobs with the same x pointer, cols and n_tokens share one activation
+// quantization. Any mix of types; results are bit-identical to one matmul
+// per job (a row's result depends only on its weights and its token's
+// activations). Each job is shown to the matmul observer.
+void matmul_batch(const MatmulJob* jobs, int n, ThreadPool& pool);
+
 // Attention of a tile of queries that share a key/value head, reading the
 // rows through a paged cache (see AttendTile in kernels/dispatch.h); scratch
 // holds attend_scratch(n_tokens * group, dk, dv) floats.

@@ -207,6 +207,55 @@ std::vector<std::pair<int64_t, float>> route_token(const ModelSpec& s, const flo
   return out;
 }
 
+namespace {
+
+// The routed tokens of the experts chosen in a batch, and their scratch:
+// expert k (in ascending expert order) takes tokens list[k] with inputs
+// at x[k] (a row of h itself for a single token, else rows copied together).
+struct ExpertRuns {
+  std::vector<int64_t> expert;
+  std::vector<const std::vector<std::pair<int64_t, float>>*> list;
+  std::vector<const float*> x;
+  std::vector<float*> gate, up, y;
+};
+
+ExpertRuns expert_runs(const std::vector<std::vector<std::pair<int64_t, float>>>& routed, const float* h, int64_t E,
+                       int64_t F, std::vector<float>& xs, std::vector<float>& gu, std::vector<float>& ys) {
+  ExpertRuns r;
+  int64_t copied = 0, tokens = 0;
+  for (const auto& list : routed) {
+    const auto n = static_cast<int64_t>(list.size());
+    tokens += n;
+    if (n > 1) copied += n;
+  }
+  xs.resize(static_cast<size_t>(copied * E));
+  gu.resize(static_cast<size_t>(2 * tokens * F));
+  ys.resize(static_cast<size_t>(tokens * E));
+  int64_t at_x = 0, at_t = 0;
+  for (size_t e = 0; e < routed.size(); ++e) {
+    const auto& list = routed[e];
+    const auto n = static_cast<int64_t>(list.size());
+    if (n == 0) continue;
+    r.expert.push_back(static_cast<int64_t>(e));
+    r.list.push_back(&list);
+    if (n == 1) {
+      r.x.push_back(h + list[0].first * E);
+    } else {
+      float* dst = xs.data() + at_x * E;
+      for (int64_t j = 0; j < n; ++j) std::copy_n(h + list[static_cast<size_t>(j)].first * E, E, dst + j * E);
+      r.x.push_back(dst);
+      at_x += n;
+    }
+    r.gate.push_back(gu.data() + 2 * at_t * F);
+    r.up.push_back(gu.data() + (2 * at_t + n) * F);
+    r.y.push_back(ys.data() + at_t * E);
+    at_t += n;
+  }
+  return r;
+}
+
+}  // namespace
+
 void moe_ffn(const ModelSpec& s, const MoeWeights& w, const float* h, int64_t T, float* out, ThreadPool& pool,
              PhaseTimes* times) {
   const int64_t E = s.n_embd, X = s.n_expert, F = s.n_ff_expert;
@@ -220,27 +269,46 @@ void moe_ffn(const ModelSpec& s, const MoeWeights& w, const float* h, int64_t T,
         routed[static_cast<size_t>(e)].push_back({t, wgt});
   }
   PhaseScope timed(times, &PhaseTimes::experts);
-  if (w.shared.n_ff > 0) swiglu_ffn(w.shared, h, T, out, pool);
-  else std::fill(out, out + T * E, 0.0f);
-  std::vector<float> xs, gate, up, ys;
-  for (int64_t e = 0; e < X; ++e) {
-    const auto& list = routed[static_cast<size_t>(e)];
-    if (list.empty()) continue;
-    const int64_t n = static_cast<int64_t>(list.size());
-    xs.resize(static_cast<size_t>(n * E));
-    for (int64_t j = 0; j < n; ++j)
-      std::copy_n(h + list[static_cast<size_t>(j)].first * E, E, &xs[static_cast<size_t>(j * E)]);
-    gate.resize(static_cast<size_t>(n * F));
-    up.resize(gate.size());
-    ys.resize(xs.size());
-    const WeightMatrix* m[2] = {&w.gate[static_cast<size_t>(e)], &w.up[static_cast<size_t>(e)]};
-    float* y[2] = {gate.data(), up.data()};
-    kernels::matmul_multi(m, y, 2, xs.data(), n, pool);
-    kernels::swiglu(gate.data(), up.data(), n * F, gate.data());
-    kernels::matmul(w.down[static_cast<size_t>(e)], gate.data(), n, ys.data(), pool);
-    for (int64_t j = 0; j < n; ++j)
-      kernels::axpy(list[static_cast<size_t>(j)].second, &ys[static_cast<size_t>(j * E)],
-                    out + list[static_cast<size_t>(j)].first * E, E);
+  // Scratch reused across layers and calls (engine thread only).
+  thread_local std::vector<float> xs, gu, ys, sh_gate, sh_up;
+  const ExpertRuns r = expert_runs(routed, h, E, F, xs, gu, ys);
+  const bool shared = w.shared.n_ff > 0;
+  // Every chosen expert's gate and up products, and the shared expert's, in
+  // one pass of the pool; then every down product in another. The same
+  // products as one matmul each, so the same bits.
+  std::vector<kernels::MatmulJob> jobs;
+  if (shared) {
+    sh_gate.resize(static_cast<size_t>(T * w.shared.n_ff));
+    sh_up.resize(sh_gate.size());
+    jobs.push_back({&w.shared.gate, h, T, sh_gate.data()});
+    jobs.push_back({&w.shared.up, h, T, sh_up.data()});
+  }
+  for (size_t k = 0; k < r.expert.size(); ++k) {
+    const auto e = static_cast<size_t>(r.expert[k]);
+    const auto n = static_cast<int64_t>(r.list[k]->size());
+    jobs.push_back({&w.gate[e], r.x[k], n, r.gate[k]});
+    jobs.push_back({&w.up[e], r.x[k], n, r.up[k]});
+  }
+  kernels::matmul_batch(jobs.data(), static_cast<int>(jobs.size()), pool);
+  jobs.clear();
+  if (shared) {
+    kernels::swiglu(sh_gate.data(), sh_up.data(), T * w.shared.n_ff, sh_gate.data());
+    jobs.push_back({&w.shared.down, sh_gate.data(), T, out});
+  } else {
+    std::fill(out, out + T * E, 0.0f);
+  }
+  for (size_t k = 0; k < r.expert.size(); ++k) {
+    const auto e = static_cast<size_t>(r.expert[k]);
+    const auto n = static_cast<int64_t>(r.list[k]->size());
+    kernels::swiglu(r.gate[k], r.up[k], n * F, r.gate[k]);
+    jobs.push_back({&w.down[e], r.gate[k], n, r.y[k]});
+  }
+  kernels::matmul_batch(jobs.data(), static_cast<int>(jobs.size()), pool);
+  // Weighted sums in ascending expert order, after the shared expert's output.
+  for (size_t k = 0; k < r.expert.size(); ++k) {
+    const auto& list = *r.list[k];
+    for (size_t j = 0; j < list.size(); ++j)
+      kernels::axpy(list[j].second, r.y[k] + static_cast<int64_t>(j) * E, out + list[j].first * E, E);
   }
 }
 

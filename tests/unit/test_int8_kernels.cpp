@@ -246,3 +246,47 @@ TEST(Int8Kernels, MultiProductEqualsSeparateProducts) {
       }
     }
 }
+
+// A batch of independent products (the experts of a mixture of experts) in
+// one pass of the pool: each result equals its own plain product, with
+// inputs shared by some jobs and not others, different widths and token
+// counts (none, one, many), integer and float paths mixed, and a job whose
+// tiles cross the ranges the pool hands out.
+TEST(Int8Kernels, BatchProductEqualsSeparateProducts) {
+  ThreadPool pool(2);
+  struct Spec {
+    DType type;
+    int64_t rows, cols, tokens;
+    int input;  // jobs with the same input index share one x pointer
+  };
+  const std::vector<Spec> specs = {{DType::Q4_K, 300, 512, 1, 0}, {DType::Q4_K, 300, 512, 1, 0},
+                                   {DType::Q6_K, 17, 256, 3, 1},  {DType::F16, 40, 512, 1, 0},
+                                   {DType::Q8_0, 64, 96, 0, 2},   {DType::Q5_0, 129, 96, 7, 3},
+                                   {DType::F32, 5, 256, 3, 1},    {DType::Q2_K, 33, 256, 3, 1}};
+  std::vector<std::vector<float>> inputs(4);
+  for (const Spec& s : specs) {
+    auto& in = inputs[static_cast<size_t>(s.input)];
+    if (in.empty()) in = random_floats(static_cast<size_t>(std::max<int64_t>(1, s.tokens) * s.cols), 20 + static_cast<uint32_t>(s.input));
+  }
+  std::vector<Matrix> ms;
+  std::vector<std::vector<float>> ys;
+  std::vector<MatmulJob> jobs;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const Spec& s = specs[i];
+    ms.push_back(make_matrix(s.type, s.rows, s.cols, static_cast<uint32_t>(i + 30)));
+    ys.emplace_back(static_cast<size_t>(std::max<int64_t>(1, s.tokens) * s.rows), -7.0f);
+  }
+  for (size_t i = 0; i < specs.size(); ++i)
+    jobs.push_back({&ms[i].w, inputs[static_cast<size_t>(specs[i].input)].data(), specs[i].tokens, ys[i].data()});
+  matmul_batch(jobs.data(), static_cast<int>(jobs.size()), pool);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const Spec& s = specs[i];
+    if (s.tokens == 0) {
+      for (float v : ys[i]) ASSERT_EQ(v, -7.0f) << "job " << i << " has no tokens and must not write";
+      continue;
+    }
+    std::vector<float> one(static_cast<size_t>(s.tokens * s.rows));
+    matmul(ms[i].w, inputs[static_cast<size_t>(s.input)].data(), s.tokens, one.data(), pool);
+    for (size_t j = 0; j < one.size(); ++j) ASSERT_EQ(ys[i][j], one[j]) << dtype_name(s.type) << " job " << i << " at " << j;
+  }
+}
