@@ -28,6 +28,7 @@
 #include <optional>
 
 #include "format/gguf.h"
+#include "kernels/deltanet.h"
 #include "kernels/ops.h"
 #include "model/arch.h"
 #include "model/architectures.h"
@@ -97,7 +98,7 @@ namespace {
 
 struct DeltaNetWeights {
   WeightMatrix qkv, gate, beta, alpha, out;  // attn_qkv, attn_gate (z), ssm_beta, ssm_alpha, ssm_out
-  std::vector<float> conv;                   // [channels][d_conv]
+  std::vector<float> conv;                   // [d_conv][channels], tap-major (kernels/deltanet.h)
   std::vector<float> dt_bias, a, norm;       // per value head (dt, a); per value dim (norm)
 };
 
@@ -174,7 +175,11 @@ void Qwen35Model::bind_deltanet(const Binder& b, const std::string& p, DeltaNetW
   w.out = b.matrix(p + "ssm_out.weight", Vd, E);
   const WeightMatrix conv = b.matrix(p + "ssm_conv1d.weight", s.ssm_d_conv, C);
   w.conv.resize(static_cast<size_t>(C * s.ssm_d_conv));
-  for (int64_t c = 0; c < C; ++c) kernels::get_row(conv, c, &w.conv[static_cast<size_t>(c * s.ssm_d_conv)]);
+  std::vector<float> taps(static_cast<size_t>(s.ssm_d_conv));
+  for (int64_t c = 0; c < C; ++c) {
+    kernels::get_row(conv, c, taps.data());
+    for (int64_t i = 0; i < s.ssm_d_conv; ++i) w.conv[static_cast<size_t>(i * C + c)] = taps[static_cast<size_t>(i)];
+  }
   w.dt_bias = b.vector(p + "ssm_dt.bias", Hv);
   w.a = b.vector(p + "ssm_a", Hv);
   w.norm = b.vector(p + "ssm_norm.weight", s.ssm_d_state);
@@ -233,25 +238,12 @@ void Qwen35Model::attention_layer(int64_t l, const Batch& batch, KvCache& cache,
   kernels::matmul(w.wo, att.data(), T, out, pool_);
 }
 
-// One Gated DeltaNet step of one value head: S (dk x dv, row i = key dim i)
-// decays by exp(g), then moves towards v along k by beta (the delta rule),
-// and the output is S^T q.
-void delta_rule_step(float* S, const float* q, const float* k, const float* v, float g, float beta, int64_t dk,
-                     int64_t dv, float* kv_mem, float* o) {
-  const float decay = std::exp(g);
-  std::fill(kv_mem, kv_mem + dv, 0.0f);
-  for (int64_t i = 0; i < dk; ++i) {
-    float* row = S + i * dv;
-    for (int64_t j = 0; j < dv; ++j) row[j] *= decay;
-    kernels::axpy(k[i], row, kv_mem, dv);
-  }
-  for (int64_t j = 0; j < dv; ++j) kv_mem[j] = (v[j] - kv_mem[j]) * beta;  // the update, delta * beta
-  std::fill(o, o + dv, 0.0f);
-  for (int64_t i = 0; i < dk; ++i) {
-    float* row = S + i * dv;
-    kernels::axpy(k[i], kv_mem, row, dv);
-    kernels::axpy(q[i], row, o, dv);
-  }
+// 1 / sqrt(sum x^2 + 1e-6), the sum in double in ascending order: the same
+// on every ISA (kernels::dot's order is the ISA's own).
+float inverse_l2(const float* x, int64_t n) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  return static_cast<float>(1.0 / std::sqrt(ss + 1e-6));
 }
 
 void Qwen35Model::deltanet_layer(int64_t l, const Batch& batch, KvCache& cache, const float* h, float* out) {
@@ -277,30 +269,29 @@ void Qwen35Model::deltanet_layer(int64_t l, const Batch& batch, KvCache& cache, 
     if (rows[static_cast<size_t>(seq)].empty()) seqs.push_back(seq);
     rows[static_cast<size_t>(seq)].push_back(t);
   }
-  std::vector<float*> state(static_cast<size_t>(cache.n_seq()), nullptr);
+  std::vector<float*> state(static_cast<size_t>(cache.n_seq()), nullptr), snap(state.size(), nullptr);
+  std::vector<int> snap_after(state.size(), -1);  // copy the state into snap after the token at this position
+  const int64_t layer_floats = s.ssm_layer_state_floats();
   for (int seq : seqs) {
-    float* st = cache.recurrent_state(seq) + rec_index * s.ssm_layer_state_floats();
+    if (float* target = cache.snapshot_target(seq)) {
+      snap[static_cast<size_t>(seq)] = target + rec_index * layer_floats;
+      snap_after[static_cast<size_t>(seq)] = cache.snapshot_boundary(seq) - 1;
+    }
+    float* st = cache.recurrent_state(seq) + rec_index * layer_floats;
     if (batch.tokens[static_cast<size_t>(rows[static_cast<size_t>(seq)][0])].pos == 0)
-      std::fill(st, st + s.ssm_layer_state_floats(), 0.0f);  // a new sequence
+      std::fill(st, st + layer_floats, 0.0f);  // a new sequence
     state[static_cast<size_t>(seq)] = st;
   }
   // Causal convolution over q/k/v channels, with the last K-1 inputs as state; SiLU.
+  const kernels::DeltaNetKernels& dk = kernels::active_deltanet_kernels();
   for (int seq : seqs) {
     float* hist = state[static_cast<size_t>(seq)];  // [K-1][C], oldest first
     for (int64_t t : rows[static_cast<size_t>(seq)]) {
-      const float* cur = &qkv[static_cast<size_t>(t * C)];
       float* y = &conv_out[static_cast<size_t>(t * C)];
-      for (int64_t c = 0; c < C; ++c) {
-        const float* wc = &w.conv[static_cast<size_t>(c * K)];
-        float acc = 0.0f;
-        for (int64_t i = 0; i < K - 1; ++i) acc += wc[i] * hist[i * C + c];
-        acc += wc[K - 1] * cur[c];
-        y[c] = silu(acc);
-      }
-      if (K > 1) {
-        std::copy(hist + C, hist + conv_floats, hist);
-        std::copy_n(cur, C, hist + (K - 2) * C);
-      }
+      dk.conv_step(w.conv.data(), hist, &qkv[static_cast<size_t>(t * C)], C, K, y);
+      for (int64_t c = 0; c < C; ++c) y[c] = silu(y[c]);
+      if (batch.tokens[static_cast<size_t>(t)].pos == snap_after[static_cast<size_t>(seq)])
+        std::copy_n(hist, conv_floats, snap[static_cast<size_t>(seq)]);
     }
   }
   // L2-normalised q (scaled by 1/sqrt(dk)) and k per key head; decay and beta per value head.
@@ -309,7 +300,7 @@ void Qwen35Model::deltanet_layer(int64_t l, const Batch& batch, KvCache& cache, 
     float* row = &conv_out[static_cast<size_t>(t * C)];
     for (int64_t hh = 0; hh < 2 * Hk; ++hh) {
       float* x = row + hh * D;
-      const float inv = 1.0f / std::sqrt(kernels::dot(x, x, D) + 1e-6f);
+      const float inv = inverse_l2(x, D);
       const float scale = hh < Hk ? inv * q_scale : inv;
       for (int64_t i = 0; i < D; ++i) x[i] *= scale;
     }
@@ -329,8 +320,11 @@ void Qwen35Model::deltanet_layer(int64_t l, const Batch& batch, KvCache& cache, 
       float* S = state[static_cast<size_t>(seq)] + conv_floats + hv * D * D;
       for (int64_t t : rows[static_cast<size_t>(seq)]) {
         const float* row = &conv_out[static_cast<size_t>(t * C)];
-        delta_rule_step(S, row + hk * D, row + Kd + hk * D, row + 2 * Kd + hv * D, alpha[static_cast<size_t>(t * Hv + hv)],
-                        beta[static_cast<size_t>(t * Hv + hv)], D, D, kv_mem.data(), &o[static_cast<size_t>(t * Vd + hv * D)]);
+        dk.delta_step(S, row + hk * D, row + Kd + hk * D, row + 2 * Kd + hv * D,
+                      std::exp(alpha[static_cast<size_t>(t * Hv + hv)]), beta[static_cast<size_t>(t * Hv + hv)], D, D,
+                      kv_mem.data(), &o[static_cast<size_t>(t * Vd + hv * D)]);
+        if (batch.tokens[static_cast<size_t>(t)].pos == snap_after[static_cast<size_t>(seq)])
+          std::copy_n(S, D * D, snap[static_cast<size_t>(seq)] + conv_floats + hv * D * D);
       }
     }
   });
