@@ -199,7 +199,7 @@ void KvCache::register_block(Seq& s, size_t i) {
 int KvCache::truncate(int seq, int n) {
   Seq& s = seq_at(seq);
   n = std::clamp(n, 0, s.length);
-  if (state_floats_ > 0 && n < s.length) n = 0;  // a recurrent state cannot go back: start over
+  if (state_floats_ > 0 && n < s.length) n = restore_snapshot(s, n);  // the state goes back only to a snapshot
   const size_t keep = static_cast<size_t>(blocks_for(n));
   if (n % kBlockTokens != 0 && keep <= s.blocks.size()) {
     // The last kept block will be written again: it must be ours alone and unregistered.
@@ -225,6 +225,18 @@ int KvCache::truncate(int seq, int n) {
   s.length = n;
   if (s.tokens.size() > static_cast<size_t>(n)) s.tokens.resize(static_cast<size_t>(n));
   return n;
+}
+
+int KvCache::restore_snapshot(Seq& s, int n) {
+  for (int b = n / kBlockTokens * kBlockTokens; b > 0; b -= kBlockTokens) {
+    const uint64_t serial = meta_[static_cast<size_t>(s.blocks[static_cast<size_t>(b / kBlockTokens - 1)])].serial;
+    auto it = serial != 0 ? snapshots_.find(serial) : snapshots_.end();
+    if (it == snapshots_.end()) continue;
+    it->second.last_use = ++snapshot_clock_;
+    s.state = it->second.state;
+    return b;
+  }
+  return 0;
 }
 
 bool KvCache::reserve(int seq, int n) {

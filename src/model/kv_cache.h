@@ -106,7 +106,9 @@ class KvCache {
   // Forget positions >= n of a sequence (n = 0 frees it for a new request).
   // A registered block that keeps only part of its positions is copied
   // first; when no block is left for the copy, the sequence is cut back to
-  // the start of that block instead. Returns the new length.
+  // the start of that block instead. A hybrid model's sequence goes back to
+  // the longest boundary <= n with a state snapshot, else to 0. Returns the
+  // new length.
   int truncate(int seq, int n);
 
   // Gives a sequence blocks for positions [0, n). False, and nothing taken,
@@ -136,8 +138,8 @@ class KvCache {
   // recurrent state of spec.recurrent_state_floats() floats beside its
   // blocks, valid for its `length` positions (the model zeroes it when a
   // sequence starts at position 0). A state cannot be rewound, so for these
-  // models truncate() to a length inside the sequence forgets it entirely
-  // (returns 0: recompute). `layer` arguments count the layers with a KV
+  // models truncate() to a length inside the sequence goes back to the
+  // nearest snapshot (below) or forgets it entirely (returns 0: recompute). `layer` arguments count the layers with a KV
   // cache only (ModelSpec::kv_layer_index).
   //
   // Snapshots. So that hybrid models reuse prefixes too, the cache keeps up
@@ -215,6 +217,7 @@ class KvCache {
   // usable (with a snapshot at its end for hybrid models) and that block chain.
   int match_chain(const int32_t* tokens, int end, std::vector<int32_t>* chain) const;
   void plan_snapshots(const Batch& batch);
+  int restore_snapshot(Seq& s, int n);  // the longest boundary <= n with a snapshot (state restored), or 0
   void file_snapshots();
   void register_block(Seq& s, size_t index);
 

@@ -147,6 +147,12 @@ TEST_P(Qwen35Test, PrefixSnapshotsRestoreTheStateBitForBit) {
     int reused = 0;
     EXPECT_EQ(resume(*model_, cache, ids, reused), last);
     EXPECT_EQ(reused, 64);
+    // Going back inside the sequence stops at the snapshot, and continues exactly.
+    EXPECT_EQ(cache.truncate(0, 69), 64);
+    Batch again;
+    for (int i = 64; i < 70; ++i) again.add(ids[static_cast<size_t>(i)], i, 0, i == 69);
+    EXPECT_EQ(model_->forward(again, cache).data, last);
+    EXPECT_EQ(cache.truncate(0, 50), 0);  // no snapshot at 32
   }
   {  // one token per pass: snapshots at 32 and 64
     KvCache cache(model_->spec(), 2, 128);
