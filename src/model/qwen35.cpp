@@ -21,8 +21,15 @@
 //
 // The DeltaNet runs in its recurrent form for prefill and decode alike: each
 // token's arithmetic is the same whatever batch it came in, so chunked
-// prefill, decode and interleaved sequences give bit-identical results (the
-// chunked parallel form would reassociate sums and lose that).
+// prefill, decode, interleaved sequences and prefixes restored from a state
+// snapshot give bit-identical results. The chunked parallel (WY / UT
+// transform) form cannot keep that: a token's output there is the chunk
+// start's state times q plus an intra-chunk attention term, and its state
+// update goes through the chunk's triangular solve, so the rounding of every
+// sum depends on where the chunk starts, i.e. on how the prompt was split
+// into batches. Prefill speed comes instead from the fused scan kernel
+// (kernels/deltanet.h: two passes over the state per token, register tiles)
+// with every (sequence, value head) pair a unit on the thread pool.
 #include <algorithm>
 #include <cmath>
 #include <optional>
