@@ -158,13 +158,12 @@ GrammarBench bench_grammar(Model& model, const GgufFile& file, std::shared_ptr<c
   return out;
 }
 
-// Puts `depth` random tokens in sequence 0 of the cache (not timed), in
-// chunks of 512 so the activations stay small.
+// Fills sequence 0 of the cache with random tokens up to `depth` (not
+// timed), from where it ends now, in chunks of 512 so the activations stay small.
 void fill_cache(Model& model, KvCache& cache, int depth, std::mt19937& rng) {
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(model.spec().n_vocab - 1));
-  cache.truncate(0, 0);
   Batch batch;
-  for (int pos = 0; pos < depth;) {
+  for (int pos = cache.length(0); pos < depth;) {
     batch.clear();
     for (int i = 0; i < 512 && pos < depth; ++i, ++pos) batch.add(tok(rng), pos, 0, pos + 1 == depth);
     model.forward(batch, cache);
@@ -263,11 +262,13 @@ Command add_bench(CLI::App& app) {
     // Warm-up: page the weights in and size the buffers.
     batch.add(tok(rng), 0, 0, true);
     model->forward(batch, cache);
+    cache.truncate(0, 0);
     fill_cache(*model, cache, o->depth, rng);  // once: every test starts from this depth
 
     std::vector<double> pp, tg;
     PhaseSplit pp_split, tg_split;  // filled with --moe-stats only
-    // A hybrid model's recurrent state cannot go back to the depth: fill again (not timed).
+    // A hybrid model's recurrent state goes back only to a snapshot (at most
+    // 32 positions before the depth after the first test): fill the rest again (not timed).
     auto back_to_depth = [&] {
       if (cache.truncate(0, o->depth) < o->depth) fill_cache(*model, cache, o->depth, rng);
     };

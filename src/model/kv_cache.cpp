@@ -81,6 +81,8 @@ KvCache::KvCache(const ModelSpec& spec, const KvCacheOptions& o)
     throw Error("KV cache: cannot reserve " + std::to_string(map_bytes_ >> 20) + " MiB of memory");
   pool_ = static_cast<uint8_t*>(p);
   seqs_.resize(static_cast<size_t>(o.n_seq));
+  pending_.resize(seqs_.size());
+  if (state_floats_ > 0) max_snapshots_ = o.n_snapshots >= 0 ? o.n_snapshots : default_snapshots(o.n_seq);
   meta_.resize(static_cast<size_t>(n_blocks_));
   block_tokens_.resize(static_cast<size_t>(n_blocks_ * kBlockTokens));
   free_.reserve(static_cast<size_t>(n_blocks_));
@@ -131,6 +133,7 @@ void KvCache::unregister(int32_t id) {
       registry_.erase(it);
       break;
     }
+  snapshots_.erase(b.serial);  // its chain can no longer be found
   b.serial = 0;
 }
 
@@ -196,7 +199,7 @@ void KvCache::register_block(Seq& s, size_t i) {
 int KvCache::truncate(int seq, int n) {
   Seq& s = seq_at(seq);
   n = std::clamp(n, 0, s.length);
-  if (state_floats_ > 0 && n < s.length) n = 0;  // a recurrent state cannot go back: start over
+  if (state_floats_ > 0 && n < s.length) n = restore_snapshot(s, n);  // the state goes back only to a snapshot
   const size_t keep = static_cast<size_t>(blocks_for(n));
   if (n % kBlockTokens != 0 && keep <= s.blocks.size()) {
     // The last kept block will be written again: it must be ours alone and unregistered.
@@ -224,6 +227,18 @@ int KvCache::truncate(int seq, int n) {
   return n;
 }
 
+int KvCache::restore_snapshot(Seq& s, int n) {
+  for (int b = n / kBlockTokens * kBlockTokens; b > 0; b -= kBlockTokens) {
+    const uint64_t serial = meta_[static_cast<size_t>(s.blocks[static_cast<size_t>(b / kBlockTokens - 1)])].serial;
+    auto it = serial != 0 ? snapshots_.find(serial) : snapshots_.end();
+    if (it == snapshots_.end()) continue;
+    it->second.last_use = ++snapshot_clock_;
+    s.state = it->second.state;
+    return b;
+  }
+  return 0;
+}
+
 bool KvCache::reserve(int seq, int n) {
   Seq& s = seq_at(seq);
   const size_t need = static_cast<size_t>(blocks_for(n));
@@ -240,37 +255,94 @@ float* KvCache::recurrent_state(int seq) {
   return s.state.data();
 }
 
-int KvCache::cached_prefix(const int32_t* tokens, int n, int limit) const {
-  if (state_floats_ > 0) return 0;  // no recurrent state snapshots: nothing to reuse
-  const int end = std::min(n, limit);
+int KvCache::match_chain(const int32_t* tokens, int end, std::vector<int32_t>* chain) const {
   uint64_t parent = 0;
-  int got = 0;
+  int got = 0, usable = 0;
   while (got + kBlockTokens <= end) {
     const int32_t id = find_registered(parent, tokens + got);
     if (id < 0) break;
     parent = meta_[static_cast<size_t>(id)].serial;
     got += kBlockTokens;
+    if (chain) chain->push_back(id);
+    if (state_floats_ == 0 || snapshots_.count(parent)) usable = got;
   }
-  return got;
+  if (chain) chain->resize(static_cast<size_t>(usable / kBlockTokens));
+  return usable;
+}
+
+int KvCache::cached_prefix(const int32_t* tokens, int n, int limit) const {
+  return match_chain(tokens, std::min(n, limit), nullptr);
 }
 
 int KvCache::attach_prefix(int seq, const int32_t* tokens, int n, int limit) {
   Seq& s = seq_at(seq);
   if (s.length != 0) truncate(seq, 0);
-  const int end = state_floats_ > 0 ? 0 : std::min({n, limit, n_ctx_});
-  uint64_t parent = 0;
-  while (s.length + kBlockTokens <= end) {
-    const int32_t id = find_registered(parent, tokens + s.length);
-    if (id < 0) break;
+  std::vector<int32_t> chain;
+  match_chain(tokens, std::min({n, limit, n_ctx_}), &chain);
+  for (int32_t id : chain) {
     Block& b = meta_[static_cast<size_t>(id)];
     if (b.in_lru) lru_remove(id);
     ++b.ref;
     s.blocks.push_back(id);
-    parent = b.serial;
     s.length += kBlockTokens;
   }
   s.tokens.assign(tokens, tokens + s.length);
+  if (state_floats_ > 0 && !chain.empty()) {
+    Snapshot& snap = snapshots_.at(meta_[static_cast<size_t>(chain.back())].serial);
+    snap.last_use = ++snapshot_clock_;
+    s.state = snap.state;
+  }
   return s.length;
+}
+
+void KvCache::plan_snapshots(const Batch& batch) {
+  for (PendingSnapshot& p : pending_) p.boundary = -1;
+  if (max_snapshots_ == 0) return;
+  std::vector<std::pair<int, int>> span(seqs_.size(), {-1, -1});  // first, last position in the batch
+  for (const BatchToken& t : batch.tokens) {
+    auto& sp = span[static_cast<size_t>(t.seq)];
+    if (sp.first < 0) sp.first = t.pos;
+    sp.second = t.pos;
+  }
+  for (size_t i = 0; i < seqs_.size(); ++i) {
+    const auto [p0, last] = span[i];
+    const int b = last / kBlockTokens * kBlockTokens;
+    if (p0 < 0 || b <= 0 || b < p0) continue;
+    PendingSnapshot& p = pending_[i];
+    p.boundary = b;
+    p.taken = b == p0;
+    if (p.taken) p.state = seqs_[i].state;  // the state before this batch
+    else p.state.resize(static_cast<size_t>(state_floats_));
+  }
+}
+
+int KvCache::snapshot_boundary(int seq) const {
+  const PendingSnapshot& p = pending_[static_cast<size_t>(seq)];
+  return p.taken ? -1 : p.boundary;
+}
+
+float* KvCache::snapshot_target(int seq) {
+  return snapshot_boundary(seq) < 0 ? nullptr : pending_[static_cast<size_t>(seq)].state.data();
+}
+
+void KvCache::file_snapshots() {
+  for (size_t i = 0; i < seqs_.size(); ++i) {
+    PendingSnapshot& p = pending_[i];
+    if (p.boundary <= 0) continue;
+    const size_t block = static_cast<size_t>(p.boundary / kBlockTokens - 1);
+    p.boundary = -1;
+    const uint64_t serial = block < seqs_[i].blocks.size() ? meta_[static_cast<size_t>(seqs_[i].blocks[block])].serial : 0;
+    if (serial == 0) continue;  // the chain is not registered: nobody could find it
+    Snapshot& snap = snapshots_[serial];
+    snap.state.swap(p.state);
+    snap.last_use = ++snapshot_clock_;
+  }
+  while (static_cast<int>(snapshots_.size()) > max_snapshots_) {
+    auto oldest = snapshots_.begin();
+    for (auto it = snapshots_.begin(); it != snapshots_.end(); ++it)
+      if (it->second.last_use < oldest->second.last_use) oldest = it;
+    snapshots_.erase(oldest);
+  }
 }
 
 void KvCache::prepare(const Batch& batch) {
@@ -294,6 +366,7 @@ void KvCache::prepare(const Batch& batch) {
     throw KvFullError("the KV cache is full: " + std::to_string(n_blocks_) + " blocks of " +
                       std::to_string(kBlockTokens) + " positions are all in use");
   }
+  if (state_floats_ > 0) plan_snapshots(batch);
 }
 
 void KvCache::write(int64_t layer, int seq, int pos, const float* key, const float* value) {
@@ -314,11 +387,12 @@ void KvCache::commit(const Batch& batch) {
     s.length = t.pos + 1;
   }
   for (size_t i = 0; i < seqs_.size(); ++i) {
-    if (before[i] < 0 || state_floats_ > 0) continue;  // hybrid models: blocks are never shared
+    if (before[i] < 0) continue;
     Seq& s = seqs_[i];
     for (size_t b = static_cast<size_t>(before[i] / kBlockTokens); b < static_cast<size_t>(s.length / kBlockTokens); ++b)
       register_block(s, b);
   }
+  if (state_floats_ > 0) file_snapshots();
 }
 
 PagedRows KvCache::keys(int64_t layer, int seq, int64_t first_elem) const {

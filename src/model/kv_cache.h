@@ -52,6 +52,9 @@ struct KvCacheOptions {
   int64_t n_blocks = 0;      // pool size; 0: enough for n_seq full sequences
   DType type_k = DType::F16;
   DType type_v = DType::F16;
+  // Hybrid models: recurrent-state snapshots kept for prefix reuse (each
+  // spec.recurrent_state_floats() floats); -1: default_snapshots(n_seq).
+  int n_snapshots = -1;
 };
 
 // Thrown when the pool has no block left for a forward pass.
@@ -103,7 +106,9 @@ class KvCache {
   // Forget positions >= n of a sequence (n = 0 frees it for a new request).
   // A registered block that keeps only part of its positions is copied
   // first; when no block is left for the copy, the sequence is cut back to
-  // the start of that block instead. Returns the new length.
+  // the start of that block instead. A hybrid model's sequence goes back to
+  // the longest boundary <= n with a state snapshot, else to 0. Returns the
+  // new length.
   int truncate(int seq, int n);
 
   // Gives a sequence blocks for positions [0, n). False, and nothing taken,
@@ -132,13 +137,39 @@ class KvCache {
   // Hybrid models (Gated DeltaNet layers): each sequence also owns a
   // recurrent state of spec.recurrent_state_floats() floats beside its
   // blocks, valid for its `length` positions (the model zeroes it when a
-  // sequence starts at position 0). Such a state cannot be rewound or
-  // shared, so for these models truncate() to a length inside the sequence
-  // forgets it entirely (returns 0: recompute), and the prefix cache finds
-  // nothing. `layer` arguments count the layers with a KV cache only
-  // (ModelSpec::kv_layer_index).
+  // sequence starts at position 0). A state cannot be rewound, so for these
+  // models truncate() to a length inside the sequence goes back to the
+  // nearest snapshot (below) or forgets it entirely (returns 0: recompute). `layer` arguments count the layers with a KV
+  // cache only (ModelSpec::kv_layer_index).
+  //
+  // Snapshots. So that hybrid models reuse prefixes too, the cache keeps up
+  // to n_snapshots copies of a sequence's state taken at block boundaries,
+  // each filed under the serial of the registered block that ends there (a
+  // serial names its whole chain of tokens). In every forward pass each
+  // sequence of the batch, covering positions [p0, p1), is snapshotted at
+  // the boundary b = 32 * floor((p1 - 1) / 32) when p0 <= b and b > 0: the
+  // last boundary strictly before its last token, which is the one a later
+  // request with the same prompt can reuse (its last token is always
+  // computed), and during decode every 32nd position. prepare() decides;
+  // when b > p0 the model copies each layer's state after the token at b - 1
+  // into snapshot_target(); commit() files it. The prefix cache (attach_prefix,
+  // cached_prefix) then stops at the longest matched boundary that has a
+  // snapshot and restores it. Least recently used snapshots go first; one
+  // whose block is evicted goes with it. Because every kernel computes a
+  // token the same way in any batch, the restored state is bit for bit the
+  // state a cold run reaches there.
   bool has_recurrent_state() const { return state_floats_ > 0; }
   float* recurrent_state(int seq);
+  // The boundary at which this batch snapshots `seq` after the token at
+  // boundary - 1, or -1 (none, or taken already in prepare()).
+  int snapshot_boundary(int seq) const;
+  // Where the model writes that snapshot: recurrent_state_floats() floats,
+  // laid out as recurrent_state(). nullptr when snapshot_boundary is -1.
+  float* snapshot_target(int seq);
+  int n_snapshots() const { return static_cast<int>(snapshots_.size()); }
+  int max_snapshots() const { return max_snapshots_; }
+  // The count a cache for n_seq sequences keeps unless told otherwise.
+  static int default_snapshots(int n_seq) { return 2 * n_seq + 2; }
 
   // Key/value rows of a sequence's head in a layer. Widths are in elements:
   // key rows of head h start at element h * head_width of the key row.
@@ -149,6 +180,15 @@ class KvCache {
   int64_t evictions() const { return evictions_; }
 
  private:
+  struct Snapshot {
+    std::vector<float> state;
+    uint64_t last_use = 0;
+  };
+  struct PendingSnapshot {
+    int boundary = -1;
+    bool taken = false;  // already a copy of the state (boundary == the batch's first position)
+    std::vector<float> state;
+  };
   struct Seq {
     std::vector<int32_t> blocks;
     std::vector<int32_t> tokens;
@@ -173,6 +213,12 @@ class KvCache {
   void lru_push(int32_t id);
   void lru_remove(int32_t id);
   int32_t find_registered(uint64_t parent, const int32_t* tokens) const;
+  // Walks the registered chain matching tokens[0, end): the longest length
+  // usable (with a snapshot at its end for hybrid models) and that block chain.
+  int match_chain(const int32_t* tokens, int end, std::vector<int32_t>* chain) const;
+  void plan_snapshots(const Batch& batch);
+  int restore_snapshot(Seq& s, int n);  // the longest boundary <= n with a snapshot (state restored), or 0
+  void file_snapshots();
   void register_block(Seq& s, size_t index);
 
   int n_ctx_;
@@ -190,6 +236,10 @@ class KvCache {
   uint64_t next_serial_ = 1;
   int64_t evictions_ = 0;
   std::unordered_multimap<uint64_t, int32_t> registry_;  // content hash -> block
+  int max_snapshots_ = 0;
+  uint64_t snapshot_clock_ = 0;
+  std::unordered_map<uint64_t, Snapshot> snapshots_;  // block serial -> state after that block
+  std::vector<PendingSnapshot> pending_;                // per sequence, this batch's
 };
 
 }  // namespace volga

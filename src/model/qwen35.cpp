@@ -21,13 +21,21 @@
 //
 // The DeltaNet runs in its recurrent form for prefill and decode alike: each
 // token's arithmetic is the same whatever batch it came in, so chunked
-// prefill, decode and interleaved sequences give bit-identical results (the
-// chunked parallel form would reassociate sums and lose that).
+// prefill, decode, interleaved sequences and prefixes restored from a state
+// snapshot give bit-identical results. The chunked parallel (WY / UT
+// transform) form cannot keep that: a token's output there is the chunk
+// start's state times q plus an intra-chunk attention term, and its state
+// update goes through the chunk's triangular solve, so the rounding of every
+// sum depends on where the chunk starts, i.e. on how the prompt was split
+// into batches. Prefill speed comes instead from the fused scan kernel
+// (kernels/deltanet.h: two passes over the state per token, register tiles)
+// with every (sequence, value head) pair a unit on the thread pool.
 #include <algorithm>
 #include <cmath>
 #include <optional>
 
 #include "format/gguf.h"
+#include "kernels/deltanet.h"
 #include "kernels/ops.h"
 #include "model/arch.h"
 #include "model/architectures.h"
@@ -97,7 +105,7 @@ namespace {
 
 struct DeltaNetWeights {
   WeightMatrix qkv, gate, beta, alpha, out;  // attn_qkv, attn_gate (z), ssm_beta, ssm_alpha, ssm_out
-  std::vector<float> conv;                   // [channels][d_conv]
+  std::vector<float> conv;                   // [d_conv][channels], tap-major (kernels/deltanet.h)
   std::vector<float> dt_bias, a, norm;       // per value head (dt, a); per value dim (norm)
 };
 
@@ -115,6 +123,8 @@ struct HybridLayer {
   MoeWeights moe;
   std::vector<float> shexp_gate;  // ffn_gate_inp_shexp (qwen35moe)
 };
+
+struct LayerStates;
 
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
@@ -154,6 +164,11 @@ class Qwen35Model final : public Model {
   void bind_attention(const Binder& b, const std::string& p, GatedAttentionWeights& w) const;
   void attention_layer(int64_t l, const Batch& batch, KvCache& cache, const float* h, float* out);
   void deltanet_layer(int64_t l, const Batch& batch, KvCache& cache, const float* h, float* out);
+  void convolve(const DeltaNetWeights& w, const Batch& batch, const LayerStates& st, const float* qkv,
+                float* conv_out) const;
+  void prepare_gates(const DeltaNetWeights& w, int64_t T, float* conv_out, float* alpha, float* beta) const;
+  void scan(const Batch& batch, const LayerStates& st, const float* conv_out, const float* alpha, const float* beta,
+            float* o);
   void feed_forward(const HybridLayer& L, float* x, int64_t T);
 
   ModelSpec spec_;
@@ -174,7 +189,11 @@ void Qwen35Model::bind_deltanet(const Binder& b, const std::string& p, DeltaNetW
   w.out = b.matrix(p + "ssm_out.weight", Vd, E);
   const WeightMatrix conv = b.matrix(p + "ssm_conv1d.weight", s.ssm_d_conv, C);
   w.conv.resize(static_cast<size_t>(C * s.ssm_d_conv));
-  for (int64_t c = 0; c < C; ++c) kernels::get_row(conv, c, &w.conv[static_cast<size_t>(c * s.ssm_d_conv)]);
+  std::vector<float> taps(static_cast<size_t>(s.ssm_d_conv));
+  for (int64_t c = 0; c < C; ++c) {
+    kernels::get_row(conv, c, taps.data());
+    for (int64_t i = 0; i < s.ssm_d_conv; ++i) w.conv[static_cast<size_t>(i * C + c)] = taps[static_cast<size_t>(i)];
+  }
   w.dt_bias = b.vector(p + "ssm_dt.bias", Hv);
   w.a = b.vector(p + "ssm_a", Hv);
   w.norm = b.vector(p + "ssm_norm.weight", s.ssm_d_state);
@@ -233,35 +252,118 @@ void Qwen35Model::attention_layer(int64_t l, const Batch& batch, KvCache& cache,
   kernels::matmul(w.wo, att.data(), T, out, pool_);
 }
 
-// One Gated DeltaNet step of one value head: S (dk x dv, row i = key dim i)
-// decays by exp(g), then moves towards v along k by beta (the delta rule),
-// and the output is S^T q.
-void delta_rule_step(float* S, const float* q, const float* k, const float* v, float g, float beta, int64_t dk,
-                     int64_t dv, float* kv_mem, float* o) {
-  const float decay = std::exp(g);
-  std::fill(kv_mem, kv_mem + dv, 0.0f);
-  for (int64_t i = 0; i < dk; ++i) {
-    float* row = S + i * dv;
-    for (int64_t j = 0; j < dv; ++j) row[j] *= decay;
-    kernels::axpy(k[i], row, kv_mem, dv);
+// 1 / sqrt(sum x^2 + 1e-6), the sum in double in ascending order: the same
+// on every ISA (kernels::dot's order is the ISA's own).
+float inverse_l2(const float* x, int64_t n) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  return static_cast<float>(1.0 / std::sqrt(ss + 1e-6));
+}
+
+// Each sequence of a batch in one DeltaNet layer: its tokens (batch rows, in
+// position order), this layer's part of its state (conv inputs, then the
+// value heads' matrices) and where a snapshot of it goes (KvCache).
+struct LayerStates {
+  std::vector<int> seqs;                   // in order of first appearance
+  std::vector<std::vector<int64_t>> rows;  // by sequence id
+  std::vector<float*> state, snap;         // by sequence id
+  std::vector<int> snap_after;             // copy into snap after the token at this position (-1: none)
+};
+
+LayerStates bind_states(const ModelSpec& s, int64_t l, const Batch& batch, KvCache& cache) {
+  LayerStates st;
+  const size_t n = static_cast<size_t>(cache.n_seq());
+  st.rows.resize(n);
+  st.state.assign(n, nullptr);
+  st.snap.assign(n, nullptr);
+  st.snap_after.assign(n, -1);
+  for (size_t t = 0; t < batch.size(); ++t) {
+    const int seq = batch.tokens[t].seq;
+    if (st.rows[static_cast<size_t>(seq)].empty()) st.seqs.push_back(seq);
+    st.rows[static_cast<size_t>(seq)].push_back(static_cast<int64_t>(t));
   }
-  for (int64_t j = 0; j < dv; ++j) kv_mem[j] = (v[j] - kv_mem[j]) * beta;  // the update, delta * beta
-  std::fill(o, o + dv, 0.0f);
-  for (int64_t i = 0; i < dk; ++i) {
-    float* row = S + i * dv;
-    kernels::axpy(k[i], kv_mem, row, dv);
-    kernels::axpy(q[i], row, o, dv);
+  const int64_t rec_index = l - (l + 1) / s.full_attn_interval, layer_floats = s.ssm_layer_state_floats();
+  for (int seq : st.seqs) {
+    const size_t q = static_cast<size_t>(seq);
+    if (float* target = cache.snapshot_target(seq)) {
+      st.snap[q] = target + rec_index * layer_floats;
+      st.snap_after[q] = cache.snapshot_boundary(seq) - 1;
+    }
+    st.state[q] = cache.recurrent_state(seq) + rec_index * layer_floats;
+    if (batch.tokens[static_cast<size_t>(st.rows[q][0])].pos == 0)
+      std::fill(st.state[q], st.state[q] + layer_floats, 0.0f);  // a new sequence
   }
+  return st;
+}
+
+// Causal convolution over the q/k/v channels, the last K-1 inputs as state; SiLU.
+void Qwen35Model::convolve(const DeltaNetWeights& w, const Batch& batch, const LayerStates& st, const float* qkv,
+                           float* conv_out) const {
+  const int64_t C = spec_.ssm_conv_channels(), K = spec_.ssm_d_conv;
+  const kernels::DeltaNetKernels& dk = kernels::active_deltanet_kernels();
+  for (int seq : st.seqs) {
+    float* hist = st.state[static_cast<size_t>(seq)];  // [K-1][C], oldest first
+    for (int64_t t : st.rows[static_cast<size_t>(seq)]) {
+      float* y = conv_out + t * C;
+      dk.conv_step(w.conv.data(), hist, qkv + t * C, C, K, y);
+      for (int64_t c = 0; c < C; ++c) y[c] = silu(y[c]);
+      if (batch.tokens[static_cast<size_t>(t)].pos == st.snap_after[static_cast<size_t>(seq)])
+        std::copy_n(hist, (K - 1) * C, st.snap[static_cast<size_t>(seq)]);
+    }
+  }
+}
+
+// L2-normalised q (scaled by 1/sqrt(dk)) and k per key head; log decay and beta per value head.
+void Qwen35Model::prepare_gates(const DeltaNetWeights& w, int64_t T, float* conv_out, float* alpha, float* beta) const {
+  const ModelSpec& s = spec_;
+  const int64_t C = s.ssm_conv_channels(), Hk = s.ssm_n_group, Hv = s.ssm_dt_rank, D = s.ssm_d_state;
+  const float q_scale = 1.0f / std::sqrt(static_cast<float>(D));
+  for (int64_t t = 0; t < T; ++t) {
+    float* row = conv_out + t * C;
+    for (int64_t hh = 0; hh < 2 * Hk; ++hh) {
+      float* x = row + hh * D;
+      const float inv = inverse_l2(x, D);
+      const float scale = hh < Hk ? inv * q_scale : inv;
+      for (int64_t i = 0; i < D; ++i) x[i] *= scale;
+    }
+    for (int64_t hh = 0; hh < Hv; ++hh) {
+      const int64_t i = t * Hv + hh;
+      alpha[i] = w.a[static_cast<size_t>(hh)] * softplus(alpha[i] + w.dt_bias[static_cast<size_t>(hh)]);
+      beta[i] = sigmoid(beta[i]);
+    }
+  }
+}
+
+// The delta rule, one unit per (sequence, value head) on the thread pool, tokens in order.
+void Qwen35Model::scan(const Batch& batch, const LayerStates& st, const float* conv_out, const float* alpha,
+                       const float* beta, float* o) {
+  const ModelSpec& s = spec_;
+  const int64_t C = s.ssm_conv_channels(), Hk = s.ssm_n_group, Hv = s.ssm_dt_rank, D = s.ssm_d_state;
+  const int64_t Vd = Hv * D, Kd = Hk * D, conv_floats = (s.ssm_d_conv - 1) * C;
+  const kernels::DeltaNetKernels& dk = kernels::active_deltanet_kernels();
+  const int64_t units = static_cast<int64_t>(st.seqs.size()) * Hv;
+  pool_.parallel_for(units, [&](int64_t u0, int64_t u1, int) {
+    std::vector<float> scratch(static_cast<size_t>(D));
+    for (int64_t u = u0; u < u1; ++u) {
+      const size_t seq = static_cast<size_t>(st.seqs[static_cast<size_t>(u / Hv)]);
+      const int64_t hv = u % Hv, hk = hv % Hk;
+      float* S = st.state[seq] + conv_floats + hv * D * D;
+      for (int64_t t : st.rows[seq]) {
+        const float* row = conv_out + t * C;
+        dk.delta_step(S, row + hk * D, row + Kd + hk * D, row + 2 * Kd + hv * D, std::exp(alpha[t * Hv + hv]),
+                      beta[t * Hv + hv], D, D, scratch.data(), o + t * Vd + hv * D);
+        if (batch.tokens[static_cast<size_t>(t)].pos == st.snap_after[seq])
+          std::copy_n(S, D * D, st.snap[seq] + conv_floats + hv * D * D);
+      }
+    }
+  });
 }
 
 void Qwen35Model::deltanet_layer(int64_t l, const Batch& batch, KvCache& cache, const float* h, float* out) {
   const ModelSpec& s = spec_;
   const DeltaNetWeights& w = layers_[static_cast<size_t>(l)].dn;
-  const int64_t T = static_cast<int64_t>(batch.size()), C = s.ssm_conv_channels(), K = s.ssm_d_conv;
-  const int64_t Hk = s.ssm_n_group, Hv = s.ssm_dt_rank, D = s.ssm_d_state, Vd = Hv * D, Kd = Hk * D;
-  // This layer's part of each sequence's state: conv inputs, then the matrices.
-  const int64_t rec_index = l - (l + 1) / s.full_attn_interval;
-  const int64_t conv_floats = (K - 1) * C;
+  const int64_t T = static_cast<int64_t>(batch.size()), C = s.ssm_conv_channels();
+  const int64_t Hv = s.ssm_dt_rank, D = s.ssm_d_state, Vd = Hv * D;
   std::vector<float> qkv(static_cast<size_t>(T * C)), z(static_cast<size_t>(T * Vd)), beta(static_cast<size_t>(T * Hv)),
       alpha(beta.size()), conv_out(qkv.size()), o(static_cast<size_t>(T * Vd));
   {
@@ -269,71 +371,10 @@ void Qwen35Model::deltanet_layer(int64_t l, const Batch& batch, KvCache& cache, 
     float* y[4] = {qkv.data(), z.data(), beta.data(), alpha.data()};
     kernels::matmul_multi(m, y, 4, h, T, pool_);
   }
-  // Tokens of each sequence, in batch (= position) order.
-  std::vector<int> seqs;
-  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(cache.n_seq()));
-  for (int64_t t = 0; t < T; ++t) {
-    const int seq = batch.tokens[static_cast<size_t>(t)].seq;
-    if (rows[static_cast<size_t>(seq)].empty()) seqs.push_back(seq);
-    rows[static_cast<size_t>(seq)].push_back(t);
-  }
-  std::vector<float*> state(static_cast<size_t>(cache.n_seq()), nullptr);
-  for (int seq : seqs) {
-    float* st = cache.recurrent_state(seq) + rec_index * s.ssm_layer_state_floats();
-    if (batch.tokens[static_cast<size_t>(rows[static_cast<size_t>(seq)][0])].pos == 0)
-      std::fill(st, st + s.ssm_layer_state_floats(), 0.0f);  // a new sequence
-    state[static_cast<size_t>(seq)] = st;
-  }
-  // Causal convolution over q/k/v channels, with the last K-1 inputs as state; SiLU.
-  for (int seq : seqs) {
-    float* hist = state[static_cast<size_t>(seq)];  // [K-1][C], oldest first
-    for (int64_t t : rows[static_cast<size_t>(seq)]) {
-      const float* cur = &qkv[static_cast<size_t>(t * C)];
-      float* y = &conv_out[static_cast<size_t>(t * C)];
-      for (int64_t c = 0; c < C; ++c) {
-        const float* wc = &w.conv[static_cast<size_t>(c * K)];
-        float acc = 0.0f;
-        for (int64_t i = 0; i < K - 1; ++i) acc += wc[i] * hist[i * C + c];
-        acc += wc[K - 1] * cur[c];
-        y[c] = silu(acc);
-      }
-      if (K > 1) {
-        std::copy(hist + C, hist + conv_floats, hist);
-        std::copy_n(cur, C, hist + (K - 2) * C);
-      }
-    }
-  }
-  // L2-normalised q (scaled by 1/sqrt(dk)) and k per key head; decay and beta per value head.
-  const float q_scale = 1.0f / std::sqrt(static_cast<float>(D));
-  for (int64_t t = 0; t < T; ++t) {
-    float* row = &conv_out[static_cast<size_t>(t * C)];
-    for (int64_t hh = 0; hh < 2 * Hk; ++hh) {
-      float* x = row + hh * D;
-      const float inv = 1.0f / std::sqrt(kernels::dot(x, x, D) + 1e-6f);
-      const float scale = hh < Hk ? inv * q_scale : inv;
-      for (int64_t i = 0; i < D; ++i) x[i] *= scale;
-    }
-    for (int64_t hh = 0; hh < Hv; ++hh) {
-      const size_t i = static_cast<size_t>(t * Hv + hh);
-      alpha[i] = w.a[static_cast<size_t>(hh)] * softplus(alpha[i] + w.dt_bias[static_cast<size_t>(hh)]);
-      beta[i] = sigmoid(beta[i]);
-    }
-  }
-  // The delta rule, one unit per (sequence, value head), tokens in order.
-  const int64_t units = static_cast<int64_t>(seqs.size()) * Hv;
-  pool_.parallel_for(units, [&](int64_t u0, int64_t u1, int) {
-    std::vector<float> kv_mem(static_cast<size_t>(D));
-    for (int64_t u = u0; u < u1; ++u) {
-      const int seq = seqs[static_cast<size_t>(u / Hv)];
-      const int64_t hv = u % Hv, hk = hv % Hk;
-      float* S = state[static_cast<size_t>(seq)] + conv_floats + hv * D * D;
-      for (int64_t t : rows[static_cast<size_t>(seq)]) {
-        const float* row = &conv_out[static_cast<size_t>(t * C)];
-        delta_rule_step(S, row + hk * D, row + Kd + hk * D, row + 2 * Kd + hv * D, alpha[static_cast<size_t>(t * Hv + hv)],
-                        beta[static_cast<size_t>(t * Hv + hv)], D, D, kv_mem.data(), &o[static_cast<size_t>(t * Vd + hv * D)]);
-      }
-    }
-  });
+  const LayerStates st = bind_states(s, l, batch, cache);
+  convolve(w, batch, st, qkv.data(), conv_out.data());
+  prepare_gates(w, T, conv_out.data(), alpha.data(), beta.data());
+  scan(batch, st, conv_out.data(), alpha.data(), beta.data(), o.data());
   // Output: RMSNorm per value head, times SiLU(z); then the projection.
   for (int64_t t = 0; t < T; ++t)
     for (int64_t hv = 0; hv < Hv; ++hv) {

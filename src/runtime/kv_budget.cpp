@@ -59,8 +59,13 @@ KvBudget plan_kv_budget(const ModelSpec& spec, DType type_k, DType type_v, int n
   KvBudget b;
   b.block_bytes = KvCache::block_bytes_for(spec, type_k, type_v);
   const int64_t per_seq = KvCache::blocks_for(n_ctx), want = per_seq * n_seq;
+  b.snapshot_bytes = spec.recurrent_state_floats() * 4;
+  if (b.snapshot_bytes > 0) b.n_snapshots = KvCache::default_snapshots(n_seq);
   if (requested_bytes > 0) {
-    b.n_blocks = requested_bytes / b.block_bytes;
+    if (b.n_snapshots > 0)  // leave room for one block at least
+      b.n_snapshots = static_cast<int>(std::clamp<int64_t>((requested_bytes - b.block_bytes) / b.snapshot_bytes, 0,
+                                                           b.n_snapshots));
+    b.n_blocks = (requested_bytes - b.n_snapshots * b.snapshot_bytes) / b.block_bytes;
     if (b.n_blocks < 1)
       throw Error("--kv-memory " + format_size(requested_bytes) + " holds no KV cache block: one block of " +
                   std::to_string(KvCache::kBlockTokens) + " positions takes " + format_size(b.block_bytes) +
@@ -75,7 +80,7 @@ KvBudget plan_kv_budget(const ModelSpec& spec, DType type_k, DType type_v, int n
     return b;
   }
   // Hybrid models also keep a fixed recurrent state per sequence beside the blocks.
-  const int64_t state_bytes = static_cast<int64_t>(n_seq) * spec.recurrent_state_floats() * 4;
+  const int64_t state_bytes = (static_cast<int64_t>(n_seq) + b.n_snapshots) * b.snapshot_bytes;
   const int64_t room =
       std::max<int64_t>(0, static_cast<int64_t>(0.7 * static_cast<double>(avail - model_bytes - state_bytes)));
   if (want * b.block_bytes <= room) {
@@ -93,7 +98,10 @@ std::string describe_kv_budget(const KvBudget& b, DType type_k, DType type_v, in
   std::string types = type_k == type_v ? dtype_name(type_k) : std::string(dtype_name(type_k)) + "/" + dtype_name(type_v);
   const int64_t full = b.positions() / std::max(1, n_ctx);
   std::string s = "KV cache " + types + ": " + format_size(b.bytes()) + " (" + b.origin + "), " +
-                  std::to_string(b.n_blocks) + " blocks of " + std::to_string(KvCache::kBlockTokens) + " positions; ";
+                  std::to_string(b.n_blocks) + " blocks of " + std::to_string(KvCache::kBlockTokens) + " positions";
+  if (b.snapshot_bytes > 0)
+    s += " and " + std::to_string(b.n_snapshots) + " recurrent-state snapshots of " + format_size(b.snapshot_bytes);
+  s += "; ";
   if (full >= 1)
     s += std::to_string(full) + (full == 1 ? " sequence" : " sequences") + " of " + std::to_string(n_ctx) +
          " tokens fit at once";

@@ -14,7 +14,11 @@ namespace volga {
 struct KvBudget {
   int64_t n_blocks = 0;
   int64_t block_bytes = 0;
-  int64_t bytes() const { return n_blocks * block_bytes; }
+  // Hybrid models: recurrent-state snapshots for prefix reuse (KvCache), paid
+  // out of the same budget, and the bytes of one.
+  int n_snapshots = 0;
+  int64_t snapshot_bytes = 0;
+  int64_t bytes() const { return n_blocks * block_bytes + n_snapshots * snapshot_bytes; }
   int64_t positions() const;  // n_blocks * KvCache::kBlockTokens
   std::string origin;         // "--kv-memory", or how the default was chosen
 };
@@ -26,7 +30,8 @@ int64_t parse_size(const std::string& text);
 std::string format_size(int64_t bytes);
 
 // The pool for n_seq sequences of n_ctx positions. requested_bytes > 0: that
-// budget (an error when it holds no block). Else n_seq full sequences when
+// budget (an error when it holds no block), less the snapshots of a hybrid
+// model (KvCache::default_snapshots, fewer when the budget is small). Else n_seq full sequences when
 // they fit in 70% of the memory left after the model (MemAvailable less the
 // model file), or as many blocks as fit there (at least one).
 KvBudget plan_kv_budget(const ModelSpec& spec, DType type_k, DType type_v, int n_seq, int n_ctx,

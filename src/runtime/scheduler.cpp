@@ -48,6 +48,7 @@ Scheduler::Scheduler(Model& model, const SchedulerOptions& opts) : model_(model)
   ko.n_blocks = opts_.kv_blocks;
   ko.type_k = opts_.type_k;
   ko.type_v = opts_.type_v;
+  ko.n_snapshots = opts_.n_snapshots;
   cache_ = std::make_unique<KvCache>(model_.spec(), ko);
   kv_capacity_ = cache_->n_blocks() * KvCache::kBlockTokens;
   totals_.blocks_total = cache_->n_blocks();

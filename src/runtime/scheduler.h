@@ -103,6 +103,7 @@ struct SchedulerOptions {
   int64_t kv_blocks = 0;      // KV cache pool; 0: n_slots full-context sequences
   DType type_k = DType::F16;  // KV cache types
   DType type_v = DType::F16;
+  int n_snapshots = -1;       // hybrid models' state snapshots (KvCacheOptions)
 };
 
 struct SchedulerStats {

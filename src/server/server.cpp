@@ -236,6 +236,7 @@ class Server {
     so.kv_blocks = kv.n_blocks;
     so.type_k = o.cache_type_k;
     so.type_v = o.cache_type_v;
+    so.n_snapshots = kv.n_snapshots;
     so.max_queue = o.max_queue;
     so.step_tokens = std::max(256, o.parallel);
     scheduler_ = std::make_unique<Scheduler>(*model_, so);

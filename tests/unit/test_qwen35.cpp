@@ -2,7 +2,7 @@
 // sequence's result independent of how its tokens are batched (decode ==
 // prefill == chunked prefill == interleaved with others, bit for bit), the
 // state restarts with the sequence, only the attention layers take KV cache,
-// the prefix cache reuses nothing, the scheduler's continuous batching,
+// prefixes are reused from state snapshots bit for bit, the scheduler's continuous batching,
 // preemption and cancellation stay exact, and hostile metadata is refused
 // with the key named. Agreement with the float64 reference is tested in
 // tests/e2e/test_reference.py.
@@ -46,7 +46,7 @@ class Qwen35Test : public ::testing::TestWithParam<std::string> {
 
   // All logits of `ids` as sequence `seq` of a fresh cache, fed `chunk` tokens per pass.
   std::vector<float> run(const std::vector<int32_t>& ids, size_t chunk, int seq = 0) {
-    KvCache cache(model_->spec(), seq + 1, 64);
+    KvCache cache(model_->spec(), seq + 1, 128);
     std::vector<float> out;
     for (size_t i = 0; i < ids.size(); i += chunk) {
       Batch b;
@@ -106,7 +106,7 @@ TEST_P(Qwen35Test, StateRestartsWithTheSequenceAndCannotRewind) {
   EXPECT_EQ(cache.truncate(0, 3), 3);  // keeping every position keeps the state
 }
 
-TEST_P(Qwen35Test, OnlyAttentionLayersTakeKvCacheAndNoPrefixIsReused) {
+TEST_P(Qwen35Test, OnlyAttentionLayersTakeKvCache) {
   const ModelSpec& s = model_->spec();
   // The tiny preset: 4 layers, full attention in every 4th, 2 KV heads of 64.
   EXPECT_EQ(s.n_layer, 4);
@@ -115,12 +115,78 @@ TEST_P(Qwen35Test, OnlyAttentionLayersTakeKvCacheAndNoPrefixIsReused) {
   EXPECT_EQ(KvCache::block_bytes_for(s, DType::F32, DType::F32), 1 * KvCache::kBlockTokens * (2 * 64 * 2) * 4);
   KvCache cache(s, 2, 128);
   EXPECT_TRUE(cache.has_recurrent_state());
-  std::vector<int32_t> ids;
+}
+
+// The last logits of `ids` computed from a prefix restored by attach_prefix
+// in slot 1 of `cache`; `reused` receives the positions taken.
+std::vector<float> resume(Model& model, KvCache& cache, const std::vector<int32_t>& ids, int& reused) {
+  const int n = static_cast<int>(ids.size());
+  reused = cache.attach_prefix(1, ids.data(), n, n - 1);
   Batch b;
-  for (int i = 0; i < 70; ++i) ids.push_back(i + 1), b.add(i + 1, i, 0, false);
-  model_->forward(b, cache);
-  EXPECT_EQ(cache.cached_prefix(ids.data(), 70, 70), 0);
-  EXPECT_EQ(cache.attach_prefix(1, ids.data(), 70, 70), 0);
+  for (int i = reused; i < n; ++i) b.add(ids[static_cast<size_t>(i)], i, 1, i + 1 == n);
+  return model.forward(b, cache).data;
+}
+
+TEST_P(Qwen35Test, PrefixSnapshotsRestoreTheStateBitForBit) {
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 70; ++i) ids.push_back((i * 37) % 500 + 1);
+  std::vector<int32_t> other = ids;
+  other[40] = 7;  // shares only the first block with ids
+  const std::vector<float> cold = run(ids, ids.size()), cold_other = run(other, other.size());
+  const size_t V = static_cast<size_t>(model_->spec().n_vocab);
+  const std::vector<float> last(cold.end() - static_cast<std::ptrdiff_t>(V), cold.end());
+  const std::vector<float> last_other(cold_other.end() - static_cast<std::ptrdiff_t>(V), cold_other.end());
+  {  // one batch of 70 tokens: one snapshot, at 64 (the last boundary before the last token)
+    KvCache cache(model_->spec(), 2, 128);
+    Batch b;
+    for (int i = 0; i < 70; ++i) b.add(ids[static_cast<size_t>(i)], i, 0, false);
+    model_->forward(b, cache);
+    EXPECT_EQ(cache.n_snapshots(), 1);
+    EXPECT_EQ(cache.cached_prefix(ids.data(), 70, 69), 64);
+    EXPECT_EQ(cache.cached_prefix(other.data(), 70, 69), 0);  // no snapshot at 32
+    int reused = 0;
+    EXPECT_EQ(resume(*model_, cache, ids, reused), last);
+    EXPECT_EQ(reused, 64);
+    // Going back inside the sequence stops at the snapshot, and continues exactly.
+    EXPECT_EQ(cache.truncate(0, 69), 64);
+    Batch again;
+    for (int i = 64; i < 70; ++i) again.add(ids[static_cast<size_t>(i)], i, 0, i == 69);
+    EXPECT_EQ(model_->forward(again, cache).data, last);
+    EXPECT_EQ(cache.truncate(0, 50), 0);  // no snapshot at 32
+  }
+  {  // one token per pass: snapshots at 32 and 64
+    KvCache cache(model_->spec(), 2, 128);
+    for (int i = 0; i < 70; ++i) {
+      Batch b;
+      b.add(ids[static_cast<size_t>(i)], i, 0, false);
+      model_->forward(b, cache);
+    }
+    EXPECT_EQ(cache.n_snapshots(), 2);
+    int reused = 0;
+    EXPECT_EQ(resume(*model_, cache, other, reused), last_other);
+    EXPECT_EQ(reused, 32);
+  }
+  {  // bounded: the least recently used goes first; none kept when the bound is 0
+    KvCacheOptions o;
+    o.n_seq = 2;
+    o.n_ctx = 128;
+    o.type_k = o.type_v = DType::F32;
+    o.n_snapshots = 1;
+    KvCache one(model_->spec(), o);
+    o.n_snapshots = 0;
+    KvCache none(model_->spec(), o);
+    for (int i = 0; i < 70; ++i) {
+      Batch b;
+      b.add(ids[static_cast<size_t>(i)], i, 0, false);
+      model_->forward(b, one);
+      model_->forward(b, none);
+    }
+    EXPECT_EQ(one.n_snapshots(), 1);
+    EXPECT_EQ(one.cached_prefix(ids.data(), 70, 69), 64);
+    EXPECT_EQ(one.cached_prefix(other.data(), 70, 69), 0);
+    EXPECT_EQ(none.n_snapshots(), 0);
+    EXPECT_EQ(none.cached_prefix(ids.data(), 70, 69), 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, Qwen35Test, ::testing::Values("qwen35", "qwen35moe"));
@@ -191,15 +257,18 @@ TEST_P(Qwen35SchedulerTest, ConcurrentStreamsEqualTheirSoloRuns) {
   for (size_t i = 0; i < handles.size(); ++i) expect_same(collect(*handles[i]), solo[i]);
 }
 
-TEST_P(Qwen35SchedulerTest, SharedPrefixIsRecomputedExactly) {
+TEST_P(Qwen35SchedulerTest, SharedPrefixIsReusedExactly) {
   std::vector<int32_t> p1 = seq(3, 70), p2 = p1;
   p1.push_back(9);
   p2.push_back(11);
-  const Output expected = cold(p2, 6);
+  const Output expected = cold(p2, 6), expected_again = cold(p1, 4);
   auto s = make(1);
   collect(*s->submit(request(p1, 4)));
+  // Chunks of 24: snapshots at 32 and 64; p2 shares 70 tokens, 64 of them in whole blocks.
   expect_same(collect(*s->submit(request(p2, 6))), expected);
-  EXPECT_EQ(s->stats().prefix_hit_tokens, 0);
+  EXPECT_EQ(s->stats().prefix_hit_tokens, 64);
+  expect_same(collect(*s->submit(request(p1, 4))), expected_again);  // the same prompt again
+  EXPECT_EQ(s->stats().prefix_hit_tokens, 128);
 }
 
 TEST_P(Qwen35SchedulerTest, PreemptedSequencesContinueExactly) {
