@@ -29,10 +29,11 @@ float refit_symmetric(const float* x, const float* w, int n, float s, int qmin, 
 }  // namespace
 
 void importance_weights(const float* x, const float* imp, int n, float sigma_factor, float* w) {
-  double sum_x2 = 0;
-  for (int i = 0; i < n; ++i) sum_x2 += static_cast<double>(x[i]) * x[i];
+  double sum_x2 = 0, sum_imp = 0;
+  for (int i = 0; i < n; ++i) sum_x2 += static_cast<double>(x[i]) * x[i], sum_imp += std::max(0.0f, imp[i]);
   const float sigma2 = static_cast<float>(sigma_factor * sum_x2 / n);
-  for (int i = 0; i < n; ++i) w[i] = imp[i] * std::sqrt(sigma2 + x[i] * x[i]);
+  // Columns no calibration token reached (all zero here) count equally rather than not at all.
+  for (int i = 0; i < n; ++i) w[i] = (sum_imp > 0 ? std::max(0.0f, imp[i]) : 1.0f) * std::sqrt(sigma2 + x[i] * x[i]);
 }
 
 double symmetric_error(const float* x, const float* w, int n, float s, int qmin, int qmax) {
@@ -50,7 +51,7 @@ float fit_symmetric_weighted(const float* x, const float* w, int n, int qmin, in
     if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), max = x[i];
   if (amax == 0) return 0;
   float best_s = 0;
-  double best = symmetric_error(x, w, n, 0, qmin, qmax);
+  double best = INFINITY;  // the first candidate wins ties (all-zero weights), never the zero scale
   for (const int end : {qmin, qmax}) {
     if (std::abs(end) < 1) continue;
     for (int step = -8; step <= 8; ++step) {

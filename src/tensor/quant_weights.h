@@ -21,7 +21,8 @@ namespace volga {
 inline float weight_at(const float* w, int i) { return w ? w[i] : 1.0f; }
 
 // w[i] = imp[i] * sqrt(sigma2 + x[i]^2) for n elements, with
-// sigma2 = sigma_factor * mean(x^2) over the n elements.
+// sigma2 = sigma_factor * mean(x^2) over the n elements (negative importance
+// counts as 0; a block of all-zero importance as all 1).
 void importance_weights(const float* x, const float* imp, int n, float sigma_factor, float* w);
 
 // The weights of a block of n elements into w (null without an importance vector):

@@ -100,6 +100,17 @@ TEST_P(ImportanceWeighted, UniformImportanceKeepsThePlainError) {
   EXPECT_LT(uniform, 1.15 * plain) << dtype_name(t);
 }
 
+// Columns no calibration token reached have zero importance: a block of
+// them is quantized as with equal importance, not zeroed.
+TEST_P(ImportanceWeighted, AllZeroImportanceCountsAsUniform) {
+  const DType t = GetParam();
+  const Data d = make_data(11);
+  const std::vector<float> zeros(static_cast<size_t>(kCols), 0.0f), ones(static_cast<size_t>(kCols), 1.0f);
+  const std::vector<uint8_t> q = quantize(t, d, zeros.data());
+  EXPECT_EQ(q, quantize(t, d, ones.data())) << dtype_name(t);
+  EXPECT_LT(weighted_error(t, d, q, nullptr), 1.15 * weighted_error(t, d, quantize(t, d, nullptr), nullptr));
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, ImportanceWeighted,
                          ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
                                            DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL,
