@@ -5,16 +5,23 @@
 // is evaluated from an empty cache and the second half of its tokens is
 // scored, so every scored token sees at least N/2 tokens of context. A file
 // shorter than one window is evaluated as a single window.
+//
+// --kl-divergence-base FILE saves the scored tokens' distributions of a base
+// model (e.g. the F16 file); adding --kl-divergence compares another model
+// (a quantization of it) against them: KL divergence per token, how often the
+// most likely token is the same, and the perplexity ratio (cli/kl_divergence.h).
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/kl_divergence.h"
 #include "format/gguf.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -31,6 +38,8 @@ struct PplOptions {
   int max_windows = 0;
   bool json = false;
   bool quiet = false;
+  std::string kld_base;
+  bool kld = false;
 };
 
 std::string read_text_file(const std::string& path) {
@@ -93,6 +102,10 @@ int run_perplexity(const PplOptions& o) {
   KvCache cache(model->spec(), 1, window + 1);
   double nll_sum = 0, nll_sq = 0;
   int64_t n_scored = 0;
+  if (o.kld && o.kld_base.empty()) throw Error("--kl-divergence needs --kl-divergence-base FILE (made by a base run)");
+  std::unique_ptr<KlDivergence> kld;
+  if (!o.kld_base.empty())
+    kld = std::make_unique<KlDivergence>(o.kld_base, o.kld, n_vocab, window + (bos ? 1 : 0), tokens);
   const auto t0 = std::chrono::steady_clock::now();
   for (int w = 0; w < n_windows; ++w) {
     cache.truncate(0, 0);
@@ -108,6 +121,7 @@ int run_perplexity(const PplOptions& o) {
     for (int64_t r = 0; r < l.rows(); ++r) {
       const int pos = l.batch_index[static_cast<size_t>(r)];
       const double nll = token_nll(l.row(r), n_vocab, ids[static_cast<size_t>(pos + 1)]);
+      if (kld) kld->add(l.row(r));
       nll_sum += nll;
       nll_sq += nll * nll;
       ++n_scored;
@@ -123,12 +137,20 @@ int run_perplexity(const PplOptions& o) {
   const double var = std::max(0.0, nll_sq / static_cast<double>(n_scored) - mean * mean);
   const double sem = std::sqrt(var / static_cast<double>(std::max<int64_t>(1, n_scored - 1)));
   const double ppl = std::exp(mean);
+  const KldSummary kld_summary = kld ? kld->finish(mean) : KldSummary{};
+  const KldSummary* ks = kld ? &kld_summary : nullptr;
   if (o.json) {
     nlohmann::json j = {{"perplexity", ppl},       {"perplexity_error", ppl * sem},
                         {"nll_mean", mean},        {"scored_tokens", n_scored},
                         {"file_tokens", n_tok},    {"windows", n_windows},
                         {"ctx", window + (bos ? 1 : 0)}, {"n_vocab", n_vocab},
                         {"seconds", seconds}};
+    if (ks && o.kld)
+      j["kl_divergence"] = {{"mean", ks->kld_mean},         {"error", ks->kld_sem},
+                            {"median", ks->kld_median},     {"p99", ks->kld_p99},
+                            {"max", ks->kld_max},           {"same_top", ks->same_top},
+                            {"base_perplexity", std::exp(ks->base_nll_mean)},
+                            {"perplexity_ratio", std::exp(mean - ks->base_nll_mean)}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("perplexity: %.4f +/- %.4f  (%lld tokens scored in %d windows of %d, %.1f s; uniform over the "
@@ -136,6 +158,14 @@ int run_perplexity(const PplOptions& o) {
                 ppl, ppl * sem, static_cast<long long>(n_scored), n_windows, window + (bos ? 1 : 0), seconds,
                 static_cast<long long>(n_vocab));
   }
+  if (ks && !o.kld && !o.json)
+    std::printf("saved the distributions of %lld scored tokens to %s (the base for --kl-divergence)\n",
+                static_cast<long long>(ks->tokens), o.kld_base.c_str());
+  if (ks && o.kld && !o.json)
+    std::printf("KL divergence from the base: mean %.6f +/- %.6f, median %.6f, 99%% %.6f, max %.6f; same top "
+                "token %.2f%%; perplexity ratio %.4f (base %.4f)\n",
+                ks->kld_mean, ks->kld_sem, ks->kld_median, ks->kld_p99, ks->kld_max, 100.0 * ks->same_top,
+                std::exp(mean - ks->base_nll_mean), std::exp(ks->base_nll_mean));
   return 0;
 }
 
@@ -151,6 +181,12 @@ Command add_perplexity(CLI::App& app) {
   cmd->add_option("--max-windows", o->max_windows, "Stop after this many windows (0 = the whole file)");
   add_threads_option(cmd, o->threads);
   cmd->add_flag("--json", o->json, "Print one JSON object (perplexity, perplexity_error, scored_tokens, ...)");
+  cmd->add_option("--kl-divergence-base", o->kld_base,
+                  "Without --kl-divergence: save this model's distributions over the scored tokens to this file "
+                  "(run it on the base, e.g. F16, model). With --kl-divergence: compare against them");
+  cmd->add_flag("--kl-divergence", o->kld,
+                "Report the KL divergence from the base saved by --kl-divergence-base (same text, --ctx and "
+                "--max-windows), how often the top token agrees, and the perplexity ratio");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress output");
   return [o]() { return run_perplexity(*o); };
 }

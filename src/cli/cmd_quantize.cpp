@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "cli/commands.h"
 #include "format/gguf.h"
+#include "runtime/imatrix.h"
 #include "tensor/quant.h"
 #include "tensor/quant_mix.h"
 #include "util/error.h"
@@ -19,7 +21,7 @@ namespace volga::cli {
 namespace {
 
 struct QuantizeOptions {
-  std::string in, out, target, output_type, token_embd_type;
+  std::string in, out, target, output_type, token_embd_type, imatrix;
   bool pure = false, dry_run = false, quiet = false, without_imatrix = false;
   int threads = 0;
 };
@@ -46,19 +48,63 @@ std::string mib(double bytes) {
   return buf;
 }
 
-// Rows of `cols` floats encoded in `type`, split over threads by rows.
-std::vector<uint8_t> encode(DType type, const float* data, int64_t cols, int64_t rows, int threads) {
+// The importance of a tensor's columns: one vector per matrix (per expert
+// of a 3-d expert tensor), or none when the file has no entry for it.
+struct TensorImportance {
+  std::vector<std::vector<float>> per_mat;
+  int64_t rows_per_mat = 0;
+};
+
+TensorImportance tensor_importance(const Imatrix* im, const TensorInfo& t) {
+  TensorImportance ti;
+  if (!im || !im->entries.count(t.name)) return ti;
+  const int64_t cols = t.ne[0];
+  const int64_t n_mat = t.n_dims >= 3 ? t.n_elements() / (cols * t.ne[1]) : 1;
+  ti.rows_per_mat = t.n_elements() / cols / n_mat;
+  for (int64_t m = 0; m < n_mat; ++m) ti.per_mat.push_back(im->weights(t.name, m, cols));
+  return ti;
+}
+
+// Rows of `cols` floats encoded in `type`, split over threads by rows,
+// weighted by the columns' importance when there is one.
+std::vector<uint8_t> encode(DType type, const float* data, int64_t cols, int64_t rows, int threads,
+                            const TensorImportance& imp) {
   const int64_t rb = row_bytes(type, cols);
   std::vector<uint8_t> out(static_cast<size_t>(rb * rows));
   const int64_t n = std::max<int64_t>(1, std::min<int64_t>(threads, rows));
   std::vector<std::thread> pool;
   for (int64_t t = 0; t < n; ++t)
     pool.emplace_back([&, t] {
-      for (int64_t r = rows * t / n; r < rows * (t + 1) / n; ++r)
-        quantize_row(type, data + r * cols, out.data() + r * rb, cols);
+      for (int64_t r = rows * t / n; r < rows * (t + 1) / n; ++r) {
+        const float* w = imp.per_mat.empty() ? nullptr : imp.per_mat[static_cast<size_t>(r / imp.rows_per_mat)].data();
+        quantize_row(type, data + r * cols, out.data() + r * rb, cols, w);
+      }
     });
   for (auto& th : pool) th.join();
   return out;
+}
+
+// Every tensor the plan puts in a 1-2-bit type needs the importance of its
+// columns: refused without (unless --without-imatrix), as llama-quantize does.
+void check_imatrix_coverage(const QuantMix& mix, const std::vector<MixTensor>& tensors,
+                            const std::vector<MixChoice>& plan, const Imatrix* im, bool without_imatrix) {
+  for (size_t k = 0; k < plan.size(); ++k) {
+    if (!plan[k].quantize || !plan[k].needs_imatrix) continue;
+    const std::string what = std::string("the ") + mix.name + " mix puts " + tensors[k].name + " in " +
+                             dtype_name(plan[k].type) + ", which needs an importance matrix for usable quality";
+    if (im && im->entries.count(tensors[k].name)) continue;
+    if (im && !without_imatrix)
+      throw Error(what + ", and " + "the importance matrix has no entry for it: it was made for another model, "
+                  "or without this tensor");
+    if (!without_imatrix)
+      throw Error(what + ". Make one with `volga imatrix MODEL TEXT -o imatrix.gguf` (a few thousand tokens of text "
+                  "like the model's use) and pass --imatrix imatrix.gguf; or choose a mix of 3 bits or more (e.g. "
+                  "Q3_K_M, IQ4_XS, Q4_K_M), or pass --without-imatrix to quantize anyway with much lower quality "
+                  "(for tests)");
+    std::fprintf(stderr, "volga: warning: %s; quantizing without one (--without-imatrix): expect much lower "
+                         "quality than with one\n", what.c_str());
+    return;
+  }
 }
 
 int run_quantize(const QuantizeOptions& o) {
@@ -98,20 +144,16 @@ int run_quantize(const QuantizeOptions& o) {
   mm.n_expert = hparam(*f, arch + ".expert_count", 0);
   std::vector<MixTensor> tensors;
   for (const TensorInfo& t : f->tensors()) tensors.push_back({t.name, std::vector<int64_t>(t.ne, t.ne + t.n_dims), t.type});
+  std::optional<Imatrix> imatrix;
+  if (!o.imatrix.empty()) {
+    imatrix = read_imatrix(o.imatrix);
+    mo.has_imatrix = true;
+    if (!o.quiet)
+      std::fprintf(stderr, "importance matrix %s: %zu matrices, %lld chunks\n", o.imatrix.c_str(),
+                   imatrix->entries.size(), static_cast<long long>(imatrix->chunk_count));
+  }
   const std::vector<MixChoice> plan = plan_quant_mix(*mix, tensors, mm, mo);
-
-  for (size_t k = 0; k < plan.size(); ++k)
-    if (plan[k].quantize && plan[k].needs_imatrix) {
-      const std::string what = std::string("the ") + mix->name + " mix puts " + tensors[k].name + " in " +
-                               dtype_name(plan[k].type) + ", which needs an importance matrix for usable quality";
-      if (!o.without_imatrix)
-        throw Error(what + "; volga quantize cannot apply one yet (volga imatrix collects one for llama-quantize). "
-                    "Choose a mix of 3 bits or more (e.g. Q3_K_M, IQ4_XS, Q4_K_M), or pass --without-imatrix to "
-                    "quantize anyway with much lower quality (for tests)");
-      std::fprintf(stderr, "volga: warning: %s; quantizing without one (--without-imatrix): expect much lower "
-                           "quality than llama.cpp's imatrix files of the same type\n", what.c_str());
-      break;
-    }
+  check_imatrix_coverage(*mix, tensors, plan, imatrix ? &*imatrix : nullptr, o.without_imatrix);
 
   const int threads = resolve_threads(o.threads);
   GgufWriter w(f->alignment());
@@ -122,7 +164,7 @@ int run_quantize(const QuantizeOptions& o) {
     int64_t tensors = 0, bytes = 0, elements = 0;
   };
   std::map<std::string, Tally> by_type;
-  int64_t in_bytes = 0, matrix_bytes = 0, matrix_elements = 0, fallbacks = 0;
+  int64_t in_bytes = 0, matrix_bytes = 0, matrix_elements = 0, fallbacks = 0, no_importance = 0;
   bool warned = false;
   const auto& ts = f->tensors();
   for (size_t k = 0; k < ts.size(); ++k) {
@@ -162,7 +204,9 @@ int run_quantize(const QuantizeOptions& o) {
     std::vector<float> data(static_cast<size_t>(t.n_elements()));
     const int64_t rb = row_bytes(t.type, cols);
     for (int64_t r = 0; r < rows; ++r) dequantize_row(t.type, t.data + r * rb, data.data() + r * cols, cols);
-    w.add_tensor(t.name, c.type, dims, encode(c.type, data.data(), cols, rows, threads));
+    const TensorImportance imp = tensor_importance(imatrix ? &*imatrix : nullptr, t);
+    if (imatrix && imp.per_mat.empty()) ++no_importance;
+    w.add_tensor(t.name, c.type, dims, encode(c.type, data.data(), cols, rows, threads, imp));
   }
   if (!o.dry_run) w.write(o.out);
   if (o.quiet && fallbacks > 0) {  // a type other than the one asked for is said even when quiet
@@ -191,6 +235,9 @@ int run_quantize(const QuantizeOptions& o) {
     if (fallbacks)
       std::fprintf(stderr, "  %lld tensors took a fallback type: their rows are not a whole number of blocks\n",
                    static_cast<long long>(fallbacks));
+    if (imatrix)
+      std::fprintf(stderr, "  %lld quantized tensors had no entry in the importance matrix (quantized unweighted)\n",
+                   static_cast<long long>(no_importance));
   }
   return 0;
 }
@@ -212,6 +259,10 @@ Command add_quantize(CLI::App& app) {
   cmd->add_option("--output-tensor-type", o->output_type, "Type of output.weight (and of tied token embeddings)");
   cmd->add_option("--token-embedding-type", o->token_embd_type, "Type of token_embd.weight");
   cmd->add_flag("--pure", o->pure, "Every matrix the mix's base type: no per-tensor rules (fallbacks still apply)");
+  cmd->add_option("--imatrix", o->imatrix,
+                  "Importance matrix (volga imatrix or llama-imatrix; GGUF or legacy .dat): the quantizers weigh each "
+                  "column's error by it. Required by the 1-2-bit types")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--without-imatrix", o->without_imatrix,
                 "Quantize 1-2-bit types even without an importance matrix (much lower quality; for tests)");
   cmd->add_flag("--dry-run", o->dry_run, "Print the type each tensor would get and the summary; write nothing");

@@ -6,6 +6,7 @@
 
 #include "tensor/blocks.h"
 #include "tensor/half.h"
+#include "tensor/quant_weights.h"
 #include "tensor/type_traits.h"
 #include "util/error.h"
 
@@ -20,7 +21,7 @@ int nearest_int(float x) { return static_cast<int>(std::lrintf(x)); }
 void dequantize_f32_ref(const void* src, float* dst, int64_t n) {
   std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
 }
-void quantize_f32_ref(const float* src, void* dst, int64_t n) {
+void quantize_f32_ref(const float* src, void* dst, int64_t n, const float* /*imp: not weighted*/) {
   std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
 }
 
@@ -32,11 +33,11 @@ void dequantize_bf16_ref(const void* src, float* dst, int64_t n) {
   const auto* s = static_cast<const uint16_t*>(src);
   for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(s[i]);
 }
-void quantize_f16_ref(const float* src, void* dst, int64_t n) {
+void quantize_f16_ref(const float* src, void* dst, int64_t n, const float* /*imp: not weighted*/) {
   auto* d = static_cast<uint16_t*>(dst);
   for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_fp16(src[i]);
 }
-void quantize_bf16_ref(const float* src, void* dst, int64_t n) {
+void quantize_bf16_ref(const float* src, void* dst, int64_t n, const float* /*imp: not weighted*/) {
   auto* d = static_cast<uint16_t*>(dst);
   for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_bf16(src[i]);
 }
@@ -51,7 +52,7 @@ void dequantize_q8_0_ref(const void* src, float* dst, int64_t n) {
   }
 }
 
-void quantize_q8_0_ref(const float* src, void* dst, int64_t n) {
+void quantize_q8_0_ref(const float* src, void* dst, int64_t n, const float* /*imp: not weighted*/) {
   auto* b = static_cast<BlockQ8_0*>(dst);
   for (int64_t i = 0; i < n / kQK; ++i) {
     const float* x = src + i * kQK;
@@ -77,10 +78,53 @@ void dequantize_q4_0_ref(const void* src, float* dst, int64_t n) {
   }
 }
 
-void quantize_q4_0_ref(const float* src, void* dst, int64_t n) {
+// The weighted legacy blocks: the scale (and offset) by fit_*_weighted, the
+// integers nearest for them as stored.
+namespace {
+
+int clamp_round(float v, int lo, int hi) { return std::clamp(nearest_int(v), lo, hi); }
+
+// Symmetric 32-element block: x ~ d * q, q in [qmin, qmax]; q + (-qmin) into n[32].
+uint16_t weighted_symmetric32(const float* x, const float* imp, int qmin, int qmax, int* n) {
+  float w[kQK];
+  const uint16_t d16 = fp32_to_fp16(fit_symmetric_weighted(x, block_weights(x, imp, kQK, 1.0f, w), kQK, qmin, qmax));
+  const float d = fp16_to_fp32(d16);
+  for (int j = 0; j < kQK; ++j) n[j] = (d != 0 ? clamp_round(x[j] / d, qmin, qmax) : 0) - qmin;
+  return d16;
+}
+
+// Asymmetric 32-element block: x ~ d * q + m, q in [0, qmax] into n[32].
+void weighted_asymmetric32(const float* x, const float* imp, int qmax, uint16_t* d16, uint16_t* m16, int* n) {
+  float w[kQK], s, lo;
+  fit_asymmetric_weighted(x, block_weights(x, imp, kQK, 1.0f, w), kQK, qmax, false, &s, &lo);
+  *d16 = fp32_to_fp16(s);
+  *m16 = fp32_to_fp16(lo);
+  const float d = fp16_to_fp32(*d16), m = fp16_to_fp32(*m16);
+  for (int j = 0; j < kQK; ++j) n[j] = d > 0 ? clamp_round((x[j] - m) / d, 0, qmax) : 0;
+}
+
+void pack_nibbles(const int* n, uint8_t* qs) {
+  for (int j = 0; j < kQK / 2; ++j) qs[j] = static_cast<uint8_t>((n[j] & 0xF) | ((n[j + kQK / 2] & 0xF) << 4));
+}
+
+uint32_t high_bits(const int* n) {
+  uint32_t qh = 0;
+  for (int j = 0; j < kQK; ++j) qh |= static_cast<uint32_t>((n[j] >> 4) & 1) << j;
+  return qh;
+}
+
+}  // namespace
+
+void quantize_q4_0_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockQ4_0*>(dst);
   for (int64_t i = 0; i < n / kQK; ++i) {
     const float* x = src + i * kQK;
+    if (imp) {
+      int q[kQK];
+      b[i].d = weighted_symmetric32(x, imp + i * kQK, -8, 7, q);
+      pack_nibbles(q, b[i].qs);
+      continue;
+    }
     float amax = 0, max = 0;  // max keeps the sign of the largest-magnitude value
     for (int j = 0; j < kQK; ++j)
       if (std::fabs(x[j]) > amax) {
@@ -129,10 +173,16 @@ void dequantize_q4_1_ref(const void* src, float* dst, int64_t n) {
   }
 }
 
-void quantize_q4_1_ref(const float* src, void* dst, int64_t n) {
+void quantize_q4_1_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockQ4_1*>(dst);
   for (int64_t i = 0; i < n / kQK; ++i) {
     const float* x = src + i * kQK;
+    if (imp) {
+      int q[kQK];
+      weighted_asymmetric32(x, imp + i * kQK, 15, &b[i].d, &b[i].m, q);
+      pack_nibbles(q, b[i].qs);
+      continue;
+    }
     float lo, hi;
     min_max(x, kQK, &lo, &hi);
     float d = (hi - lo) / 15.0f;
@@ -160,10 +210,18 @@ void dequantize_q5_0_ref(const void* src, float* dst, int64_t n) {
   }
 }
 
-void quantize_q5_0_ref(const float* src, void* dst, int64_t n) {
+void quantize_q5_0_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockQ5_0*>(dst);
   for (int64_t i = 0; i < n / kQK; ++i) {
     const float* x = src + i * kQK;
+    if (imp) {
+      int q[kQK];
+      b[i].d = weighted_symmetric32(x, imp + i * kQK, -16, 15, q);
+      pack_nibbles(q, b[i].qs);
+      const uint32_t qh = high_bits(q);
+      std::memcpy(b[i].qh, &qh, 4);
+      continue;
+    }
     float amax = 0, max = 0;
     for (int j = 0; j < kQK; ++j)
       if (std::fabs(x[j]) > amax) {
@@ -198,10 +256,18 @@ void dequantize_q5_1_ref(const void* src, float* dst, int64_t n) {
   }
 }
 
-void quantize_q5_1_ref(const float* src, void* dst, int64_t n) {
+void quantize_q5_1_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockQ5_1*>(dst);
   for (int64_t i = 0; i < n / kQK; ++i) {
     const float* x = src + i * kQK;
+    if (imp) {
+      int q[kQK];
+      weighted_asymmetric32(x, imp + i * kQK, 31, &b[i].d, &b[i].m, q);
+      pack_nibbles(q, b[i].qs);
+      const uint32_t qh = high_bits(q);
+      std::memcpy(b[i].qh, &qh, 4);
+      continue;
+    }
     float lo, hi;
     min_max(x, kQK, &lo, &hi);
     float d = (hi - lo) / 31.0f;
@@ -276,6 +342,47 @@ void quantize_k4_superblock(const float* x, int nmax, uint16_t* d_out, uint16_t*
   }
 }
 
+// The same with weights w[256]: each sub-block's scale and minimum by
+// weighted least squares, then the 6-bit scales and minimums under d and dmin
+// fitted with each sub-block's weight (sum w q^2 for the scale, sum w for
+// the minimum), the levels nearest for them as stored.
+void quantize_k4_superblock_weighted(const float* x, const float* w, int nmax, uint16_t* d_out, uint16_t* dmin_out,
+                                     uint8_t* scales_out, uint8_t* L) {
+  float scale[8], minv[8], wscale[8], wmin[8];
+  for (int j = 0; j < 8; ++j) {
+    float lo;
+    fit_asymmetric_weighted(x + 32 * j, w + 32 * j, 32, nmax, true, &scale[j], &lo);
+    minv[j] = -lo;
+    wscale[j] = wmin[j] = 0;
+    for (int l = 0; l < 32; ++l) {
+      const float q = scale[j] > 0 ? static_cast<float>(clamp_round((x[32 * j + l] - lo) / scale[j], 0, nmax)) : 0;
+      wscale[j] += w[32 * j + l] * q * q;
+      wmin[j] += w[32 * j + l];
+    }
+  }
+  int ls[8], lm[8];
+  *d_out = quantize_group_scales(scale, wscale, 8, 0, 63, ls);
+  *dmin_out = quantize_group_scales(minv, wmin, 8, 0, 63, lm);
+  uint8_t ls8[8], lm8[8];
+  for (int j = 0; j < 8; ++j) ls8[j] = static_cast<uint8_t>(ls[j]), lm8[j] = static_cast<uint8_t>(lm[j]);
+  pack_scale_min_k4(ls8, lm8, scales_out);
+  const float dq = fp16_to_fp32(*d_out), dminq = fp16_to_fp32(*dmin_out);
+  for (int j = 0; j < 8; ++j) {
+    const float sd = dq * ls[j], sm = dminq * lm[j];
+    for (int l = 0; l < 32; ++l)
+      L[j * 32 + l] = static_cast<uint8_t>(sd > 0 ? clamp_round((x[j * 32 + l] + sm) / sd, 0, nmax) : 0);
+  }
+}
+
+// The k4 super-block i of a row, weighted when imp is given.
+void quantize_k4(const float* src, const float* imp, int64_t i, int nmax, uint16_t* d, uint16_t* dmin,
+                 uint8_t* scales, uint8_t* L) {
+  const float* x = src + i * kQKK;
+  if (!imp) return quantize_k4_superblock(x, nmax, d, dmin, scales, L);
+  float w[kQKK];
+  quantize_k4_superblock_weighted(x, block_weights(x, imp + i * kQKK, kQKK, 2.0f, w), nmax, d, dmin, scales, L);
+}
+
 }  // namespace
 
 void dequantize_q4_k_ref(const void* src, float* dst, int64_t n) {
@@ -296,11 +403,11 @@ void dequantize_q4_k_ref(const void* src, float* dst, int64_t n) {
   }
 }
 
-void quantize_q4_k_ref(const float* src, void* dst, int64_t n) {
+void quantize_q4_k_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockQ4_K*>(dst);
   uint8_t L[kQKK];
   for (int64_t i = 0; i < n / kQKK; ++i) {
-    quantize_k4_superblock(src + i * kQKK, 15, &b[i].d, &b[i].dmin, b[i].scales, L);
+    quantize_k4(src, imp, i, 15, &b[i].d, &b[i].dmin, b[i].scales, L);
     uint8_t* q = b[i].qs;
     for (int j = 0; j < kQKK; j += 64, q += 32)
       for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
@@ -329,11 +436,11 @@ void dequantize_q5_k_ref(const void* src, float* dst, int64_t n) {
   }
 }
 
-void quantize_q5_k_ref(const float* src, void* dst, int64_t n) {
+void quantize_q5_k_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockQ5_K*>(dst);
   uint8_t L[kQKK];
   for (int64_t i = 0; i < n / kQKK; ++i) {
-    quantize_k4_superblock(src + i * kQKK, 31, &b[i].d, &b[i].dmin, b[i].scales, L);
+    quantize_k4(src, imp, i, 31, &b[i].d, &b[i].dmin, b[i].scales, L);
     std::memset(b[i].qh, 0, sizeof(b[i].qh));
     uint8_t* ql = b[i].qs;
     uint8_t m1 = 1, m2 = 2;
@@ -382,11 +489,61 @@ void dequantize_q6_k_ref(const void* src, float* dst, int64_t n) {
   }
 }
 
-void quantize_q6_k_ref(const float* src, void* dst, int64_t n) {
+namespace {
+
+// Levels L[256] (0..63, 32 the zero) into the ql/qh bit planes.
+void pack_q6_k(const uint8_t* L, BlockQ6_K* b) {
+  uint8_t* ql = b->ql;
+  uint8_t* qh = b->qh;
+  for (int j = 0; j < kQKK; j += 128, ql += 64, qh += 32) {
+    for (int l = 0; l < 32; ++l) {
+      uint8_t q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF;
+      uint8_t q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+      ql[l] = static_cast<uint8_t>(q1 | (q3 << 4));
+      ql[l + 32] = static_cast<uint8_t>(q2 | (q4 << 4));
+      qh[l] = static_cast<uint8_t>((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
+                                   ((L[j + l + 96] >> 4) << 6));
+    }
+  }
+}
+
+// Weighted q6_k super-block: each 16-element scale by weighted least
+// squares, the int8 scales under d fitted with weights sum w q^2, the levels
+// nearest for the scales as stored.
+void quantize_q6_k_weighted(const float* x, const float* imp, BlockQ6_K* b, uint8_t* L) {
+  float w[kQKK], scale[16], wscale[16];
+  block_weights(x, imp, kQKK, 2.0f, w);
+  for (int j = 0; j < 16; ++j) {
+    scale[j] = fit_symmetric_weighted(x + 16 * j, w + 16 * j, 16, -32, 31);
+    wscale[j] = 0;
+    for (int l = 0; l < 16; ++l) {
+      const float q = scale[j] != 0 ? static_cast<float>(clamp_round(x[16 * j + l] / scale[j], -32, 31)) : 0;
+      wscale[j] += w[16 * j + l] * q * q;
+    }
+  }
+  int ls[16];
+  b->d = quantize_group_scales(scale, wscale, 16, -128, 127, ls);
+  const float d = fp16_to_fp32(b->d);
+  for (int j = 0; j < 16; ++j) {
+    b->scales[j] = static_cast<int8_t>(ls[j]);
+    const float sd = d * static_cast<float>(ls[j]);
+    for (int l = 0; l < 16; ++l)
+      L[16 * j + l] = static_cast<uint8_t>((sd != 0 ? clamp_round(x[16 * j + l] / sd, -32, 31) : 0) + 32);
+  }
+}
+
+}  // namespace
+
+void quantize_q6_k_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockQ6_K*>(dst);
   uint8_t L[kQKK];
   for (int64_t i = 0; i < n / kQKK; ++i) {
     const float* x = src + i * kQKK;
+    if (imp) {
+      quantize_q6_k_weighted(x, imp + i * kQKK, &b[i], L);
+      pack_q6_k(L, &b[i]);
+      continue;
+    }
     float scale[16];
     float max_scale = 0, max_abs_scale = 0;
     for (int j = 0; j < 16; ++j) {
@@ -413,18 +570,7 @@ void quantize_q6_k_ref(const float* src, void* dst, int64_t n) {
         L[j * 16 + l] = static_cast<uint8_t>(std::clamp(q, -32, 31) + 32);
       }
     }
-    uint8_t* ql = b[i].ql;
-    uint8_t* qh = b[i].qh;
-    for (int j = 0; j < kQKK; j += 128, ql += 64, qh += 32) {
-      for (int l = 0; l < 32; ++l) {
-        uint8_t q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF;
-        uint8_t q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
-        ql[l] = static_cast<uint8_t>(q1 | (q3 << 4));
-        ql[l + 32] = static_cast<uint8_t>(q2 | (q4 << 4));
-        qh[l] = static_cast<uint8_t>((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) |
-                                     ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6));
-      }
-    }
+    pack_q6_k(L, &b[i]);
   }
 }
 
@@ -435,12 +581,12 @@ void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
     throw Error("dequantize: unsupported type");
 }
 
-void quantize_row(DType type, const float* src, void* dst, int64_t n) {
+void quantize_row(DType type, const float* src, void* dst, int64_t n, const float* imp) {
   if (n % traits(type).block_size != 0)
     throw Error(std::string("quantize: row length ") + std::to_string(n) +
                 " is not a multiple of the " + dtype_name(type) + " block size " +
                 std::to_string(traits(type).block_size));
-  if (!visit_dtype(type, [&]<DType T>() { TypeRow<T>::quantize(src, dst, n); }))
+  if (!visit_dtype(type, [&]<DType T>() { TypeRow<T>::quantize(src, dst, n, imp); }))
     throw Error("quantize: unsupported type");
 }
 

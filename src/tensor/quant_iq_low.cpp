@@ -6,12 +6,13 @@
 // time, which is also what the integer products' reference reads.
 //
 // The quantizers are simple and slow (an exhaustive search of the grid for
-// every 8 or 4 elements), without an importance matrix: per scale group a
-// scale from the largest magnitude, the nearest grid points, the scale
-// refitted by least squares; then the super-block scale, the small integer
-// scales as stored, and the grid points chosen again for those. Any block
-// they write is valid and dequantizes exactly as llama.cpp's would; the
-// quality is below llama.cpp's imatrix-guided search.
+// every 8 or 4 elements): per scale group a scale from the largest
+// magnitude, the nearest grid points, the scale refitted by least squares;
+// then the super-block scale, the small integer scales as stored, and the
+// grid points chosen again for those. With an importance vector every
+// distance and fit is weighted (tensor/quant_weights.h), a few scales are
+// tried per group and the super-block scale is searched too. Any block they
+// write is valid and dequantizes exactly as llama.cpp's would.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -23,6 +24,7 @@
 #include "tensor/iq_grids.h"
 #include "tensor/quant.h"
 #include "tensor/quant_iq_low.h"
+#include "tensor/quant_weights.h"
 
 namespace volga {
 
@@ -188,14 +190,18 @@ struct SignLattice {
   int qmax;  // the largest magnitude
 };
 
-// The entry nearest (least squares) to the `width` values a.
-int nearest_entry(const float* table, int entries, int width, const float* a) {
+// The entry nearest (least squares, weighted by wk when given) to the
+// `width` values a.
+int nearest_entry(const float* table, int entries, int width, const float* a, const float* wk) {
   int best = 0;
   float best_err = std::numeric_limits<float>::max();
   for (int e = 0; e < entries; ++e) {
     const float* g = table + e * width;
     float err = 0;
-    for (int k = 0; k < width; ++k) err += (a[k] - g[k]) * (a[k] - g[k]);
+    if (wk)
+      for (int k = 0; k < width; ++k) err += wk[k] * (a[k] - g[k]) * (a[k] - g[k]);
+    else
+      for (int k = 0; k < width; ++k) err += (a[k] - g[k]) * (a[k] - g[k]);
     if (err < best_err) {
       best_err = err;
       best = e;
@@ -211,8 +217,8 @@ struct SignCode {
   unsigned signs;
 };
 
-// Codes x[0..8) at scale s (x ~ s * q); q receives the integers.
-SignCode code_signed(const SignLattice& L, const float* x, float s, int8_t* q) {
+// Codes x[0..8) at scale s (x ~ s * q), weights w[0..8) or null; q receives the integers.
+SignCode code_signed(const SignLattice& L, const float* x, float s, int8_t* q, const float* w) {
   SignCode c{{0, 0}, 0};
   const float is = s > 0 ? 1.0f / s : 0.0f;
   float a[8];
@@ -223,28 +229,43 @@ SignCode code_signed(const SignLattice& L, const float* x, float s, int8_t* q) {
   int m[8];
   const float* table = L.table->data();
   for (int h = 0; h < 8 / L.width; ++h) {
-    c.idx[h] = nearest_entry(table, L.entries, L.width, a + h * L.width);
+    c.idx[h] = nearest_entry(table, L.entries, L.width, a + h * L.width, w ? w + h * L.width : nullptr);
     for (int k = 0; k < L.width; ++k) m[h * L.width + k] = static_cast<int>(table[c.idx[h] * L.width + k]);
   }
   if (L.parity && std::popcount(c.signs) % 2 == 1) {
-    // Flip the sign that costs least: the error grows by 4 |x| m.
+    // Flip the sign that costs least: the error grows by 4 w |x| m.
     int k_min = 0;
     for (int k = 1; k < 8; ++k)
-      if (a[k] * static_cast<float>(m[k]) < a[k_min] * static_cast<float>(m[k_min])) k_min = k;
+      if (weight_at(w, k) * a[k] * static_cast<float>(m[k]) < weight_at(w, k_min) * a[k_min] * static_cast<float>(m[k_min]))
+        k_min = k;
     c.signs ^= 1u << k_min;
   }
   for (int k = 0; k < 8; ++k) q[k] = static_cast<int8_t>((c.signs >> k) & 1 ? -m[k] : m[k]);
   return c;
 }
 
-// Least-squares scale of x ~ s * q, or `fallback` when q is all zero.
-float refit(const float* x, const int8_t* q, int n, float fallback) {
+// Least-squares scale of x ~ s * q (weighted by w when given), or `fallback` when q is all zero.
+float refit(const float* x, const int8_t* q, int n, float fallback, const float* w) {
   float sxq = 0, sqq = 0;
   for (int k = 0; k < n; ++k) {
-    sxq += x[k] * q[k];
-    sqq += static_cast<float>(q[k]) * q[k];
+    sxq += weight_at(w, k) * x[k] * q[k];
+    sqq += weight_at(w, k) * static_cast<float>(q[k]) * q[k];
   }
   return sqq > 0 ? sxq / sqq : fallback;
+}
+
+// sum w (x - s q)^2 over n elements.
+float weighted_error(const float* x, const int8_t* q, int n, float s, const float* w) {
+  float err = 0;
+  for (int k = 0; k < n; ++k) err += weight_at(w, k) * (x[k] - s * q[k]) * (x[k] - s * q[k]);
+  return err;
+}
+
+// sum w q^2: how much a group's error grows per squared error of its scale.
+float refit_weight(const int8_t* q, int n, const float* w) {
+  float sum = 0;
+  for (int k = 0; k < n; ++k) sum += weight_at(w, k) * static_cast<float>(q[k]) * q[k];
+  return sum;
 }
 
 float amax_of(const float* x, int n) {
@@ -255,35 +276,62 @@ float amax_of(const float* x, int n) {
 
 // The stored scales of a super-block: fp16 d and each group's ls in
 // [0, ls_max], from the groups' float scales s[g] = d * (2 ls + 1) * unit.
-void choose_scales(const float* s, int groups, float unit, int ls_max, uint16_t* d16, int* ls) {
+// With group weights gw (sum w q^2 of each group), d is the candidate around
+// the largest scale's of least weighted scale error.
+void choose_scales(const float* s, int groups, float unit, int ls_max, uint16_t* d16, int* ls, const float* gw) {
   float smax = 0;
   for (int g = 0; g < groups; ++g) smax = std::max(smax, s[g]);
+  auto levels = [&](uint16_t bits, int* out) {
+    const float d = fp16_to_fp32(bits);
+    float err = 0;
+    for (int g = 0; g < groups; ++g) {
+      const float m = d > 0 ? s[g] / (d * unit) : 1.0f;
+      out[g] = std::clamp(static_cast<int>(std::lrintf((m - 1.0f) * 0.5f)), 0, ls_max);
+      const float diff = s[g] - iq_odd_scale(d, out[g], unit);
+      err += weight_at(gw, g) * diff * diff;
+    }
+    return err;
+  };
   *d16 = fp32_to_fp16(smax / (unit * static_cast<float>(2 * ls_max + 1)));
-  const float d = fp16_to_fp32(*d16);
-  for (int g = 0; g < groups; ++g) {
-    const float m = d > 0 ? s[g] / (d * unit) : 1.0f;
-    ls[g] = std::clamp(static_cast<int>(std::lrintf((m - 1.0f) * 0.5f)), 0, ls_max);
+  float best = levels(*d16, ls);
+  if (!gw) return;
+  for (int step = 1; step <= 8; ++step) {
+    int cand[kQKK / 16];
+    const uint16_t bits = fp32_to_fp16(smax / (unit * (static_cast<float>(2 * ls_max + 1) - 0.25f * static_cast<float>(step))));
+    const float err = levels(bits, cand);
+    if (err < best) best = err, *d16 = bits, std::copy(cand, cand + groups, ls);
   }
 }
 
+// The scale multipliers tried for each group when weights are given (the
+// best by weighted error after refitting is kept); without weights only 1.
+constexpr float kScaleTries[] = {1.0f, 0.85f, 0.92f, 1.08f, 1.2f};
+
 // A sign lattice's super-block: codes of its 32 eights, fp16 d, and the
-// group scales ls (group: 32 or 16 elements).
+// group scales ls (group: 32 or 16 elements); weights w[256] or null.
 void quantize_signed_superblock(const SignLattice& L, int group, float unit, const float* x, SignCode* codes,
-                                uint16_t* d16, int* ls) {
+                                uint16_t* d16, int* ls, const float* w) {
   const int groups = kQKK / group;
-  float s[kQKK / 16];
+  float s[kQKK / 16], gw[kQKK / 16];
   int8_t q[8];
   for (int g = 0; g < groups; ++g) {
     const float* xg = x + g * group;
+    const float* wg = w ? w + g * group : nullptr;
     const float s0 = amax_of(xg, group) / static_cast<float>(L.qmax);
-    int8_t qg[32];
-    for (int e = 0; e < group / 8; ++e) code_signed(L, xg + 8 * e, s0, qg + 8 * e);
-    s[g] = std::max(0.0f, refit(xg, qg, group, s0));
+    float best = std::numeric_limits<float>::max();
+    for (const float f : kScaleTries) {
+      int8_t qg[32];
+      for (int e = 0; e < group / 8; ++e) code_signed(L, xg + 8 * e, s0 * f, qg + 8 * e, wg ? wg + 8 * e : nullptr);
+      const float sg = std::max(0.0f, refit(xg, qg, group, s0 * f, wg));
+      const float err = w ? weighted_error(xg, qg, group, sg, wg) : 0.0f;
+      if (err < best) best = err, s[g] = sg, gw[g] = w ? refit_weight(qg, group, wg) : 0.0f;
+      if (!w) break;
+    }
   }
-  choose_scales(s, groups, unit, 15, d16, ls);
+  choose_scales(s, groups, unit, 15, d16, ls, w ? gw : nullptr);
   const float d = fp16_to_fp32(*d16);
   for (int e = 0; e < kQKK / 8; ++e)
-    codes[e] = code_signed(L, x + 8 * e, odd_scale(d, ls[8 * e / group], unit), q);
+    codes[e] = code_signed(L, x + 8 * e, odd_scale(d, ls[8 * e / group], unit), q, w ? w + 8 * e : nullptr);
 }
 
 // An iq1 eight: grid index and delta sign (true: -1/8).
@@ -293,24 +341,24 @@ struct Iq1Code {
 };
 
 // The entry nearest to t[0..8) (in units of 1/8 of the grid) for the delta
-// sign `neg`; returns its squared error.
-float iq1_nearest(const float* t, bool neg, int* idx) {
+// sign `neg`, weighted by w when given; returns its (weighted) squared error.
+float iq1_nearest(const float* t, bool neg, int* idx, const float* w) {
   static const std::vector<float> table = grid_floats(kIq1sGrid, 8, true);
   const float delta = neg ? -1.0f : 1.0f;
   float g[8];  // t in grid units, without the delta
   for (int k = 0; k < 8; ++k) g[k] = (t[k] - delta) * 0.125f;
-  *idx = nearest_entry(table.data(), 2048, 8, g);
+  *idx = nearest_entry(table.data(), 2048, 8, g, w);
   float err = 0;
   for (int k = 0; k < 8; ++k) {
     const float diff = t[k] - (8.0f * table[static_cast<size_t>(*idx * 8 + k)] + delta);
-    err += diff * diff;
+    err += weight_at(w, k) * diff * diff;
   }
   return err;
 }
 
 // Codes the n (8 or 32) elements x at scale s with one delta sign for all of
 // them (the better of the two); q receives the integers 8 g +- 1.
-void iq1_code_run(const float* x, int n, float s, Iq1Code* codes, int8_t* q) {
+void iq1_code_run(const float* x, int n, float s, Iq1Code* codes, int8_t* q, const float* w) {
   const float is = s > 0 ? 1.0f / s : 0.0f;
   float err[2] = {0, 0};
   Iq1Code c[2][4];
@@ -319,7 +367,7 @@ void iq1_code_run(const float* x, int n, float s, Iq1Code* codes, int8_t* q) {
       float t[8];
       for (int k = 0; k < 8; ++k) t[k] = x[8 * e + k] * is;
       c[neg][e].neg = neg != 0;
-      err[neg] += iq1_nearest(t, neg != 0, &c[neg][e].idx);
+      err[neg] += iq1_nearest(t, neg != 0, &c[neg][e].idx, w ? w + 8 * e : nullptr);
     }
   const int pick = err[1] < err[0] ? 1 : 0;
   for (int e = 0; e < n / 8; ++e) {
@@ -329,25 +377,39 @@ void iq1_code_run(const float* x, int n, float s, Iq1Code* codes, int8_t* q) {
 }
 
 // An iq1 super-block: codes of its 32 eights, fp16 d, group scales ls in
-// [0, 7]; delta signs shared by `delta_run` elements (32 or 8).
-void quantize_iq1_superblock(int group, int delta_run, const float* x, Iq1Code* codes, uint16_t* d16, int* ls) {
+// [0, 7]; delta signs shared by `delta_run` elements (32 or 8); weights w[256] or null.
+void quantize_iq1_superblock(int group, int delta_run, const float* x, Iq1Code* codes, uint16_t* d16, int* ls,
+                             const float* w) {
   const int groups = kQKK / group;
-  float s[kQKK / 16];
+  float s[kQKK / 16], gw[kQKK / 16];
   int8_t q[32];
   for (int g = 0; g < groups; ++g) {
     const float* xg = x + g * group;
+    const float* wg = w ? w + g * group : nullptr;
     const float s0 = amax_of(xg, group) / 9.0f;
-    int8_t qg[32];
-    Iq1Code tmp[4];
-    for (int r = 0; r < group / delta_run; ++r) iq1_code_run(xg + r * delta_run, delta_run, s0, tmp, qg + r * delta_run);
-    s[g] = std::max(0.0f, refit(xg, qg, group, s0));
+    float best = std::numeric_limits<float>::max();
+    for (const float f : kScaleTries) {
+      int8_t qg[32];
+      Iq1Code tmp[4];
+      for (int r = 0; r < group / delta_run; ++r)
+        iq1_code_run(xg + r * delta_run, delta_run, s0 * f, tmp, qg + r * delta_run, wg ? wg + r * delta_run : nullptr);
+      const float sg = std::max(0.0f, refit(xg, qg, group, s0 * f, wg));
+      const float err = w ? weighted_error(xg, qg, group, sg, wg) : 0.0f;
+      if (err < best) best = err, s[g] = sg, gw[g] = w ? refit_weight(qg, group, wg) : 0.0f;
+      if (!w) break;
+    }
   }
-  choose_scales(s, groups, 0.125f, 7, d16, ls);
+  choose_scales(s, groups, 0.125f, 7, d16, ls, w ? gw : nullptr);
   const float d = fp16_to_fp32(*d16);
   for (int r = 0; r < kQKK / delta_run; ++r) {
     const int e0 = r * delta_run / 8;
-    iq1_code_run(x + r * delta_run, delta_run, odd_scale(d, ls[r * delta_run / group], 0.125f), codes + e0, q);
+    iq1_code_run(x + r * delta_run, delta_run, odd_scale(d, ls[r * delta_run / group], 0.125f), codes + e0, q,
+                 w ? w + r * delta_run : nullptr);
   }
+}
+// The weights of super-block i of a row into buf, or null without an importance vector.
+const float* superblock_weights(const float* src, const float* imp, int64_t i, float* buf) {
+  return imp ? block_weights(src + i * kQKK, imp + i * kQKK, kQKK, 2.0f, buf) : nullptr;
 }
 
 template <typename E, size_t N>
@@ -358,12 +420,14 @@ SignLattice sign_lattice(const E (&grid)[N], int width, bool parity, int qmax) {
 
 }  // namespace
 
-void quantize_iq2_xxs_ref(const float* src, void* dst, int64_t n) {
+void quantize_iq2_xxs_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockIQ2_XXS*>(dst);
   for (int64_t i = 0; i < n / kQKK; ++i) {
     SignCode c[32];
+    float wbuf[kQKK];
     int ls[8];
-    quantize_signed_superblock(sign_lattice(kIq2xxsGrid, 8, true, 43), 32, 0.125f, src + i * kQKK, c, &b[i].d, ls);
+    quantize_signed_superblock(sign_lattice(kIq2xxsGrid, 8, true, 43), 32, 0.125f, src + i * kQKK, c, &b[i].d, ls,
+                               superblock_weights(src, imp, i, wbuf));
     for (int j = 0; j < 8; ++j) {
       uint32_t aux[2] = {0, static_cast<uint32_t>(ls[j]) << 28};
       for (int l = 0; l < 4; ++l) {
@@ -375,23 +439,27 @@ void quantize_iq2_xxs_ref(const float* src, void* dst, int64_t n) {
   }
 }
 
-void quantize_iq2_xs_ref(const float* src, void* dst, int64_t n) {
+void quantize_iq2_xs_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockIQ2_XS*>(dst);
   for (int64_t i = 0; i < n / kQKK; ++i) {
     SignCode c[32];
+    float wbuf[kQKK];
     int ls[16];
-    quantize_signed_superblock(sign_lattice(kIq2xsGrid, 8, true, 43), 16, 0.125f, src + i * kQKK, c, &b[i].d, ls);
+    quantize_signed_superblock(sign_lattice(kIq2xsGrid, 8, true, 43), 16, 0.125f, src + i * kQKK, c, &b[i].d, ls,
+                               superblock_weights(src, imp, i, wbuf));
     for (int e = 0; e < 32; ++e) b[i].qs[e] = static_cast<uint16_t>(c[e].idx[0] | ((c[e].signs & 127u) << 9));
     for (int j = 0; j < 8; ++j) b[i].scales[j] = static_cast<uint8_t>(ls[2 * j] | (ls[2 * j + 1] << 4));
   }
 }
 
-void quantize_iq2_s_ref(const float* src, void* dst, int64_t n) {
+void quantize_iq2_s_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockIQ2_S*>(dst);
   for (int64_t i = 0; i < n / kQKK; ++i) {
     SignCode c[32];
+    float wbuf[kQKK];
     int ls[16];
-    quantize_signed_superblock(sign_lattice(kIq2sGrid, 8, false, 43), 16, 0.125f, src + i * kQKK, c, &b[i].d, ls);
+    quantize_signed_superblock(sign_lattice(kIq2sGrid, 8, false, 43), 16, 0.125f, src + i * kQKK, c, &b[i].d, ls,
+                               superblock_weights(src, imp, i, wbuf));
     std::memset(b[i].qh, 0, sizeof b[i].qh);
     for (int e = 0; e < 32; ++e) {
       b[i].qs[e] = static_cast<uint8_t>(c[e].idx[0] & 0xFF);
@@ -402,12 +470,14 @@ void quantize_iq2_s_ref(const float* src, void* dst, int64_t n) {
   }
 }
 
-void quantize_iq3_xxs_ref(const float* src, void* dst, int64_t n) {
+void quantize_iq3_xxs_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockIQ3_XXS*>(dst);
   for (int64_t i = 0; i < n / kQKK; ++i) {
     SignCode c[32];
+    float wbuf[kQKK];
     int ls[8];
-    quantize_signed_superblock(sign_lattice(kIq3xxsGrid, 4, true, 62), 32, 0.25f, src + i * kQKK, c, &b[i].d, ls);
+    quantize_signed_superblock(sign_lattice(kIq3xxsGrid, 4, true, 62), 32, 0.25f, src + i * kQKK, c, &b[i].d, ls,
+                               superblock_weights(src, imp, i, wbuf));
     for (int j = 0; j < 8; ++j) {
       uint32_t aux = static_cast<uint32_t>(ls[j]) << 28;
       for (int l = 0; l < 4; ++l) {
@@ -421,12 +491,14 @@ void quantize_iq3_xxs_ref(const float* src, void* dst, int64_t n) {
   }
 }
 
-void quantize_iq3_s_ref(const float* src, void* dst, int64_t n) {
+void quantize_iq3_s_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockIQ3_S*>(dst);
   for (int64_t i = 0; i < n / kQKK; ++i) {
     SignCode c[32];
+    float wbuf[kQKK];
     int ls[8];
-    quantize_signed_superblock(sign_lattice(kIq3sGrid, 4, false, 15), 32, 1.0f, src + i * kQKK, c, &b[i].d, ls);
+    quantize_signed_superblock(sign_lattice(kIq3sGrid, 4, false, 15), 32, 1.0f, src + i * kQKK, c, &b[i].d, ls,
+                               superblock_weights(src, imp, i, wbuf));
     std::memset(b[i].qh, 0, sizeof b[i].qh);
     for (int e = 0; e < 32; ++e) {
       const int j = e / 4, l = e % 4;
@@ -440,12 +512,14 @@ void quantize_iq3_s_ref(const float* src, void* dst, int64_t n) {
   }
 }
 
-void quantize_iq1_s_ref(const float* src, void* dst, int64_t n) {
+void quantize_iq1_s_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockIQ1_S*>(dst);
   for (int64_t i = 0; i < n / kQKK; ++i) {
     Iq1Code c[32];
+    float wbuf[kQKK];
     int ls[8];
-    quantize_iq1_superblock(32, 32, src + i * kQKK, c, &b[i].d, ls);
+    quantize_iq1_superblock(32, 32, src + i * kQKK, c, &b[i].d, ls,
+                               superblock_weights(src, imp, i, wbuf));
     for (int j = 0; j < 8; ++j) {
       int qh = (ls[j] << 12) | (c[4 * j].neg ? 0x8000 : 0);
       for (int l = 0; l < 4; ++l) {
@@ -457,13 +531,14 @@ void quantize_iq1_s_ref(const float* src, void* dst, int64_t n) {
   }
 }
 
-void quantize_iq1_m_ref(const float* src, void* dst, int64_t n) {
+void quantize_iq1_m_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockIQ1_M*>(dst);
   for (int64_t i = 0; i < n / kQKK; ++i) {
     Iq1Code c[32];
+    float wbuf[kQKK];
     int ls[16];
     uint16_t d16;
-    quantize_iq1_superblock(16, 8, src + i * kQKK, c, &d16, ls);
+    quantize_iq1_superblock(16, 8, src + i * kQKK, c, &d16, ls, superblock_weights(src, imp, i, wbuf));
     for (int e = 0; e < 32; ++e) {
       b[i].qs[e] = static_cast<uint8_t>(c[e].idx & 0xFF);
       const int nib = (c[e].idx >> 8) | (c[e].neg ? 8 : 0);

@@ -8,8 +8,9 @@
 // around the range's, each refined by refitting scale and minimum to the
 // integers it chose, the best by squared error kept), then quantize the
 // sub-block scales under the fp16 super-block scales and choose the integers
-// again for the scales as stored. Any block they write dequantizes exactly as
-// llama.cpp's would.
+// again for the scales as stored. With an importance vector every fit is
+// the weighted one (tensor/quant_weights.h). Any block they write dequantizes
+// exactly as llama.cpp's would.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "tensor/blocks.h"
 #include "tensor/half.h"
 #include "tensor/quant.h"
+#include "tensor/quant_weights.h"
 
 namespace volga {
 
@@ -71,22 +73,55 @@ void fit_asymmetric(const float* x, float* s_out, float* lo_out) {
   }
 }
 
-void quantize_q2_k_block(const float* x, BlockQ2_K* b) {
-  float s[16], m[16], max_s = 0, max_m = 0;
+// The weights of a sub-block's scale and minimum when the super-block scales
+// are fitted: sum w q^2 and sum w over the sub-block (q for scale s, offset lo).
+void group_weights(const float* x, const float* w, float s, float lo, int qmin, int qmax, float* ws, float* wm) {
+  *ws = *wm = 0;
+  for (int i = 0; i < kSub; ++i) {
+    const float q = s != 0 ? static_cast<float>(clamp_round((x[i] - lo) / s, qmin, qmax)) : 0.0f;
+    *ws += w[i] * q * q;
+    *wm += w[i];
+  }
+}
+
+// q2_k's sub-block scales s and minimums m as 4-bit sc[] and mq[] under the
+// stored d and dmin: with weights w, fitted by weighted least squares;
+// without, the largest at 15.
+void q2_k_scales(const float* x, const float* w, BlockQ2_K* b, int* sc, int* mq) {
+  float s[16], m[16], ws[16], wm[16], max_s = 0, max_m = 0;
   for (int j = 0; j < 16; ++j) {
     float lo;
-    fit_asymmetric(x + kSub * j, &s[j], &lo);
+    if (w) {
+      fit_asymmetric_weighted(x + kSub * j, w + kSub * j, kSub, 3, true, &s[j], &lo);
+      group_weights(x + kSub * j, w + kSub * j, s[j], lo, 0, 3, &ws[j], &wm[j]);
+    } else {
+      fit_asymmetric(x + kSub * j, &s[j], &lo);
+    }
     m[j] = -lo;
     max_s = std::max(max_s, s[j]);
     max_m = std::max(max_m, m[j]);
   }
+  if (w) {
+    b->d = quantize_group_scales(s, ws, 16, 0, 15, sc);
+    b->dmin = quantize_group_scales(m, wm, 16, 0, 15, mq);
+    return;
+  }
   b->d = fp32_to_fp16(max_s / 15.0f);
   b->dmin = fp32_to_fp16(max_m / 15.0f);
   const float d = fp16_to_fp32(b->d), dmin = fp16_to_fp32(b->dmin);
+  for (int j = 0; j < 16; ++j) {
+    sc[j] = d > 0 ? clamp_round(s[j] / d, 0, 15) : 0;
+    mq[j] = dmin > 0 ? clamp_round(m[j] / dmin, 0, 15) : 0;
+  }
+}
+
+void quantize_q2_k_block(const float* x, const float* w, BlockQ2_K* b) {
+  int scs[16], mqs[16];
+  q2_k_scales(x, w, b, scs, mqs);
+  const float d = fp16_to_fp32(b->d), dmin = fp16_to_fp32(b->dmin);
   std::memset(b->qs, 0, sizeof b->qs);
   for (int j = 0; j < 16; ++j) {
-    const int sc = d > 0 ? clamp_round(s[j] / d, 0, 15) : 0;
-    const int mq = dmin > 0 ? clamp_round(m[j] / dmin, 0, 15) : 0;
+    const int sc = scs[j], mq = mqs[j];
     b->scales[j] = static_cast<uint8_t>(sc | (mq << 4));
     const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(mq);
     for (int i = 0; i < kSub; ++i) {
@@ -128,20 +163,39 @@ float fit_symmetric(const float* x) {
   return best_s;
 }
 
-void quantize_q3_k_block(const float* x, BlockQ3_K* b) {
-  float s[16], max_s = 0;
+// q3_k's sub-block scales as 6-bit sc[] - 32 under the stored d: with
+// weights w, fitted by weighted least squares; without, the largest at -32.
+void q3_k_scales(const float* x, const float* w, BlockQ3_K* b, int* sc) {
+  float s[16], ws[16], wm, max_s = 0;
   for (int j = 0; j < 16; ++j) {
-    s[j] = fit_symmetric(x + kSub * j);
+    if (w) {
+      s[j] = fit_symmetric_weighted(x + kSub * j, w + kSub * j, kSub, -4, 3);
+      group_weights(x + kSub * j, w + kSub * j, s[j], 0.0f, -4, 3, &ws[j], &wm);
+    } else {
+      s[j] = fit_symmetric(x + kSub * j);
+    }
     if (std::fabs(s[j]) > std::fabs(max_s)) max_s = s[j];
+  }
+  if (w) {
+    b->d = quantize_group_scales(s, ws, 16, -32, 31, sc);
+    for (int j = 0; j < 16; ++j) sc[j] += 32;
+    return;
   }
   // The largest scale maps to -32, the end of [-32, 31] with room for it.
   b->d = fp32_to_fp16(max_s / -32.0f);
+  const float d = fp16_to_fp32(b->d);
+  for (int j = 0; j < 16; ++j) sc[j] = (d != 0 ? clamp_round(s[j] / d, -32, 31) : 0) + 32;
+}
+
+void quantize_q3_k_block(const float* x, const float* w, BlockQ3_K* b) {
+  int scs[16];
+  q3_k_scales(x, w, b, scs);
   const float d = fp16_to_fp32(b->d);
   std::memset(b->hmask, 0, sizeof b->hmask);
   std::memset(b->qs, 0, sizeof b->qs);
   std::memset(b->scales, 0, sizeof b->scales);
   for (int j = 0; j < 16; ++j) {
-    const int sc = (d != 0 ? clamp_round(s[j] / d, -32, 31) : 0) + 32;
+    const int sc = scs[j];
     b->scales[j % 8] = static_cast<uint8_t>(b->scales[j % 8] | ((sc & 0xF) << (4 * (j / 8))));
     b->scales[8 + j % 4] = static_cast<uint8_t>(b->scales[8 + j % 4] | ((sc >> 4) << (2 * (j / 4))));
     const float dl = d * static_cast<float>(sc - 32);
@@ -180,14 +234,22 @@ void dequantize_q3_k_ref(const void* src, float* dst, int64_t n) {
   }
 }
 
-void quantize_q2_k_ref(const float* src, void* dst, int64_t n) {
+void quantize_q2_k_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockQ2_K*>(dst);
-  for (int64_t i = 0; i < n / kQKK; ++i) quantize_q2_k_block(src + i * kQKK, b + i);
+  float w[kQKK];
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const float* x = src + i * kQKK;
+    quantize_q2_k_block(x, imp ? block_weights(x, imp + i * kQKK, kQKK, 1.0f, w) : nullptr, b + i);
+  }
 }
 
-void quantize_q3_k_ref(const float* src, void* dst, int64_t n) {
+void quantize_q3_k_ref(const float* src, void* dst, int64_t n, const float* imp) {
   auto* b = static_cast<BlockQ3_K*>(dst);
-  for (int64_t i = 0; i < n / kQKK; ++i) quantize_q3_k_block(src + i * kQKK, b + i);
+  float w[kQKK];
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const float* x = src + i * kQKK;
+    quantize_q3_k_block(x, imp ? block_weights(x, imp + i * kQKK, kQKK, 2.0f, w) : nullptr, b + i);
+  }
 }
 
 }  // namespace volga

@@ -9,6 +9,10 @@ of its largest logit (llama.cpp rounds activations per 256 values, Volga per
 32, so near-ties may break either way). A wrong grid entry, sign or scale
 moves logits far more than that.
 
+Two types are also quantized with an importance matrix (made by `volga
+imatrix` from the repository's README, not the prompts), which takes the
+weighted searches: their files must agree with llama.cpp the same way.
+
 Run with Debian's /usr/bin/python3 (numpy)."""
 import json
 import os
@@ -23,6 +27,7 @@ VOLGA = os.environ.get("VOLGA_BIN", os.path.join(ROOT, "build", "bin", "volga"))
 LLAMA_CPP = os.path.join(ROOT, "build", "peer", "node_modules", "node-llama-cpp")
 DEMO = os.path.join(ROOT, "models", "volga-demo-f16.gguf")
 TYPES = ("iq3_s", "iq3_xxs", "iq2_s", "iq2_xs", "iq2_xxs", "iq1_m", "iq1_s")
+IMATRIX_TYPES = ("iq2_xxs", "iq1_m")
 PROMPTS = ("Once upon a time", "The little dog")
 N = 24
 TMP = tempfile.mkdtemp(prefix="volga-iq-")
@@ -35,11 +40,26 @@ def run(*args):
     return p.stdout
 
 
+_imatrix = []
+
+
+def imatrix():
+    if not _imatrix:
+        out = os.path.join(TMP, "demo-imatrix.gguf")
+        run(VOLGA, "imatrix", DEMO, os.path.join(ROOT, "README.md"), "-o", out, "--chunk-size", "128", "--chunks", "6",
+            "-t", "2", "-q")
+        _imatrix.append(out)
+    return _imatrix[0]
+
+
 @unittest.skipUnless(os.path.exists(LLAMA_CPP), "node-llama-cpp is not in build/peer (bench/peer/run.sh installs it)")
 class IQuantsInLlamaCpp(unittest.TestCase):
-    def check(self, ty):
-        path = os.path.join(TMP, "demo-%s.gguf" % ty)
-        run(VOLGA, "quantize", "-q", "--without-imatrix", DEMO, path, ty)
+    def check(self, ty, with_imatrix=False):
+        path = os.path.join(TMP, "demo-%s%s.gguf" % (ty, "-imatrix" if with_imatrix else ""))
+        if with_imatrix:
+            run(VOLGA, "quantize", "-q", "--imatrix", imatrix(), DEMO, path, ty)
+        else:
+            run(VOLGA, "quantize", "-q", "--without-imatrix", DEMO, path, ty)
         for prompt in PROMPTS:
             out = json.loads(run(VOLGA, "run", path, "-p", prompt, "-n", str(N), "--temperature", "0",
                                  "--ignore-eos", "--json", "-t", "1"))
@@ -61,12 +81,14 @@ class IQuantsInLlamaCpp(unittest.TestCase):
             print("note: %s %r parts from llama.cpp at a near-tie, step %d" % (ty, prompt, step))
 
 
-def make_case(ty):
-    return lambda self: self.check(ty)
+def make_case(ty, with_imatrix=False):
+    return lambda self: self.check(ty, with_imatrix)
 
 
 for _ty in TYPES:
     setattr(IQuantsInLlamaCpp, "test_%s" % _ty, make_case(_ty))
+for _ty in IMATRIX_TYPES:
+    setattr(IQuantsInLlamaCpp, "test_%s_imatrix" % _ty, make_case(_ty, True))
 
 if __name__ == "__main__":
     unittest.main()
