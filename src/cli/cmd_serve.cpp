@@ -33,7 +33,12 @@ Command add_serve(CLI::App& app) {
   cmd->add_flag("--embeddings", o->embeddings, "Serve POST /v1/embeddings from a generative model too (embedding and reranking models always do)");
   cmd->add_option("--pooling", o->pooling, "Embedding pooling: none, mean, cls, last (default: the model's pooling_type; last for decoders)");
   cmd->add_option("--chat-template-file", o->chat_template_file, "Use this Jinja2 template instead of the model's")->check(CLI::ExistingFile);
-  return [o, key, key_file, kv]() -> int {
+  auto mpi_flags = std::make_shared<MpiFlags>();
+  add_mpi_options(cmd, *mpi_flags);
+  return [o, key, key_file, kv, mpi_flags]() -> int {
+    MpiLaunch mpi(*mpi_flags);
+    if (mpi.is_worker()) return run_pipeline_stage(mpi, o->model_path, o->threads);
+    o->mpi = &mpi;
     std::tie(o->cache_type_k, o->cache_type_v) = kv_types(*kv);
     o->kv_memory = kv_memory_bytes(*kv);
     if (!key->empty()) o->api_keys.push_back(*key);
@@ -48,7 +53,9 @@ Command add_serve(CLI::App& app) {
     }
     o->model_path = resolve_model(o->model_path);
     if (o->model_name.empty()) o->model_name = std::filesystem::path(o->model_path).stem().string();
-    return server::run_server(*o);
+    const int rc = server::run_server(*o);
+    o->mpi = nullptr;
+    return rc;
   };
 }
 

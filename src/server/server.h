@@ -12,6 +12,10 @@
 #include "tensor/dtype.h"
 #include <vector>
 
+namespace volga {
+class MpiLaunch;
+}
+
 namespace volga::server {
 
 struct ServerOptions {
@@ -33,6 +37,9 @@ struct ServerOptions {
   // (embedding and reranking models answer it without this).
   bool embeddings = false;
   std::string pooling;            // none|mean|cls|last: overrides the model's pooling_type
+  // Rank 0 of an MPI job: loads the model as a pipeline over the ranks
+  // (runtime/mpi_pipeline.h); null: load_model().
+  MpiLaunch* mpi = nullptr;
 };
 
 // Runs until SIGINT/SIGTERM, then finishes in-flight requests and returns 0.
