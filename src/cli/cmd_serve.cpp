@@ -1,4 +1,7 @@
 // volga serve MODEL: the OpenAI-compatible HTTP server.
+#include <pthread.h>
+#include <signal.h>
+
 #include <filesystem>
 #include <fstream>
 #include <tuple>
@@ -36,8 +39,18 @@ Command add_serve(CLI::App& app) {
   auto mpi_flags = std::make_shared<MpiFlags>();
   add_mpi_options(cmd, *mpi_flags);
   return [o, key, key_file, kv, mpi_flags]() -> int {
+    // SIGINT/SIGTERM go to the server's signal thread (run_server); block them
+    // before MPI starts its own threads, which would otherwise take them.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    if (MpiComm::launched() || mpi_flags->forced) pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     MpiLaunch mpi(*mpi_flags);
-    if (mpi.is_worker()) return run_pipeline_stage(mpi, o->model_path, o->threads);
+    if (mpi.is_worker()) {
+      pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);  // the main thread takes them: a stage just ends
+      return run_pipeline_stage(mpi, o->model_path, o->threads);
+    }
     o->mpi = &mpi;
     std::tie(o->cache_type_k, o->cache_type_v) = kv_types(*kv);
     o->kv_memory = kv_memory_bytes(*kv);
