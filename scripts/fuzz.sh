@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the GGUF, Jinja, safetensors, grammar, JSON Schema, tool-call output, charsmap, imatrix and document-index libFuzzer targets with clang (AddressSanitizer + UBSan) and
+# Builds the GGUF, Jinja, safetensors, grammar, JSON Schema, tool-call output, charsmap, imatrix, document-index and pipeline-message libFuzzer targets with clang (AddressSanitizer + UBSan) and
 # runs it for a bounded time on the malformed-file seed corpus.
 #   scripts/fuzz.sh [SECONDS]      default 60; CI uses the default
 # To fuzz longer, keep the corpus between runs:
@@ -12,7 +12,7 @@ seconds="${1:-60}"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DVOLGA_FUZZ=ON -DVOLGA_TESTS=OFF >/dev/null
 cmake --build build-fuzz --target gguf_fuzz jinja_fuzz safetensors_fuzz grammar_fuzz schema_fuzz tool_output_fuzz charsmap_fuzz imatrix_fuzz index_fuzz \
-  make_corpus volga-synth
+  pipeline_message_fuzz make_corpus volga-synth
 mkdir -p build-fuzz/corpus build-fuzz/seeds
 build-fuzz/bin/make_corpus build-fuzz/seeds
 build-fuzz/bin/volga-synth -q -o build-fuzz/seeds/tiny_model.gguf --n-embd 32 --n-ff 64 --head-dim 8 \
@@ -44,7 +44,7 @@ run_fuzzer() {
   ASAN_OPTIONS=detect_leaks=1 "bin/$target" -max_total_time="$secs" -rss_limit_mb=4096 -max_len="$max_len" \
     -timeout=20 -print_final_stats=1 "$@" 2>&1 | tail -n 25
 }
-mkdir -p seeds-safetensors seeds-grammar seeds-schema seeds-tools seeds-charsmap seeds-imatrix
+mkdir -p seeds-pipeline seeds-safetensors seeds-grammar seeds-schema seeds-tools seeds-charsmap seeds-imatrix
 printf '\x55\x00\x00\x00\x00\x00\x00\x00{"a":{"dtype":"F16","shape":[2,2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}}    \x00\x3c\x00\xc0\x00\x00\xff\x7b' \
   > seeds-safetensors/small.safetensors
 printf 'root ::= "{" ws item ("," ws item)* "}"\nitem ::= [a-z]+ | "\\u0416" .\nws ::= [ \\t\\n]*\n' > seeds-grammar/json.gbnf
@@ -71,3 +71,4 @@ run_fuzzer "the SentencePiece charsmap and unigram normalizer" charsmap_fuzz "$(
 bin/index_fuzz -write_seeds=seeds-index >/dev/null
 run_fuzzer "the importance-matrix reader" imatrix_fuzz "$((seconds / 3))" 262144 corpus-imatrix seeds-imatrix seeds
 run_fuzzer "the document index (SQLite database and hnswlib vectors)" index_fuzz "$((seconds / 3))" 65536 corpus-index seeds-index
+run_fuzzer "the MPI pipeline-stage messages" pipeline_message_fuzz "$((seconds / 3))" 65536 corpus-pipeline seeds-pipeline

@@ -11,6 +11,7 @@ packages=(
   python3 python3-numpy python3-jinja2 python3-jsonschema python3-sentencepiece
   fortunes fortunes-ru fortunes-zh manpages-fr
   clang libclang-rt-14-dev
+  libopenmpi-dev openmpi-bin
   chromium
 )
 missing=()

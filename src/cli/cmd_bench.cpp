@@ -39,6 +39,7 @@ struct BenchOptions {
   std::string matmul;
   std::string grammar_file, schema_file;
   KvFlags kv;
+  MpiFlags mpi;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -226,15 +227,18 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--json-schema", o->schema_file, "Also measure sampled decode under this JSON Schema (vs. unconstrained)")
       ->check(CLI::ExistingFile)
       ->excludes("--grammar");
+  add_mpi_options(cmd, o->mpi);
   return [o]() -> int {
     if (!o->isa.empty()) setenv("VOLGA_ISA", o->isa.c_str(), 1);
     if (!o->matmul.empty()) setenv("VOLGA_MATMUL", o->matmul.c_str(), 1);
+    MpiLaunch mpi(o->mpi);
+    if (mpi.is_worker()) return run_pipeline_stage(mpi, o->model, o->threads);
     const char* matmul_mode = kernels::int8_matmul_enabled() ? "int8" : "float";
     const kernels::KernelTable& kt = kernels::active_kernels();
     if (o->n_prompt == 0 && o->n_gen == 0) throw Error("nothing to measure: -p and -n are both 0");
     auto file = GgufFile::open(o->model);
     ThreadPool pool(resolve_threads(o->threads));
-    auto model = load_model(*file, pool);
+    auto model = mpi.load(*file, pool);
     const ModelSpec& s = model->spec();
 
     // What one token costs: weight bytes streamed in decode, multiply-adds in

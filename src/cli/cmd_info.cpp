@@ -9,6 +9,7 @@
 #include "tokenizer/tokenizer.h"
 #include "model/arch.h"
 #include "model/model.h"
+#include "runtime/pipeline_plan.h"
 #include "util/error.h"
 
 namespace volga::cli {
@@ -33,8 +34,29 @@ Command add_info(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("info", "Show a model's architecture, hyper-parameters, tensor types, size and chat template");
   cmd->add_option("model", *path, "GGUF model file")->required()->check(CLI::ExistingFile);
   cmd->add_flag("--metadata", *all, "Also list every metadata key and every tensor");
-  return [path, all]() -> int {
+  auto plan_ranks = std::make_shared<int>(0);
+  auto split = std::make_shared<std::string>();
+  cmd->add_option("--mpi-plan", *plan_ranks,
+                  "Print how N MPI ranks of equal memory would split the model (layers, weights and KV cache per rank)")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--layer-split", *split, "With --mpi-plan: layers per rank, e.g. 20,22,19")->needs("--mpi-plan");
+  return [path, all, plan_ranks, split]() -> int {
     auto f = GgufFile::open(*path);
+    if (*plan_ranks > 0) {
+      const ModelSpec s = read_model_spec(*f);
+      if (!architecture_splits(s)) throw Error(std::string("'") + s.arch_name() + "' models cannot be split across MPI ranks yet");
+      const ModelBytes bytes = model_bytes(*f, s);
+      const size_t n = static_cast<size_t>(*plan_ranks);
+      const PipelinePlan plan = split->empty() ? plan_by_capacity(bytes, s, std::vector<double>(n, 1.0))
+                                               : plan_from_counts(bytes, s, parse_layer_split(*split), n);
+      std::printf("MPI pipeline plan for %s: %zu ranks, %lld layers, %s%s\n%s", path->c_str(), n,
+                  static_cast<long long>(s.n_layer), split->empty() ? "equal memory per rank" : "--layer-split ",
+                  split->c_str(), describe_plan(plan).c_str());
+      std::printf("between ranks per token: %lld bytes of hidden state (f32) each hop; the last rank returns it to rank 0 "
+                  "for tokens that want logits\n",
+                  static_cast<long long>(s.n_embd * 4));
+      return 0;
+    }
     std::printf("file:          %s\n", path->c_str());
     std::printf("format:        GGUF v%u, %zu tensors, %zu metadata keys, alignment %llu\n", f->version(),
                 f->tensors().size(), f->metadata().size(), static_cast<unsigned long long>(f->alignment()));

@@ -53,6 +53,7 @@ struct RunOptions {
   SamplingParams sampling;
   int64_t seed = -1;
   std::string grammar_file, schema_file;
+  MpiFlags mpi;
 };
 }  // namespace
 
@@ -99,7 +100,10 @@ Command add_run(CLI::App& app) {
   cmd->add_flag("--special", o->special, "Recognise control-token texts such as <|im_start|> in the prompt (e.g. a prompt made by 'volga template')");
   cmd->add_flag("--json", o->json, "Print one JSON object with prompt_ids, ids and text instead of the text");
   add_grammar_options(cmd, o->grammar_file, o->schema_file);
+  add_mpi_options(cmd, o->mpi);
   return [o]() -> int {
+    MpiLaunch mpi(o->mpi);
+    if (mpi.is_worker()) return run_pipeline_stage(mpi, o->model, o->threads);
     finish_sampling_options(o->sampling, o->seed);
     if (!o->prompt_file.empty()) {
       o->prompt = read_text_file(o->prompt_file);
@@ -115,7 +119,7 @@ Command add_run(CLI::App& app) {
     if (o->sampling.grammar) o->sampling.vocab = std::make_shared<TokenTrie>(*tok);
     const bool special_text = o->sampling.grammar != nullptr;  // the grammar matched control tokens as text
     ThreadPool pool(resolve_threads(o->threads));
-    auto model = load_model(*file, pool);
+    auto model = mpi.load(*file, pool);
     std::vector<int32_t> prompt = tok->encode(o->prompt, true, o->special);
     if (prompt.empty()) throw Error("the prompt is empty: give some text with -p or -f");
     const int64_t n_prompt = static_cast<int64_t>(prompt.size());

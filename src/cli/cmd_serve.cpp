@@ -1,4 +1,7 @@
 // volga serve MODEL: the OpenAI-compatible HTTP server.
+#include <pthread.h>
+#include <signal.h>
+
 #include <filesystem>
 #include <fstream>
 #include <tuple>
@@ -37,7 +40,22 @@ Command add_serve(CLI::App& app) {
   cmd->add_option("--rerank-model", o->rerank_model_path, "Also load this reranker (cross-encoder, or a decoder such as Qwen3-Reranker): POST /v1/rerank goes to it")->check(CLI::ExistingFile);
   cmd->add_option("--index", o->index_dir, "Document index (volga index add) for retrieval-augmented chat: requests opt in with \"volga_retrieval\" (docs/API.md)")->check(CLI::ExistingDirectory);
   cmd->add_option("--chat-template-file", o->chat_template_file, "Use this Jinja2 template instead of the model's")->check(CLI::ExistingFile);
-  return [o, key, key_file, kv]() -> int {
+  auto mpi_flags = std::make_shared<MpiFlags>();
+  add_mpi_options(cmd, *mpi_flags);
+  return [o, key, key_file, kv, mpi_flags]() -> int {
+    // SIGINT/SIGTERM go to the server's signal thread (run_server); block them
+    // before MPI starts its own threads, which would otherwise take them.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    if (MpiComm::launched() || mpi_flags->forced) pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    MpiLaunch mpi(*mpi_flags);
+    if (mpi.is_worker()) {
+      pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);  // the main thread takes them: a stage just ends
+      return run_pipeline_stage(mpi, o->model_path, o->threads);
+    }
+    o->mpi = &mpi;
     std::tie(o->cache_type_k, o->cache_type_v) = kv_types(*kv);
     o->kv_memory = kv_memory_bytes(*kv);
     if (!key->empty()) o->api_keys.push_back(*key);
@@ -52,7 +70,9 @@ Command add_serve(CLI::App& app) {
     }
     o->model_path = resolve_model(o->model_path);
     if (o->model_name.empty()) o->model_name = std::filesystem::path(o->model_path).stem().string();
-    return server::run_server(*o);
+    const int rc = server::run_server(*o);
+    o->mpi = nullptr;
+    return rc;
   };
 }
 

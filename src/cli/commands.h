@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/mpi_pipeline.h"
 #include "sampling/sampler.h"
 #include "tensor/dtype.h"
 
@@ -69,5 +70,11 @@ int resolve_threads(int requested);
 CLI::Option* add_threads_option(CLI::App* cmd, int& threads);
 // -c,--ctx-size N (the one spelling every command uses): at least 1 token.
 CLI::Option* add_ctx_size_option(CLI::App* cmd, int& ctx_size, const std::string& help);
+
+// --mpi and --layer-split (run, bench, serve): see docs/MULTINODE.md.
+void add_mpi_options(CLI::App* cmd, MpiFlags& flags);
+// Ranks > 0 of an MPI job: open the model and run this rank's pipeline
+// stage until rank 0 ends the job; returns the exit code.
+int run_pipeline_stage(MpiLaunch& mpi, const std::string& model, int threads);
 
 }  // namespace volga::cli

@@ -15,6 +15,7 @@ namespace volga {
 class GgufFile;
 class Model;
 class ThreadPool;
+struct StageRange;
 
 struct ArchTraits {
   Arch arch;
@@ -30,6 +31,8 @@ struct ArchTraits {
   // the experts' (null: none). Throws volga::Error naming a bad key.
   void (*read_hparams)(const GgufFile& file, const std::string& prefix, ModelSpec& spec);
   std::unique_ptr<Model> (*make)(const GgufFile& file, ThreadPool& pool);
+  // A pipeline stage holding part of the model (null: cannot be split).
+  std::unique_ptr<Model> (*make_stage)(const GgufFile& file, ThreadPool& pool, const StageRange& range);
 };
 
 // Every supported architecture, in the order `volga info` lists them.

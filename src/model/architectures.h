@@ -11,8 +11,10 @@ namespace volga {
 
 // llama, qwen2, qwen3, qwen3moe.
 std::unique_ptr<Model> make_dense_decoder(const GgufFile& file, ThreadPool& pool);
+std::unique_ptr<Model> make_dense_stage(const GgufFile& file, ThreadPool& pool, const StageRange& range);
 // deepseek2 (multi-head latent attention, DeepSeek mixture of experts).
 std::unique_ptr<Model> make_mla_decoder(const GgufFile& file, ThreadPool& pool);
+std::unique_ptr<Model> make_mla_stage(const GgufFile& file, ThreadPool& pool, const StageRange& range);
 // deepseek2's own keys: latent attention sizes, shared experts, leading dense
 // layers, gating, group-limited routing, expert weight scaling.
 void read_deepseek2_hparams(const GgufFile& file, const std::string& prefix, ModelSpec& spec);

@@ -330,6 +330,13 @@ HeadWeights bind_head(const Binder& b, const ModelSpec& s) {
   return w;
 }
 
+void embed_tokens(const ModelSpec& s, const HeadWeights& head, const Batch& batch, std::vector<float>& x) {
+  const int64_t E = s.n_embd;
+  x.assign(batch.size() * static_cast<size_t>(E), 0.0f);
+  for (size_t t = 0; t < batch.size(); ++t)
+    kernels::get_row(head.tok_embd, batch.tokens[t].token, x.data() + static_cast<int64_t>(t) * E);
+}
+
 Logits output_logits(const ModelSpec& s, const Batch& batch, const float* x, const std::vector<float>& norm,
                      const WeightMatrix& output, ThreadPool& pool) {
   const int64_t E = s.n_embd;

@@ -90,6 +90,9 @@ struct HeadWeights {
 };
 HeadWeights bind_head(const Binder& b, const ModelSpec& spec);
 
+// x [T][n_embd] = the embedding rows of the batch's tokens.
+void embed_tokens(const ModelSpec& spec, const HeadWeights& head, const Batch& batch, std::vector<float>& x);
+
 // Final RMSNorm and output matrix for the tokens that want logits.
 Logits output_logits(const ModelSpec& spec, const Batch& batch, const float* x, const std::vector<float>& norm,
                      const WeightMatrix& output, ThreadPool& pool);

@@ -102,15 +102,18 @@ struct MlaLayer {
 
 class MlaDecoder final : public Model {
  public:
-  MlaDecoder(const GgufFile& f, ThreadPool& pool) : pool_(pool) {
+  MlaDecoder(const GgufFile& f, ThreadPool& pool, const StageRange& range) : pool_(pool) {
     spec_ = read_model_spec(f);
     const ModelSpec& s = spec_;
     Binder b(f);
     const int64_t E = s.n_embd, H = s.n_head, C = s.n_lora_kv, R = s.n_rot, Dq = s.head_dim_k_mla,
                   nope = Dq - R, Vd = s.head_dim_v_mla;
-    head_ = bind_head(b, s);
-    layers_.reserve(static_cast<size_t>(s.n_layer));
-    for (int64_t i = 0; i < s.n_layer; ++i) {
+    first_ = range.first;
+    end_ = range.end < 0 ? s.n_layer : range.end;
+    has_head_ = range.head;
+    if (has_head_) head_ = bind_head(b, s);
+    layers_.reserve(static_cast<size_t>(end_ - first_));
+    for (int64_t i = first_; i < end_; ++i) {  // a stage binds (and reads) only its own layers
       const std::string p = "blk." + std::to_string(i) + ".";
       MlaLayer& L = layers_.emplace_back();
       L.attn_norm = b.vector(p + "attn_norm.weight", E);
@@ -138,7 +141,23 @@ class MlaDecoder final : public Model {
   }
 
   const ModelSpec& spec() const override { return spec_; }
-  Logits forward(const Batch& batch, KvCache& cache) override;
+  Logits forward(const Batch& batch, KvCache& cache) override {
+    prepare_batch(spec_, batch, cache);
+    std::vector<float> x;
+    embed(batch, x);
+    run_layers(batch, cache, x.data());
+    cache.commit(batch);
+    return output(batch, x.data());
+  }
+  void embed(const Batch& batch, std::vector<float>& x) override {
+    if (!has_head_) throw Error("internal: this pipeline stage has no token embedding");
+    embed_tokens(spec_, head_, batch, x);
+  }
+  void run_layers(const Batch& batch, KvCache& cache, float* x) override;
+  Logits output(const Batch& batch, const float* x) override {
+    if (!has_head_) throw Error("internal: this pipeline stage has no output head");
+    return output_logits(spec_, batch, x, head_.output_norm, head_.output, pool_);
+  }
 
  private:
   void bind_legacy_kv_b(const Binder& b, const std::string& name, MlaLayer& L) const;
@@ -147,7 +166,9 @@ class MlaDecoder final : public Model {
   ThreadPool& pool_;
   HeadWeights head_;
   std::optional<RopeTable> rope_;
-  std::vector<MlaLayer> layers_;
+  std::vector<MlaLayer> layers_;  // layers [first_, end_)
+  int64_t first_ = 0, end_ = 0;
+  bool has_head_ = true;
 };
 
 // attn_kv_b is [kv_lora_rank -> n_head * (nope + v)]: per head, nope key rows
@@ -178,15 +199,15 @@ void MlaDecoder::bind_legacy_kv_b(const Binder& b, const std::string& name, MlaL
   }
 }
 
-Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
-  prepare_batch(spec_, batch, cache);
+// The stage's layers over the batch's hidden states x, in place.
+void MlaDecoder::run_layers(const Batch& batch, KvCache& cache, float* x) {
   const ModelSpec& s = spec_;
   const int64_t T = static_cast<int64_t>(batch.size()), E = s.n_embd, H = s.n_head, C = s.n_lora_kv,
                 R = s.n_rot, Dq = s.head_dim_k_mla, nope = Dq - R, Vd = s.head_dim_v_mla, W = C + R;
   const int n_pairs = static_cast<int>(R / 2);
   const float scale = s.attn_scale;
 
-  std::vector<float> x(static_cast<size_t>(T * E)), h(x.size()), ffn_out(x.size());
+  std::vector<float> h(static_cast<size_t>(T * E)), ffn_out(h.size());
   std::vector<float> q(static_cast<size_t>(T * H * Dq)), qa(static_cast<size_t>(T * s.n_lora_q)),
       kv(static_cast<size_t>(T * W)), q_nope(static_cast<size_t>(H * T * nope)),
       q_abs(static_cast<size_t>(H * T * C)), q_full(static_cast<size_t>(T * H * W)),
@@ -194,11 +215,9 @@ Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
       att(static_cast<size_t>(T * H * Vd)), att_lat(static_cast<size_t>(T * H * C));
   std::vector<float> cosv, sinv;
   rope_->compute(batch, cosv, sinv);
-  for (int64_t t = 0; t < T; ++t)
-    kernels::get_row(head_.tok_embd, batch.tokens[static_cast<size_t>(t)].token, x.data() + t * E);
 
-  for (int64_t l = 0; l < s.n_layer; ++l) {
-    const MlaLayer& L = layers_[static_cast<size_t>(l)];
+  for (int64_t l = first_; l < end_; ++l) {
+    const MlaLayer& L = layers_[static_cast<size_t>(l - first_)];
     for (int64_t t = 0; t < T; ++t) kernels::rms_norm(&x[t * E], L.attn_norm.data(), s.rms_eps, E, &h[t * E]);
     {  // the query's first product and the latent KV share their input
       const WeightMatrix* w[2] = {s.n_lora_q > 0 ? &L.wq_a : &L.wq, &L.wkv_a};
@@ -247,16 +266,18 @@ Logits MlaDecoder::forward(const Batch& batch, KvCache& cache) {
         std::copy_n(&o_v[static_cast<size_t>((hh * T + t) * Vd)], Vd, &att[static_cast<size_t>((t * H + hh) * Vd)]);
     kernels::matmul(L.wo, att.data(), T, h.data(), pool_);
     for (int64_t i = 0; i < T * E; ++i) x[i] += h[i];
-    residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x.data(), T, h.data(), ffn_out.data(), pool_, phases_);
+    residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x, T, h.data(), ffn_out.data(), pool_, phases_);
   }
-  cache.commit(batch);
-  return output_logits(s, batch, x.data(), head_.output_norm, head_.output, pool_);
 }
 
 }  // namespace
 
 std::unique_ptr<Model> make_mla_decoder(const GgufFile& file, ThreadPool& pool) {
-  return std::make_unique<MlaDecoder>(file, pool);
+  return std::make_unique<MlaDecoder>(file, pool, StageRange{});
+}
+
+std::unique_ptr<Model> make_mla_stage(const GgufFile& file, ThreadPool& pool, const StageRange& range) {
+  return std::make_unique<MlaDecoder>(file, pool, range);
 }
 
 }  // namespace volga

@@ -33,18 +33,21 @@ struct LayerWeights {
 
 class DenseDecoder final : public Model {
  public:
-  DenseDecoder(const GgufFile& f, ThreadPool& pool) : pool_(pool) {
+  DenseDecoder(const GgufFile& f, ThreadPool& pool, const StageRange& range) : pool_(pool) {
     spec_ = read_model_spec(f);
     const ModelSpec& s = spec_;
     Binder b(f);
     const int64_t E = s.n_embd, qd = s.n_head * s.head_dim_k, kd = s.n_head_kv * s.head_dim_k,
                   vd = s.n_head_kv * s.head_dim_v;
-    head_ = bind_head(b, s);
+    first_ = range.first;
+    end_ = range.end < 0 ? s.n_layer : range.end;
+    has_head_ = range.head;
+    if (has_head_) head_ = bind_head(b, s);
     if (b.find("rope_freqs.weight")) rope_freq_factors_ = b.vector("rope_freqs.weight", s.n_rot / 2);
     const ArchTraits& arch = s.traits();
     // Layers are bound one by one: metadata sizes are only trusted once the
     // tensors they describe have been found with matching shapes.
-    for (int64_t i = 0; i < s.n_layer; ++i) {
+    for (int64_t i = first_; i < end_; ++i) {  // a stage binds (and reads) only its own layers
       const std::string p = "blk." + std::to_string(i) + ".";
       LayerWeights& L = layers_.emplace_back();
       L.attn_norm = b.vector(p + "attn_norm.weight", E);
@@ -68,8 +71,18 @@ class DenseDecoder final : public Model {
   const ModelSpec& spec() const override { return spec_; }
 
   Logits forward(const Batch& batch, KvCache& cache) override {
-    std::vector<float> x = run_layers(batch, cache);
-    return output_logits(spec_, batch, x.data(), head_.output_norm, head_.output, pool_);
+    std::vector<float> x = embedded_layers(batch, cache);
+    return output(batch, x.data());
+  }
+
+  void embed(const Batch& batch, std::vector<float>& x) override {
+    if (!has_head_) throw Error("internal: this pipeline stage has no token embedding");
+    embed_tokens(spec_, head_, batch, x);
+  }
+  void run_layers(const Batch& batch, KvCache& cache, float* x) override;
+  Logits output(const Batch& batch, const float* x) override {
+    if (!has_head_) throw Error("internal: this pipeline stage has no output head");
+    return output_logits(spec_, batch, x, head_.output_norm, head_.output, pool_);
   }
 
   // Decoder embedding models (Qwen3-Embedding): the states after the output
@@ -85,7 +98,7 @@ class DenseDecoder final : public Model {
     }
     if (runs.empty()) return {};
     KvCache cache(spec_, n_seq, static_cast<int>(longest));
-    std::vector<float> x = run_layers(batch, cache);
+    std::vector<float> x = embedded_layers(batch, cache);
     const int64_t E = spec_.n_embd;
     for (size_t t = 0; t < batch.size(); ++t)
       kernels::rms_norm(&x[t * E], head_.output_norm.data(), spec_.rms_eps, E, &x[t * E]);
@@ -93,7 +106,15 @@ class DenseDecoder final : public Model {
   }
 
  private:
-  std::vector<float> run_layers(const Batch& batch, KvCache& cache);
+  // The whole model's layers over the embedded batch (forward() without the head).
+  std::vector<float> embedded_layers(const Batch& batch, KvCache& cache) {
+    prepare_batch(spec_, batch, cache);
+    std::vector<float> x;
+    embed(batch, x);
+    run_layers(batch, cache, x.data());
+    cache.commit(batch);
+    return x;
+  }
   void attention(int64_t layer, const Batch& batch, KvCache& cache, const float* q, float* out);
 
   ModelSpec spec_;
@@ -101,7 +122,9 @@ class DenseDecoder final : public Model {
   HeadWeights head_;
   std::vector<float> rope_freq_factors_;
   std::optional<RopeTable> rope_;
-  std::vector<LayerWeights> layers_;
+  std::vector<LayerWeights> layers_;  // layers [first_, end_)
+  int64_t first_ = 0, end_ = 0;
+  bool has_head_ = true;
 };
 
 void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, const float* q,
@@ -119,9 +142,8 @@ void DenseDecoder::attention(int64_t layer, const Batch& batch, KvCache& cache, 
   paged_attention(a, batch, cache, layer, q, out, pool_, phases_);
 }
 
-// The decoder layers over the batch (the embedded tokens, updated in place).
-std::vector<float> DenseDecoder::run_layers(const Batch& batch, KvCache& cache) {
-  prepare_batch(spec_, batch, cache);
+// The stage's decoder layers over the batch's hidden states x, in place.
+void DenseDecoder::run_layers(const Batch& batch, KvCache& cache, float* x) {
   const ModelSpec& s = spec_;
   const int64_t T = static_cast<int64_t>(batch.size()), E = s.n_embd;
   const int64_t Dk = s.head_dim_k, Dv = s.head_dim_v;
@@ -129,17 +151,15 @@ std::vector<float> DenseDecoder::run_layers(const Batch& batch, KvCache& cache) 
   const int n_pairs = static_cast<int>(s.n_rot / 2);
   const bool neox = s.rope_style == RopeStyle::Neox;
 
-  std::vector<float> x(static_cast<size_t>(T * E)), h(x.size());
+  std::vector<float> h(static_cast<size_t>(T * E));
   std::vector<float> q(static_cast<size_t>(T * qd)), k(static_cast<size_t>(T * kd)),
-      v(static_cast<size_t>(T * vd)), att(static_cast<size_t>(T * s.n_head * Dv)), ffn_out(x.size());
+      v(static_cast<size_t>(T * vd)), att(static_cast<size_t>(T * s.n_head * Dv)), ffn_out(h.size());
   // cos/sin per token and rotated pair, computed once for all layers.
   std::vector<float> cosv, sinv;
   rope_->compute(batch, cosv, sinv);
-  for (int64_t t = 0; t < T; ++t)
-    kernels::get_row(head_.tok_embd, batch.tokens[static_cast<size_t>(t)].token, x.data() + t * E);
 
-  for (int64_t l = 0; l < s.n_layer; ++l) {
-    const LayerWeights& L = layers_[static_cast<size_t>(l)];
+  for (int64_t l = first_; l < end_; ++l) {
+    const LayerWeights& L = layers_[static_cast<size_t>(l - first_)];
     for (int64_t t = 0; t < T; ++t) kernels::rms_norm(&x[t * E], L.attn_norm.data(), s.rms_eps, E, &h[t * E]);
     {
       const WeightMatrix* w[3] = {&L.wq, &L.wk, &L.wv};
@@ -170,16 +190,18 @@ std::vector<float> DenseDecoder::run_layers(const Batch& batch, KvCache& cache) 
     attention(l, batch, cache, q.data(), att.data());
     kernels::matmul(L.wo, att.data(), T, h.data(), pool_);
     for (int64_t i = 0; i < T * E; ++i) x[i] += h[i];
-    residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x.data(), T, h.data(), ffn_out.data(), pool_, phases_);
+    residual_ffn(s, l, L.ffn_norm, L.ffn, L.moe, x, T, h.data(), ffn_out.data(), pool_, phases_);
   }
-  cache.commit(batch);
-  return x;
 }
 
 }  // namespace
 
 std::unique_ptr<Model> make_dense_decoder(const GgufFile& file, ThreadPool& pool) {
-  return std::make_unique<DenseDecoder>(file, pool);
+  return std::make_unique<DenseDecoder>(file, pool, StageRange{});
+}
+
+std::unique_ptr<Model> make_dense_stage(const GgufFile& file, ThreadPool& pool, const StageRange& range) {
+  return std::make_unique<DenseDecoder>(file, pool, range);
 }
 
 }  // namespace volga

@@ -64,7 +64,10 @@ KvCache::KvCache(const ModelSpec& spec, const KvCacheOptions& o)
     : n_ctx_(o.n_ctx), type_k_(o.type_k), type_v_(o.type_v) {
   if (o.n_seq <= 0 || o.n_ctx <= 0) throw Error("KV cache needs at least one sequence and one position");
   check_types(spec, type_k_, type_v_);
-  n_layer_ = spec.n_kv_layer();
+  n_layer_ = o.n_layers > 0 ? o.n_layers : spec.n_kv_layer();
+  first_layer_ = o.first_layer;
+  if (first_layer_ < 0 || first_layer_ + n_layer_ > spec.n_kv_layer())
+    throw Error("KV cache: layers outside the model's " + std::to_string(spec.n_kv_layer()));
   state_floats_ = spec.recurrent_state_floats();
   k_width_ = spec.kv_key_width();
   v_width_ = spec.kv_value_width();
@@ -212,6 +215,7 @@ int KvCache::truncate(int seq, int n) {
         return truncate(seq, n);
       }
       std::memcpy(block_ptr(copy), block_ptr(id), static_cast<size_t>(block_bytes_));
+      if (log_copies_) copies_.emplace_back(id, copy);
       release_block(id);
       s.blocks[keep - 1] = copy;
     } else if (b.serial != 0) {
@@ -371,7 +375,7 @@ void KvCache::prepare(const Batch& batch) {
 
 void KvCache::write(int64_t layer, int seq, int pos, const float* key, const float* value) {
   const Seq& s = seqs_[static_cast<size_t>(seq)];
-  uint8_t* blk = block_ptr(s.blocks[static_cast<size_t>(pos / kBlockTokens)]) + layer * layer_bytes_;
+  uint8_t* blk = block_ptr(s.blocks[static_cast<size_t>(pos / kBlockTokens)]) + (layer - first_layer_) * layer_bytes_;
   const int64_t slot = pos % kBlockTokens;
   quantize_row(type_k_, key, blk + slot * k_row_, k_width_);
   if (v_width_ > 0) quantize_row(type_v_, value, blk + kBlockTokens * k_row_ + slot * v_row_, v_width_);
@@ -397,15 +401,31 @@ void KvCache::commit(const Batch& batch) {
 
 PagedRows KvCache::keys(int64_t layer, int seq, int64_t first_elem) const {
   const Seq& s = seqs_[static_cast<size_t>(seq)];
-  return {pool_ + layer * layer_bytes_, s.blocks.data(), block_bytes_, k_row_, row_bytes(type_k_, first_elem),
+  return {pool_ + (layer - first_layer_) * layer_bytes_, s.blocks.data(), block_bytes_, k_row_, row_bytes(type_k_, first_elem),
           type_k_};
 }
 
 PagedRows KvCache::values(int64_t layer, int seq, int64_t first_elem) const {
   if (v_width_ == 0) return keys(layer, seq, first_elem);  // MLA: values are the latent part of the key rows
   const Seq& s = seqs_[static_cast<size_t>(seq)];
-  return {pool_ + layer * layer_bytes_ + kBlockTokens * k_row_, s.blocks.data(), block_bytes_, v_row_,
+  return {pool_ + (layer - first_layer_) * layer_bytes_ + kBlockTokens * k_row_, s.blocks.data(), block_bytes_, v_row_,
           row_bytes(type_v_, first_elem), type_v_};
+}
+
+void KvCache::mirror_sequence(int seq, const int32_t* blocks, size_t n_blocks, int length) {
+  Seq& s = seq_at(seq);
+  if (length < 0 || length > n_ctx_ || static_cast<int64_t>(n_blocks) > blocks_for(n_ctx_))
+    throw Error("KV cache mirror: sequence " + std::to_string(seq) + " is out of range");
+  for (size_t i = 0; i < n_blocks; ++i)
+    if (blocks[i] < 0 || blocks[i] >= n_blocks_) throw Error("KV cache mirror: block id out of range");
+  s.blocks.assign(blocks, blocks + n_blocks);
+  s.length = length;
+}
+
+void KvCache::copy_block(int32_t from, int32_t to) {
+  if (from < 0 || to < 0 || from >= n_blocks_ || to >= n_blocks_)
+    throw Error("KV cache mirror: block id out of range");
+  std::memcpy(block_ptr(to), block_ptr(from), static_cast<size_t>(block_bytes_));
 }
 
 }  // namespace volga

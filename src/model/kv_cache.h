@@ -36,6 +36,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "kernels/paged_rows.h"
@@ -55,6 +56,11 @@ struct KvCacheOptions {
   // Hybrid models: recurrent-state snapshots kept for prefix reuse (each
   // spec.recurrent_state_floats() floats); -1: default_snapshots(n_seq).
   int n_snapshots = -1;
+  // Pipeline stages hold only their own layers: [first_layer, first_layer +
+  // n_layers) of the model's (n_layers 0: all). Layer arguments stay the
+  // model's numbers.
+  int64_t first_layer = 0;
+  int64_t n_layers = 0;
 };
 
 // Thrown when the pool has no block left for a forward pass.
@@ -176,6 +182,20 @@ class KvCache {
   PagedRows keys(int64_t layer, int seq, int64_t first_elem) const;
   PagedRows values(int64_t layer, int seq, int64_t first_elem) const;
 
+  // Pipeline stages (runtime/mpi_pipeline). The first stage's cache decides
+  // which block holds which positions; the caches of the later stages, with
+  // the same number of blocks but other layers, mirror its block tables and
+  // the block copies truncate() makes, so the same block ids hold the same
+  // positions on every stage.
+  void log_block_copies(bool on) { log_copies_ = on; }
+  // (from, to) block copies since the last call.
+  std::vector<std::pair<int32_t, int32_t>> take_block_copies() { return std::move(copies_); }
+  const std::vector<int32_t>& block_table(int seq) const { return seq_at(seq).blocks; }
+  // Sets a sequence's block table and length as the first stage has them
+  // (before its forward pass); throws volga::Error on a block id out of range.
+  void mirror_sequence(int seq, const int32_t* blocks, size_t n_blocks, int length);
+  void copy_block(int32_t from, int32_t to);
+
   // Counters for metrics.
   int64_t evictions() const { return evictions_; }
 
@@ -224,6 +244,9 @@ class KvCache {
   int n_ctx_;
   DType type_k_, type_v_;
   int64_t state_floats_ = 0;
+  int64_t first_layer_ = 0;
+  bool log_copies_ = false;
+  std::vector<std::pair<int32_t, int32_t>> copies_;
   int64_t n_layer_, k_width_, v_width_, k_row_, v_row_, layer_bytes_, block_bytes_, n_blocks_;
   uint8_t* pool_ = nullptr;
   size_t map_bytes_ = 0;

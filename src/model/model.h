@@ -16,6 +16,14 @@ namespace volga {
 
 class GgufFile;
 
+// The part of a model one pipeline stage holds (runtime/mpi_pipeline.h):
+// decoder layers [first, end) and, when `head` is set, the token embedding,
+// final norm and output matrix. The default is the whole model.
+struct StageRange {
+  int64_t first = 0, end = -1;  // end -1: through the last layer
+  bool head = true;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -40,6 +48,17 @@ class Model {
   // when the model has no such head.
   virtual std::vector<float> classify(const float* pooled, int64_t n);
 
+  // forward() in pieces, for pipeline stages. embed(): the batch's token
+  // embeddings x [T][n_embd] (needs the head). run_layers(): the stage's
+  // layers on x in place; the caller has prepared the cache (prepare_batch)
+  // and commits it afterwards. output(): final norm and output matrix for the
+  // tokens that want logits (needs the head). forward() is exactly
+  // prepare, embed, run_layers over every layer, commit, output. Throws
+  // volga::Error for architectures that cannot be split.
+  virtual void embed(const Batch& batch, std::vector<float>& x);
+  virtual void run_layers(const Batch& batch, KvCache& cache, float* x);
+  virtual Logits output(const Batch& batch, const float* x);
+
   // Accumulate the time of each phase of later forward passes into *times
   // (kept by the caller; nullptr: stop timing, the default).
   void time_phases(PhaseTimes* times) { phases_ = times; }
@@ -48,6 +67,11 @@ class Model {
   PhaseTimes* phases_ = nullptr;
 };
 
+// Checks the batch's token ids and reserves its cache blocks: what forward()
+// does first (pipeline stages call it themselves). Throws volga::Error, or
+// KvFullError when the cache has no block left.
+void prepare_batch(const ModelSpec& spec, const Batch& batch, KvCache& cache);
+
 // Architectures Volga can load.
 const std::vector<std::string>& supported_architectures();
 
@@ -55,5 +79,12 @@ const std::vector<std::string>& supported_architectures();
 // model. Throws volga::Error for an unknown architecture or a missing or
 // misshapen tensor, naming it.
 std::unique_ptr<Model> load_model(const GgufFile& file, ThreadPool& pool);
+
+// Binds only the tensors of `range` (other layers' pages are never read) and
+// returns a model whose run_layers() runs that range. Throws volga::Error for
+// an architecture that cannot be split or a range outside the model.
+std::unique_ptr<Model> load_model_stage(const GgufFile& file, ThreadPool& pool, const StageRange& range);
+// Whether load_model_stage supports this architecture.
+bool architecture_splits(const ModelSpec& spec);
 
 }  // namespace volga

@@ -20,6 +20,7 @@
 #include "format/gguf.h"
 #include "model/model.h"
 #include "model/arch.h"
+#include "runtime/mpi_pipeline.h"
 #include "runtime/embed.h"
 #include "runtime/kv_budget.h"
 #include "runtime/rerank.h"
@@ -188,7 +189,7 @@ class Server {
     file_ = GgufFile::open(o.model_path);
     tok_ = Tokenizer::from_gguf(*file_);
     tmpl_ = std::make_unique<ChatTemplate>(ChatTemplate::for_tokenizer(*tok_, o.chat_template_file));
-    model_ = load_model(*file_, pool_);
+    model_ = o.mpi ? o.mpi->load(*file_, pool_) : load_model(*file_, pool_);
     ModelContext& m = state_.model;
     m.tok = tok_.get();
     m.tmpl = tmpl_.get();

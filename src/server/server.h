@@ -12,6 +12,10 @@
 #include "tensor/dtype.h"
 #include <vector>
 
+namespace volga {
+class MpiLaunch;
+}
+
 namespace volga::server {
 
 struct ServerOptions {
@@ -41,6 +45,9 @@ struct ServerOptions {
   // Retrieval-augmented chat (docs/API.md, "volga_retrieval"): the document
   // index directory, searched with the embedding model it was built with.
   std::string index_dir;
+  // Rank 0 of an MPI job: loads the model as a pipeline over the ranks
+  // (runtime/mpi_pipeline.h); null: load_model().
+  MpiLaunch* mpi = nullptr;
 };
 
 // Runs until SIGINT/SIGTERM, then finishes in-flight requests and returns 0.
