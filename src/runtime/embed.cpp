@@ -30,16 +30,6 @@ void for_each_batch(const std::vector<std::vector<int32_t>>& inputs, int64_t bat
   }
 }
 
-void check_inputs(const ModelSpec& spec, const std::vector<std::vector<int32_t>>& inputs) {
-  const int64_t limit = max_input_tokens(spec);
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i].empty()) throw Error("input " + std::to_string(i) + " is empty");
-    if (static_cast<int64_t>(inputs[i].size()) > limit)
-      throw Error("input " + std::to_string(i) + " has " + std::to_string(inputs[i].size()) +
-                  " tokens, more than the model's context of " + std::to_string(limit));
-  }
-}
-
 }  // namespace
 
 Pooling embedding_pooling(const ModelSpec& spec, Pooling requested) {
@@ -70,7 +60,7 @@ std::vector<std::vector<float>> embed_inputs(Model& model, const std::vector<std
   const ModelSpec& spec = model.spec();
   const Pooling pooling = embedding_pooling(spec, opts.pooling);
   if (pooling == Pooling::Rank) throw Error("a reranker gives scores, not embeddings: use rerank");
-  check_inputs(spec, inputs);
+  check_embed_inputs(spec, inputs);
   const int64_t E = spec.n_embd;
   std::vector<std::vector<float>> out(inputs.size());
   for_each_batch(inputs, opts.batch_tokens, [&](const Batch& batch, size_t first, size_t last) {
@@ -110,7 +100,7 @@ std::vector<std::vector<float>> embed_inputs(Model& model, const std::vector<std
 std::vector<float> rerank_scores(Model& model, const std::vector<std::vector<int32_t>>& inputs, int64_t batch_tokens) {
   const ModelSpec& spec = model.spec();
   if (spec.n_cls_out == 0) throw Error("this model has no classification head: it cannot rerank");
-  check_inputs(spec, inputs);
+  check_embed_inputs(spec, inputs);
   const int64_t E = spec.n_embd;
   std::vector<float> scores(inputs.size());
   for_each_batch(inputs, batch_tokens, [&](const Batch& batch, size_t first, size_t last) {
@@ -141,6 +131,16 @@ std::vector<int32_t> rerank_pair(const Tokenizer& tok, const std::string& query,
   }
   ids.insert(ids.end(), doc.begin(), doc.end());
   return ids;
+}
+
+void check_embed_inputs(const ModelSpec& spec, const std::vector<std::vector<int32_t>>& inputs) {
+  const int64_t limit = max_input_tokens(spec);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].empty()) throw Error("input " + std::to_string(i) + " is empty");
+    if (static_cast<int64_t>(inputs[i].size()) > limit)
+      throw Error("input " + std::to_string(i) + " has " + std::to_string(inputs[i].size()) +
+                  " tokens, more than the model's context of " + std::to_string(limit));
+  }
 }
 
 }  // namespace volga

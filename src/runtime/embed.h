@@ -32,6 +32,10 @@ Pooling embedding_pooling(const ModelSpec& spec, Pooling requested);
 // The most tokens one input may have.
 int64_t max_input_tokens(const ModelSpec& spec);
 
+// Throws volga::Error naming the input for an empty one or one longer than
+// max_input_tokens (with both numbers).
+void check_embed_inputs(const ModelSpec& spec, const std::vector<std::vector<int32_t>>& inputs);
+
 // One vector per input: n_embd floats, or with Pooling::None n_tokens x
 // n_embd (each token's state, normalised one by one). Throws volga::Error
 // for an empty input, one longer than max_input_tokens (naming both

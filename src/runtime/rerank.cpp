@@ -70,13 +70,7 @@ std::vector<int32_t> rerank_input(const Tokenizer& tok, const RerankFormat& f, c
 std::vector<float> decoder_rerank_scores(Model& model, const RerankFormat& f,
                                          const std::vector<std::vector<int32_t>>& inputs, int64_t batch_tokens) {
   const ModelSpec& spec = model.spec();
-  const int64_t limit = max_input_tokens(spec);
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i].empty()) throw Error("input " + std::to_string(i) + " is empty");
-    if (static_cast<int64_t>(inputs[i].size()) > limit)
-      throw Error("input " + std::to_string(i) + " has " + std::to_string(inputs[i].size()) +
-                  " tokens, more than the model's context of " + std::to_string(limit));
-  }
+  check_embed_inputs(spec, inputs);
   std::vector<float> scores(inputs.size());
   size_t i = 0;
   while (i < inputs.size()) {
