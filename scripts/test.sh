@@ -6,6 +6,7 @@
 #      in-process in test_pipeline): the same tests, except the per-architecture
 #      sweeps over every weight type against the NumPy oracle (e2e.llama ...
 #      e2e.qwen35moe) and the i-quant greedy comparison with llama.cpp (e2e.iquants_llamacpp):
+#      numerics are checked in step 1, and the kernels' memory
 #      safety under ASan by the cross-ISA unit tests and e2e.IsaPaths
 #   3. the fuzzers (GGUF, safetensors, Jinja, grammar, JSON Schema, tool output, imatrix,
 #      document index, pipeline messages, ...) under ASan
