@@ -4,9 +4,10 @@ The demo model is quantized by Volga to each lattice i-quant (iq3_s ...
 iq1_s); llama.cpp (node-llama-cpp, when bench/peer/run.sh has installed it
 into build/peer) and Volga continue the same prompts greedily. The
 continuations must agree token for token, except that they may part at a
-near-tie: where they differ, Volga's own top-2 logits there must be within 1%
-of its largest logit (llama.cpp rounds activations per 256 values, Volga per
-32, so near-ties may break either way). A wrong grid entry, sign or scale
+near-tie: where they differ, Volga's logit for llama.cpp's token there must
+be within 1% (of the largest logit's magnitude) of Volga's largest logit
+(llama.cpp rounds activations per 256 values, Volga per 32, so near-ties,
+two- or three-way, may break either way). A wrong grid entry, sign or scale
 moves logits far more than that.
 
 Two types are also quantized with an importance matrix (made by `volga
@@ -74,10 +75,10 @@ class IQuantsInLlamaCpp(unittest.TestCase):
             ids = out["prompt_ids"] + ours[:step]
             run(VOLGA, "logits", path, "--ids", ",".join(map(str, ids)), "-o", npy)
             row = np.load(npy)[-1]
-            top2 = np.sort(row)[-2:]
-            self.assertIn(theirs[step], np.argsort(row)[-2:], "%s %r step %d: llama.cpp's token is not Volga's top 2" % (ty, prompt, step))
-            self.assertLess(top2[1] - top2[0], 1e-2 * np.abs(row).max(),
-                            "%s %r: llama.cpp and Volga differ at step %d with a clear top-2 gap" % (ty, prompt, step))
+            gap = row.max() - row[theirs[step]]
+            self.assertLess(gap, 1e-2 * np.abs(row).max(),
+                            "%s %r step %d: llama.cpp's token %d is %.4f below Volga's best logit (a clear gap, not a near-tie)"
+                            % (ty, prompt, step, theirs[step], gap))
             print("note: %s %r parts from llama.cpp at a near-tie, step %d" % (ty, prompt, step))
 
 
