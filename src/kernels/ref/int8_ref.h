@@ -32,6 +32,7 @@ void int8_chunk_ref(DType type, const uint8_t* row, int64_t c, Int8Chunk* out);
 void int8_group16_sums(const Int8Acts& x, float* out);
 
 void quantize_acts_ref(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s);
+void quantize_acts_k_ref(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, int16_t* bsum);
 void matmul_rows_int8_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
 
 }  // namespace volga::kernels
