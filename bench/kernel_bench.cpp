@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kernels/dispatch.h"
+#include "kernels/ops.h"
 #include "kernels/x86/int8_x86.h"
 #include "tensor/dtype.h"
 #include "tensor/quant.h"
@@ -99,14 +100,11 @@ int main(int argc, char** argv) {
   std::normal_distribution<float> nd;
   std::vector<float> xf(static_cast<size_t>(cols * tokens));
   for (auto& v : xf) v = nd(rng);
-  const int64_t nc = cols / 32;
-  std::vector<int8_t> q(xf.size());
-  std::vector<uint8_t> qu(xf.size());
-  std::vector<float> d(static_cast<size_t>(nc * tokens)), s(d.size());
-  for (int64_t t = 0; t < tokens; ++t)
-    k.quantize_acts(xf.data() + t * cols, cols, q.data() + t * cols, qu.data() + t * cols, d.data() + t * nc,
-                    s.data() + t * nc);
-  const Int8Acts acts{cols, tokens, q.data(), qu.data(), d.data(), s.data()};
+  // Activations in both schemes: block 32 (legacy types, i-quants) and
+  // block 256 (the k-quants).
+  Int8ActsBuffer acts32, acts256;
+  quantize_int8_acts(k, DType::Q8_0, xf.data(), cols, tokens, acts32);
+  if (cols % 256 == 0) quantize_int8_acts(k, DType::Q4_K, xf.data(), cols, tokens, acts256);
 
   std::printf("%s, %lld x %lld, %lld token(s), best of %d, one thread\n", isa_name_arg.c_str(),
               static_cast<long long>(rows), static_cast<long long>(cols), static_cast<long long>(tokens), reps);
@@ -116,6 +114,7 @@ int main(int argc, char** argv) {
     std::vector<uint8_t> w;
     const WeightMatrix wm = random_weights(type, rows, cols, rng, w);
     std::vector<float> y(static_cast<size_t>(rows * tokens));
+    const Int8Acts& acts = int8_acts_block(type) == 256 ? acts256.view : acts32.view;
     volatile int64_t sink = 0;
     const double bytes = static_cast<double>(w.size());
     const double t_read = best_seconds(reps, [&] { sink = sink + plain_read(w.data(), w.size()); });
@@ -139,6 +138,7 @@ int main(int argc, char** argv) {
     std::vector<uint8_t> w;
     const WeightMatrix wm = random_weights(type, rows, cols, rng, w);
     std::vector<float> y(static_cast<size_t>(rows * tokens));
+    const Int8Acts& acts = int8_acts_block(type) == 256 ? acts256.view : acts32.view;
     const double t = best_seconds(reps, [&] { k.matmul_rows(wm, 0, rows, xf.data(), tokens, y.data(), rows); });
     std::printf("| %s | %.1f | %.1f | %.0f%% |\n", dtype_name(type), static_cast<double>(w.size()) / 1e6,
                 flops / t / 1e9, 100 * flops / t / peak);

@@ -238,6 +238,12 @@ Command add_bench(CLI::App& app) {
     if (o->n_prompt == 0 && o->n_gen == 0) throw Error("nothing to measure: -p and -n are both 0");
     auto file = GgufFile::open(o->model);
     ThreadPool pool(resolve_threads(o->threads));
+    // The machine's limits are measured before the model is loaded: the read
+    // probe's 256 MiB buffer goes back to the system before the weights' pages
+    // are touched, so it does not add to the run's peak resident memory.
+    const double bandwidth = measure_read_bandwidth(pool);
+    const double fma_peak = measure_peak(pool, kt.fma_probe);
+    const double int8_peak = kernels::isa_available(kernels::Isa::Avx512) ? measure_peak(pool, kernels::int8_probe) : 0;
     auto model = mpi.load(*file, pool);
     const ModelSpec& s = model->spec();
 
@@ -316,9 +322,6 @@ Command add_bench(CLI::App& app) {
     const double extra_ms = with_grammar ? 1000 * (stats(gb.grammar_sample).median - stats(gb.plain_sample).median) : 0;
     const double overhead = with_grammar ? extra_ms / (1000 / gp.median) : 0;
 
-    const double bandwidth = measure_read_bandwidth(pool);
-    const double fma_peak = measure_peak(pool, kt.fma_probe);
-    const double int8_peak = kernels::isa_available(kernels::Isa::Avx512) ? measure_peak(pool, kernels::int8_probe) : 0;
     // Decode reads the weights and, at depth, the cached keys/values as well.
     const double kv_bytes = static_cast<double>(KvCache::block_bytes_for(s, cache.type_k(), cache.type_v())) /
                             KvCache::kBlockTokens * (o->depth + o->n_gen / 2.0);

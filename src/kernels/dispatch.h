@@ -17,31 +17,55 @@ namespace volga::kernels {
 
 enum class Isa { Ref, Avx2, Avx512 };
 
-// Activations quantized to int8 for the integer matrix products: each token's
-// row of `cols` floats is cut into chunks of 32 elements, chunk c stored as
-// d[c] * q[32c .. 32c + 32) with d = max|x| / 127 and q rounded to nearest
-// (ties to even), as llama.cpp's Q8_0 activations but with a float scale.
+// Activations quantized to int8 for the integer matrix products: each
+// token's row of `cols` floats is cut into blocks of `block` elements, block
+// b stored as d[b] * q[block b .. block (b + 1)) with d = max|x| / 127 and q
+// rounded to nearest (ties to even), clamped to [-127, 127]. Two schemes:
+//   block 32  (legacy types and i-quants): s[c] = d[c] * float(sum of chunk
+//             c's q), as llama.cpp's Q8_0 activations but with a float scale;
+//   block 256 (the k-quants q2_k..q6_k, int8_acts_block): one scale per
+//             super-block, as llama.cpp's Q8_K, and bsum[g], the integer sum
+//             of the q of each 16 elements (for the k-quants' minima).
 // Views into buffers owned by the caller; every ISA quantizes bit-identically.
 struct Int8Acts {
   int64_t cols = 0, n_tokens = 0;
   const int8_t* q = nullptr;    // [n_tokens][cols]
   const uint8_t* qu = nullptr;  // [n_tokens][cols], q + 128 (for u8 x s8 dot products)
-  const float* d = nullptr;     // [n_tokens][cols / 32], chunk scales
-  const float* s = nullptr;     // [n_tokens][cols / 32], d * sum of the chunk's q (for types with a minimum)
+  const float* d = nullptr;     // [n_tokens][cols / block], block scales
+  const float* s = nullptr;     // block 32: [n_tokens][cols / 32], d * sum of the chunk's q (types with a minimum)
+  int block = 32;               // elements per scale: 32 or 256
+  const int16_t* bsum = nullptr;  // block 256: [n_tokens][cols / 16], sum of each 16 elements' q
 };
+
+// Elements per activation scale the integer products of `type` take: 256 for
+// the k-quants q2_k, q3_k, q4_k, q5_k, q6_k (their sub-block scales then
+// apply to integer sums), else 32.
+int int8_acts_block(DType type);
 
 // Integer matrix products take weight types whose values are an 8-bit integer
 // times a scale (plus a minimum): q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k,
-// q6_k, q2_k, q3_k, iq4_nl, iq4_xs (the rows with an int8_scale_group, tensor/type_traits.h).
-// Per (row, token) every ISA computes the same thing: for each group of 32
-// elements (16 for q2_k, q3_k, q6_k) in ascending order, the exact integer dot product
-// isum of the weight's integers with the activation's, then
+// q6_k, q2_k, q3_k, iq4_nl, iq4_xs and the lattice i-quants (the rows with
+// an int8_scale_group, tensor/type_traits.h). Per (row, token) every ISA
+// computes the same thing, so results are bit-identical across ISAs and
+// token counts.
+//
+// Block-32 types: for each group of 32 elements (16 for the 16-element
+// groups) in ascending order, the exact integer dot product isum of the
+// weight's integers with the activation's, then
 //   acc = fma(float(isum), w_scale * x_scale, acc)
 //   acc = fma(w_min, x_sum_scaled, acc)         (types with a minimum)
-// so results are bit-identical across ISAs and token counts. q2_k has a
-// minimum per 16 elements: after both groups' scale terms come
-//   acc = fma(w_min_g, x_sum16_g, acc)          (g = 0, 1)
-// with x_sum16 = d * float(sum of the 16 q) (int8_group16_sums, kernels/ref/int8_ref.h).
+//
+// k-quants (block 256): the weight's element i of a super-block is
+// d * sc[g] * w[i] - dmin * m[g], with w the centred integer (n - offset),
+// sc and m the integer sub-block scale and minimum of its 16-element group g
+// (a 32-element sub-block's are repeated for both its groups; q3_k's and
+// q6_k's scales are signed) and d, dmin the fp16 super-block factors. Per
+// super-block, in ascending order, with D the activations' scale:
+//   I = sum_g sc[g] * (sum over g of w[i] * q[i])       (exact, int32)
+//   M = sum_g m[g] * bsum[g]                             (exact, int32)
+//   acc = fma(float(I), d * D, acc)
+//   acc = fma(float(M), -(dmin * D), acc)               (types with a minimum)
+// (kernels/ref/kquant_scales.h decodes sc, m, d and dmin.)
 bool int8_matmul_supported(DType type);
 // Whether matmul uses the integer products for supported types: yes unless
 // VOLGA_MATMUL=float (dequantize to float, activations stay float: slower,
@@ -73,8 +97,10 @@ struct KernelTable {
   // y[t * ldy + r] = sum_k w[r][k] * x[t * w.cols + k] for r in [r0, r1), t < n_tokens.
   void (*matmul_rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n_tokens,
                       float* y, int64_t ldy);
-  // One token: q, qu, d, s of Int8Acts from x[0..cols); cols % 32 == 0.
+  // One token: q, qu, d, s of Int8Acts (block 32) from x[0..cols); cols % 32 == 0.
   void (*quantize_acts)(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s);
+  // One token, block 256: q, qu, d (cols / 256) and bsum (cols / 16); cols % 256 == 0.
+  void (*quantize_acts_k)(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, int16_t* bsum);
   // As matmul_rows, with activations quantized (w.type int8_matmul_supported).
   void (*matmul_rows_int8)(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
   float (*dot)(const float* a, const float* b, int64_t n);

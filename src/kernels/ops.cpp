@@ -15,24 +15,58 @@ namespace volga::kernels {
 
 namespace {
 
-// Quantizes the activations for the integer products into buffers owned by
-// the calling (engine) thread, in parallel over tokens when there are many.
-Int8Acts quantize_activations(const KernelTable& k, const float* x, int64_t cols, int64_t n_tokens, ThreadPool& pool) {
-  thread_local std::vector<int8_t> q;
-  thread_local std::vector<uint8_t> qu;
-  thread_local std::vector<float> d, s;
-  const auto n = static_cast<size_t>(cols * n_tokens), nc = static_cast<size_t>(cols / 32 * n_tokens);
-  if (q.size() < n) q.resize(n), qu.resize(n);
-  if (d.size() < nc) d.resize(nc), s.resize(nc);
-  const int64_t chunks = cols / 32;
+// Per-token strides of the quantized activations of one scheme (Int8Acts).
+struct ActsStrides {
+  int64_t q, d, s, bsum;
+};
+ActsStrides acts_strides(int64_t cols, int block) {
+  if (block == 256) return {cols, cols / 256, 0, cols / 16};
+  return {cols, cols / 32, cols / 32, 0};
+}
+
+// Quantizes token rows of x with the scheme of `block` into the given
+// buffers at the token's strides.
+void quantize_token(const KernelTable& k, int block, const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d,
+                    float* s, int16_t* bsum) {
+  if (block == 256) k.quantize_acts_k(x, cols, q, qu, d, bsum);
+  else k.quantize_acts(x, cols, q, qu, d, s);
+}
+
+// The calling (engine) thread's buffers for quantized activations.
+struct ActsBuffers {
+  std::vector<int8_t> q;
+  std::vector<uint8_t> qu;
+  std::vector<float> d, s;
+  std::vector<int16_t> bsum;
+  void reserve(size_t nq, size_t nd, size_t ns, size_t nb) {
+    if (q.size() < nq) q.resize(nq), qu.resize(nq);
+    if (d.size() < nd) d.resize(nd);
+    if (s.size() < ns) s.resize(ns);
+    if (bsum.size() < nb) bsum.resize(nb);
+  }
+};
+
+// Quantizes the activations for the integer products of weights of `type`
+// into buffers owned by the calling (engine) thread, in parallel over
+// tokens when there are many.
+Int8Acts quantize_activations(const KernelTable& k, DType type, const float* x, int64_t cols, int64_t n_tokens,
+                              ThreadPool& pool) {
+  thread_local ActsBuffers buf;
+  const int block = int8_acts_block(type);
+  const ActsStrides st = acts_strides(cols, block);
+  const auto n = static_cast<size_t>(n_tokens);
+  buf.reserve(n * static_cast<size_t>(st.q), n * static_cast<size_t>(st.d), n * static_cast<size_t>(st.s),
+              n * static_cast<size_t>(st.bsum));
   // Plain pointers: the workers must not name this thread's thread_local buffers.
-  const Int8Acts out{cols, n_tokens, q.data(), qu.data(), d.data(), s.data()};
-  int8_t* qp = q.data();
-  uint8_t* qup = qu.data();
-  float *dp = d.data(), *sp = s.data();
+  int8_t* qp = buf.q.data();
+  uint8_t* qup = buf.qu.data();
+  float *dp = buf.d.data(), *sp = buf.s.data();
+  int16_t* bp = buf.bsum.data();
+  const Int8Acts out{cols, n_tokens, qp, qup, dp, block == 32 ? sp : nullptr, block, block == 256 ? bp : nullptr};
   auto run = [&](int64_t t0, int64_t t1, int) {
     for (int64_t t = t0; t < t1; ++t)
-      k.quantize_acts(x + t * cols, cols, qp + t * cols, qup + t * cols, dp + t * chunks, sp + t * chunks);
+      quantize_token(k, block, x + t * cols, cols, qp + t * st.q, qup + t * st.q, dp + t * st.d, sp + t * st.s,
+                     bp + t * st.bsum);
   };
   if (n_tokens <= 2) run(0, n_tokens, 0);
   else pool.parallel_for(n_tokens, run, 1);
@@ -60,7 +94,7 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
   if (g_observer) g_observer(w, x, n_tokens, g_observer_context);
   const KernelTable& k = active_kernels();
   if (int8_matmul_supported(w.type) && int8_matmul_enabled()) {
-    const Int8Acts xq = quantize_activations(k, x, w.cols, n_tokens, pool);
+    const Int8Acts xq = quantize_activations(k, w.type, x, w.cols, n_tokens, pool);
     const int64_t tiles = (w.rows + 15) / 16;
     pool.parallel_for_dynamic(tiles, [&](int64_t b0, int64_t b1, int) {
       k.matmul_rows_int8(w, b0 * 16, std::min(w.rows, b1 * 16), xq, y, w.rows);
@@ -81,7 +115,8 @@ void matmul_multi(const WeightMatrix* const* w, float* const* y, int n, const fl
   const bool int8 = int8_matmul_enabled() && int8_matmul_supported(w[0]->type);
   bool same = true;  // one quantization serves all only if every matrix takes the same path
   for (int i = 1; i < n; ++i)
-    same = same && w[i]->cols == w[0]->cols && (int8_matmul_enabled() && int8_matmul_supported(w[i]->type)) == int8;
+    same = same && w[i]->cols == w[0]->cols && (int8_matmul_enabled() && int8_matmul_supported(w[i]->type)) == int8 &&
+           (!int8 || int8_acts_block(w[i]->type) == int8_acts_block(w[0]->type));
   if (!same || n == 1) {
     for (int i = 0; i < n; ++i) matmul(*w[i], x, n_tokens, y[i], pool);  // each observed there
     return;
@@ -94,7 +129,7 @@ void matmul_multi(const WeightMatrix* const* w, float* const* y, int n, const fl
   for (int i = 0; i < n; ++i) first[i + 1] = first[i] + (w[i]->rows + 15) / 16;
   const int64_t tiles = first[n];
   Int8Acts xq{};
-  if (int8) xq = quantize_activations(k, x, w[0]->cols, n_tokens, pool);
+  if (int8) xq = quantize_activations(k, w[0]->type, x, w[0]->cols, n_tokens, pool);
   pool.parallel_for_dynamic(tiles, [&](int64_t b0, int64_t b1, int) {
     for (int i = 0; i < n; ++i) {
       const int64_t lo = std::max(b0, first[i]), hi = std::min(b1, first[i + 1]);
@@ -117,56 +152,64 @@ struct BatchActs {
 };
 
 BatchActs quantize_batch(const KernelTable& k, const MatmulJob* jobs, int n, ThreadPool& pool) {
-  thread_local std::vector<int8_t> q;
-  thread_local std::vector<uint8_t> qu;
-  thread_local std::vector<float> d, s;
+  thread_local ActsBuffers buf;
   BatchActs b;
   b.job_slot.assign(static_cast<size_t>(n), -1);
-  std::vector<int> slot_job;  // first job of each slot
-  std::vector<size_t> elem_at{0}, chunk_at{0};
+  std::vector<int> slot_job, slot_block;  // first job and scheme of each slot
+  // Where each slot starts in the q, d, s and bsum buffers.
+  std::vector<size_t> q_at{0}, d_at{0}, s_at{0}, b_at{0};
   const bool enabled = int8_matmul_enabled();
   for (int i = 0; i < n; ++i) {
     const MatmulJob& j = jobs[i];
     if (!enabled || !int8_matmul_supported(j.w->type)) continue;
+    const int block = int8_acts_block(j.w->type);
     int found = -1;
     for (size_t sl = 0; sl < slot_job.size() && found < 0; ++sl) {
       const MatmulJob& o = jobs[slot_job[sl]];
-      if (o.x == j.x && o.n_tokens == j.n_tokens && o.w->cols == j.w->cols) found = static_cast<int>(sl);
+      if (o.x == j.x && o.n_tokens == j.n_tokens && o.w->cols == j.w->cols && slot_block[sl] == block)
+        found = static_cast<int>(sl);
     }
     if (found < 0) {
       found = static_cast<int>(slot_job.size());
       slot_job.push_back(i);
-      elem_at.push_back(elem_at.back() + static_cast<size_t>(j.w->cols * j.n_tokens));
-      chunk_at.push_back(chunk_at.back() + static_cast<size_t>(j.w->cols / 32 * j.n_tokens));
+      slot_block.push_back(block);
+      const ActsStrides st = acts_strides(j.w->cols, block);
+      const auto nt = static_cast<size_t>(j.n_tokens);
+      q_at.push_back(q_at.back() + nt * static_cast<size_t>(st.q));
+      d_at.push_back(d_at.back() + nt * static_cast<size_t>(st.d));
+      s_at.push_back(s_at.back() + nt * static_cast<size_t>(st.s));
+      b_at.push_back(b_at.back() + nt * static_cast<size_t>(st.bsum));
     }
     b.job_slot[static_cast<size_t>(i)] = found;
   }
-  if (q.size() < elem_at.back()) q.resize(elem_at.back()), qu.resize(elem_at.back());
-  if (d.size() < chunk_at.back()) d.resize(chunk_at.back()), s.resize(chunk_at.back());
+  buf.reserve(q_at.back(), d_at.back(), s_at.back(), b_at.back());
+  // Plain pointers: the workers must not name this thread's thread_local buffers.
+  int8_t* qp = buf.q.data();
+  uint8_t* qup = buf.qu.data();
+  float *dp = buf.d.data(), *sp = buf.s.data();
+  int16_t* bp = buf.bsum.data();
   // Units: (slot, token) pairs, numbered slot by slot.
   std::vector<int64_t> unit_at{0};
   for (size_t sl = 0; sl < slot_job.size(); ++sl) {
     const MatmulJob& j = jobs[slot_job[sl]];
-    b.slot_acts.push_back({j.w->cols, j.n_tokens, q.data() + elem_at[sl], qu.data() + elem_at[sl],
-                           d.data() + chunk_at[sl], s.data() + chunk_at[sl]});
+    const int block = slot_block[sl];
+    b.slot_acts.push_back({j.w->cols, j.n_tokens, qp + q_at[sl], qup + q_at[sl], dp + d_at[sl],
+                           block == 32 ? sp + s_at[sl] : nullptr, block, block == 256 ? bp + b_at[sl] : nullptr});
     unit_at.push_back(unit_at.back() + j.n_tokens);
   }
-  // Plain pointers: the workers must not name this thread's thread_local buffers.
-  int8_t* qp = q.data();
-  uint8_t* qup = qu.data();
-  float *dp = d.data(), *sp = s.data();
   auto run = [&](int64_t u0, int64_t u1, int) {
     size_t sl = 0;
     for (int64_t u = u0; u < u1; ++u) {
       while (unit_at[sl + 1] <= u) ++sl;
       const MatmulJob& j = jobs[slot_job[sl]];
-      const int64_t t = u - unit_at[sl], cols = j.w->cols, chunks = cols / 32;
-      const size_t e = elem_at[sl] + static_cast<size_t>(t * cols), c = chunk_at[sl] + static_cast<size_t>(t * chunks);
-      k.quantize_acts(j.x + t * cols, cols, qp + e, qup + e, dp + c, sp + c);
+      const int64_t t = u - unit_at[sl], cols = j.w->cols;
+      const ActsStrides st = acts_strides(cols, slot_block[sl]);
+      quantize_token(k, slot_block[sl], j.x + t * cols, cols, qp + q_at[sl] + t * st.q, qup + q_at[sl] + t * st.q,
+                     dp + d_at[sl] + t * st.d, sp + s_at[sl] + t * st.s, bp + b_at[sl] + t * st.bsum);
     }
   };
   // A few rows (decode: the experts' inputs) cost less than waking the pool.
-  if (elem_at.back() <= (size_t{1} << 15)) run(0, unit_at.back(), 0);
+  if (q_at.back() <= (size_t{1} << 15)) run(0, unit_at.back(), 0);
   else pool.parallel_for(unit_at.back(), run, 1);
   return b;
 }
@@ -203,12 +246,13 @@ void matmul_grouped(const WeightMatrix* w, int64_t n_groups, const float* x, int
   const KernelTable& k = active_kernels();
   if (int8_matmul_supported(w[0].type) && int8_matmul_enabled()) {
     const int64_t rows = w[0].rows, cols = w[0].cols, tiles = (rows + 15) / 16;
-    const Int8Acts xq = quantize_activations(k, x, cols, n_groups * n_tokens, pool);
+    const Int8Acts xq = quantize_activations(k, w[0].type, x, cols, n_groups * n_tokens, pool);
+    const ActsStrides st = acts_strides(cols, xq.block);
     pool.parallel_for_dynamic(n_groups * tiles, [&](int64_t b0, int64_t b1, int) {
       for (int64_t b = b0; b < b1; ++b) {
-        const int64_t g = b / tiles, r0 = (b % tiles) * 16, chunks = cols / 32;
-        const Int8Acts xg{cols, n_tokens, xq.q + g * n_tokens * cols, xq.qu + g * n_tokens * cols,
-                          xq.d + g * n_tokens * chunks, xq.s + g * n_tokens * chunks};
+        const int64_t g = b / tiles, r0 = (b % tiles) * 16, first = g * n_tokens;
+        const Int8Acts xg{cols, n_tokens, xq.q + first * st.q, xq.qu + first * st.q, xq.d + first * st.d,
+                          xq.s ? xq.s + first * st.s : nullptr, xq.block, xq.bsum ? xq.bsum + first * st.bsum : nullptr};
         k.matmul_rows_int8(w[g], r0, std::min(rows, r0 + 16), xg, y + g * n_tokens * rows, rows);
       }
     }, dynamic_chunk(n_groups * tiles, pool));
@@ -221,6 +265,24 @@ void matmul_grouped(const WeightMatrix* w, int64_t n_groups, const float* x, int
       k.matmul_rows(w[g], r0, std::min(rows, r0 + 16), x + g * n_tokens * cols, n_tokens, y + g * n_tokens * rows, rows);
     }
   }, 1);
+}
+
+const Int8Acts& quantize_int8_acts(const KernelTable& k, DType type, const float* x, int64_t cols, int64_t n_tokens,
+                                   Int8ActsBuffer& buf) {
+  const int block = int8_acts_block(type);
+  const ActsStrides st = acts_strides(cols, block);
+  const auto n = static_cast<size_t>(n_tokens);
+  buf.q.assign(n * static_cast<size_t>(st.q), 0);
+  buf.qu.assign(buf.q.size(), 0);
+  buf.d.assign(n * static_cast<size_t>(st.d), 0);
+  buf.s.assign(n * static_cast<size_t>(st.s), 0);
+  buf.bsum.assign(n * static_cast<size_t>(st.bsum), 0);
+  for (int64_t t = 0; t < n_tokens; ++t)
+    quantize_token(k, block, x + t * cols, cols, buf.q.data() + t * st.q, buf.qu.data() + t * st.q,
+                   buf.d.data() + t * st.d, buf.s.data() + t * st.s, buf.bsum.data() + t * st.bsum);
+  buf.view = Int8Acts{cols, n_tokens, buf.q.data(), buf.qu.data(), buf.d.data(), block == 32 ? buf.s.data() : nullptr,
+                      block, block == 256 ? buf.bsum.data() : nullptr};
+  return buf.view;
 }
 
 void get_row(const WeightMatrix& w, int64_t r, float* out) { active_kernels().dequantize(w.type, w.row(r), out, w.cols); }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/dispatch.h"
 #include "kernels/paged_rows.h"
@@ -57,6 +58,21 @@ struct MatmulJob {
 // per job (a row's result depends only on its weights and its token's
 // activations). Each job is shown to the matmul observer.
 void matmul_batch(const MatmulJob* jobs, int n, ThreadPool& pool);
+
+// Activations quantized for the integer products (Int8Acts, kernels/dispatch.h)
+// with buffers the caller owns: for tests and benchmarks, which call one
+// ISA's products directly. `view` points into the vectors.
+struct Int8ActsBuffer {
+  std::vector<int8_t> q;
+  std::vector<uint8_t> qu;
+  std::vector<float> d, s;
+  std::vector<int16_t> bsum;
+  Int8Acts view;
+};
+// n_tokens rows of x ([n_tokens][cols]) quantized with table k's quantizer
+// in the scheme the products of `type` take (int8_acts_block).
+const Int8Acts& quantize_int8_acts(const KernelTable& k, DType type, const float* x, int64_t cols, int64_t n_tokens,
+                                   Int8ActsBuffer& buf);
 
 // Attention of a tile of queries that share a key/value head, reading the
 // rows through a paged cache (see AttendTile in kernels/dispatch.h); scratch

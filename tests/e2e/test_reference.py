@@ -107,18 +107,20 @@ for _arch in ARCHS:
 
 
 class Int8Activations(unittest.TestCase):
-    """The default integer products (activations rounded to int8 per 32 values)
-    on every architecture and integer weight type, against the float64
-    reference: logits within 3% of their scale (the rounding noise measured on
-    these random-weight dense models is 1.2-2.8%; a wrong scale, minimum or
-    layout gives errors of the order of the logits), and the same greedy tokens
-    up to a near-tie. On the routed models the median position must be within
-    8% (measured 2-6%; the latent attention chains more small products). The
-    Qwen3.5 hybrids are compared like the routed models, within 15%: the
-    recurrent DeltaNet state carries rounding noise forward, and these random
-    models amplify it (the float64 reference itself moves 4.8% when only its
-    normalised layer inputs are rounded to int8 per 32 values, against 1.4%
-    for qwen3; measured median position errors 3.8-6.2% dense, 6.4-9.2% with
+    """The default integer products (activations rounded to int8 per 32
+    values, per 256 values for the k-quants) on every architecture and integer
+    weight type, against the float64 reference: logits within 3% of their
+    scale (the rounding noise measured on these random-weight dense models is
+    1.2-2.8%; a wrong scale, minimum or layout gives errors of the order of
+    the logits), and the same greedy tokens up to a near-tie. On the routed
+    models the median position must be within 8% (measured 2-6%; the latent
+    attention chains more small products). The Qwen3.5 hybrids are compared
+    like the routed models, within 15%: the recurrent DeltaNet state carries
+    rounding noise forward, and these random models amplify it (the float64
+    reference itself moves 4.8% when only its normalised layer inputs are
+    rounded to int8 per 32 values, against 1.4% for qwen3; measured median
+    position errors 3.8-6.2% dense, 6.4-9.2% with experts). The k-quants'
+    bounds are 1.25x these (see make_int8_case: a coarser activation scale).
     experts). Bit-exactness of the kernels is tested in volga_tests
     (Int8Kernels.*); ReferenceAgreement checks the model code itself at 1e-4
     with float products."""
@@ -129,6 +131,16 @@ def make_int8_case(arch, ty):
         routed = arch in ("qwen3moe", "deepseek2", "qwen35moe")
         hybrid = arch in ("qwen35", "qwen35moe")
         rtol = 15e-2 if hybrid else 8e-2 if routed else 3e-2
+        # The k-quants' activations have one scale per 256 values (llama.cpp's
+        # Q8_K scheme) instead of 32: the rounding step is the block's
+        # maximum / 127, and the expected maximum of n roughly normal values
+        # grows as sqrt(2 ln 2n), 1.22x from 32 to 256 values. Measured on
+        # llama and qwen2 (max relative logit error, per 32 -> per 256): 1.2-1.6x,
+        # worst llama q4_k_m 2.03% -> 3.17% (the legacy types unchanged);
+        # qwen35moe q3_k's median position 15.06%. A wrong scale or layout
+        # still gives errors of the order of the logits.
+        if ty in ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q4_k_m"):
+            rtol *= 1.25
         rel = ReferenceAgreement.check_model(self, synth("%s-%s" % (arch, ty), *synth_args(arch, ty)),
                                              matmul="int8", rtol=rtol, routed=routed or hybrid)
         print("%s %s int8: max relative logit error %.2e" % (arch, ty, rel), file=sys.stderr)

@@ -12,6 +12,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
 #include "kernels/ref/int8_ref.h"
+#include "kernels/ref/kquant_scales.h"
 #include "tensor/quant.h"
 
 using namespace volga;
@@ -37,6 +38,7 @@ struct Acts {
   Int8Acts view;
 };
 
+// Block-32 activations (the legacy types' scheme).
 Acts quantize(const KernelTable& k, const float* x, int64_t cols, int64_t tokens) {
   Acts a;
   const int64_t nc = cols / 32;
@@ -49,6 +51,17 @@ Acts quantize(const KernelTable& k, const float* x, int64_t cols, int64_t tokens
                     a.s.data() + t * nc);
   a.view = Int8Acts{cols, tokens, a.q.data(), a.qu.data(), a.d.data(), a.s.data()};
   return a;
+}
+
+// Token t0 of quantized activations, as a view of its own.
+Int8Acts one_token(const Int8Acts& a, int64_t t0) {
+  const int64_t cols = a.cols, nd = cols / a.block;
+  Int8Acts one = a;
+  one.n_tokens = 1;
+  one.q += t0 * cols, one.qu += t0 * cols, one.d += t0 * nd;
+  if (one.s) one.s += t0 * nd;
+  if (one.bsum) one.bsum += t0 * (cols / 16);
+  return one;
 }
 
 }  // namespace
@@ -91,6 +104,74 @@ TEST(Int8Kernels, ActivationQuantizationFollowsItsDefinitionOnEveryIsa) {
   }
 }
 
+// Block 256 (the k-quants): one scale per 256 elements, the integer sums
+// of each 16, checked against the definition and across ISAs.
+TEST(Int8Kernels, Block256QuantizationFollowsItsDefinitionOnEveryIsa) {
+  const int64_t cols = 256 * 5;
+  auto x = random_floats(static_cast<size_t>(cols) + 1, 4, 2.0f);
+  float* xp = x.data() + 1;  // unaligned
+  for (int64_t b = 0; b < cols / 256; ++b)  // a different scale per block
+    for (int i = 0; i < 256; ++i) xp[256 * b + i] *= std::ldexp(1.0f, static_cast<int>(b) - 2);
+  for (int i = 0; i < 256; ++i) xp[256 + i] = 0.0f;  // an all-zero block
+  xp[512] = 1e30f, xp[513] = -1e-30f;               // a huge outlier beside a tiny value
+  Int8ActsBuffer want_buf;
+  const Int8Acts& want = quantize_int8_acts(ref_kernels(), DType::Q4_K, xp, cols, 1, want_buf);
+  ASSERT_EQ(want.block, 256);
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    double amax = 0;
+    for (int i = 0; i < 256; ++i) amax = std::max(amax, std::fabs(static_cast<double>(xp[256 * b + i])));
+    const float d = want.d[b];
+    ASSERT_FLOAT_EQ(d, static_cast<float>(amax) / 127.0f);
+    for (int g = 0; g < 16; ++g) {
+      int sum = 0;
+      for (int i = 16 * g; i < 16 * g + 16; ++i) {
+        const int q = want.q[256 * b + i];
+        ASSERT_LE(std::abs(q), 127);
+        ASSERT_EQ(static_cast<int>(want.qu[256 * b + i]), q + 128);
+        ASSERT_LE(std::fabs(xp[256 * b + i] - static_cast<double>(d) * q), 0.5 * d * (1 + 1e-6) + 1e-30) << b << " " << i;
+        sum += q;
+      }
+      ASSERT_EQ(want.bsum[16 * b + g], sum);
+    }
+  }
+  for (Isa isa : available_isas()) {
+    Int8ActsBuffer got;
+    quantize_int8_acts(kernel_table(isa), DType::Q6_K, xp, cols, 1, got);
+    EXPECT_EQ(got.q, want_buf.q) << isa_name(isa);
+    EXPECT_EQ(got.qu, want_buf.qu) << isa_name(isa);
+    EXPECT_EQ(got.d, want_buf.d) << isa_name(isa);
+    EXPECT_EQ(got.bsum, want_buf.bsum) << isa_name(isa);
+  }
+}
+
+// The k-quants' integer sub-block scales and minima (kquant_scales) and the
+// centred integers reproduce dequantization.
+TEST(Int8Kernels, KQuantIntegerScalesReproduceDequantization) {
+  for (DType t : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    const int64_t cols = 3 * 256;
+    Matrix m = make_matrix(t, 1, cols, 41);
+    std::vector<float> want(static_cast<size_t>(cols));
+    dequantize_row(t, m.w.data, want.data(), cols);
+    for (int64_t b = 0; b < cols / 256; ++b) {
+      KScales ks;
+      visit_dtype<int8_type>(t, [&]<DType T>() {
+        if constexpr (kBlock256<T>) kquant_scales<T>(reinterpret_cast<const BlockOf<T>*>(m.w.data)[b], &ks);
+      });
+      Int8Chunk ch;
+      for (int c = 0; c < 8; ++c) {
+        int8_chunk_ref(t, m.w.data, 8 * b + c, &ch);
+        for (int i = 0; i < 32; ++i) {
+          const int g = (32 * c + i) / 16;
+          const double v = static_cast<double>(ks.d) * ks.sc[g] * ch.q[i] - static_cast<double>(ks.dmin) * ks.m[g];
+          const double w = want[static_cast<size_t>(256 * b + 32 * c + i)];
+          ASSERT_NEAR(v, w, 1e-6 * (std::fabs(w) + std::fabs(ks.d) * 64 + std::fabs(ks.dmin) * 64))
+              << dtype_name(t) << " block " << b << " element " << 32 * c + i;
+        }
+      }
+    }
+  }
+}
+
 TEST(Int8Kernels, WeightIntegersReproduceDequantization) {
   for (DType t : kInt8Types)
     for (int64_t cols : widths(t)) {
@@ -119,7 +200,8 @@ TEST(Int8Kernels, ProductIsBitIdenticalToReferenceOnEveryIsa) {
           const Matrix m = make_matrix(t, rows, cols, static_cast<uint32_t>(rows * 131 + cols));
           for (int64_t tokens : {1, 2, 3, 4, 5, 7, 8, 9, 13}) {  // every micro-tile and small-batch path
             auto x = random_floats(static_cast<size_t>(tokens * cols), static_cast<uint32_t>(tokens));
-            const Acts a = quantize(ref, x.data(), cols, tokens);
+            Int8ActsBuffer a;
+            quantize_int8_acts(ref, t, x.data(), cols, tokens, a);
             const int64_t ldy = rows + 3;
             std::vector<float> want(static_cast<size_t>(tokens * ldy), -1), got(want.size(), -1);
             const int64_t r0 = rows > 2 ? 1 : 0;  // a sub-range, as the thread pool hands out
@@ -144,12 +226,12 @@ TEST(Int8Kernels, ResultDoesNotDependOnTokenCount) {
       const int64_t rows = 21, cols = 2 * traits(t).block_size * (traits(t).block_size == 32 ? 4 : 1), tokens = 11;
       Matrix m = make_matrix(t, rows, cols, 5);
       auto x = random_floats(static_cast<size_t>(tokens * cols), 9);
-      const Acts a = quantize(k, x.data(), cols, tokens);
+      Int8ActsBuffer a;
+      quantize_int8_acts(k, t, x.data(), cols, tokens, a);
       std::vector<float> all(static_cast<size_t>(tokens * rows));
       k.matmul_rows_int8(m.w, 0, rows, a.view, all.data(), rows);
       for (int64_t t0 = 0; t0 < tokens; ++t0) {
-        Int8Acts one{cols, 1, a.q.data() + t0 * cols, a.qu.data() + t0 * cols, a.d.data() + t0 * (cols / 32),
-                     a.s.data() + t0 * (cols / 32)};
+        const Int8Acts one = one_token(a.view, t0);
         std::vector<float> part(static_cast<size_t>(rows));
         k.matmul_rows_int8(m.w, 0, rows, one, part.data(), rows);
         for (int64_t r = 0; r < rows; ++r)
@@ -168,7 +250,9 @@ TEST(Int8Kernels, ProductApproximatesFloat64WithinTheRoundingBound) {
     const int64_t rows = 9, cols = 4 * traits(t).block_size, tokens = 3;
     Matrix m = make_matrix(t, rows, cols, 23);
     auto x = random_floats(static_cast<size_t>(tokens * cols), 29);
-    const Acts a = quantize(ref, x.data(), cols, tokens);
+    Int8ActsBuffer a;
+    quantize_int8_acts(ref, t, x.data(), cols, tokens, a);
+    const int64_t block = a.view.block;
     std::vector<float> y(static_cast<size_t>(tokens * rows));
     ref.matmul_rows_int8(m.w, 0, rows, a.view, y.data(), rows);
     std::vector<float> wrow(static_cast<size_t>(cols));
@@ -181,7 +265,7 @@ TEST(Int8Kernels, ProductApproximatesFloat64WithinTheRoundingBound) {
           const double w = wrow[static_cast<size_t>(c)], xv = x[static_cast<size_t>(tk * cols + c)];
           exact += w * xv;
           mag += std::fabs(w * xv);
-          bound += std::fabs(w) * 0.5 * a.d[static_cast<size_t>(tk * (cols / 32) + c / 32)];
+          bound += std::fabs(w) * 0.5 * a.d[static_cast<size_t>(tk * (cols / block) + c / block)];
         }
         const double err = std::fabs(y[static_cast<size_t>(tk * rows + r)] - exact);
         ASSERT_LE(err, bound + 1e-5 * mag) << dtype_name(t) << " r=" << r << " t=" << tk;

@@ -135,19 +135,16 @@ TEST(KLow, ProductOfKnownBlocksOnEveryIsa) {
     dequantize_row(t, b.data(), w, 256);
     double want = 0, bound = 0;
     for (int i = 0; i < 256; ++i) want += static_cast<double>(w[i]) * x[i];
-    for (int c = 0; c < 8; ++c) {  // half a step of each chunk's activation scale per element
+    {  // half a step of the activations' scale (one per 256 for the k-quants) per element
       float amax = 0;
-      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[32 * c + i]));
-      for (int i = 0; i < 32; ++i) bound += 0.5 * amax / 127.0 * std::fabs(w[32 * c + i]);
+      for (int i = 0; i < 256; ++i) amax = std::max(amax, std::fabs(x[i]));
+      for (int i = 0; i < 256; ++i) bound += 0.5 * amax / 127.0 * std::fabs(w[i]);
     }
     const WeightMatrix m{t, 1, 256, static_cast<int64_t>(b.size()), b.data()};
     for (kernels::Isa isa : test::available_isas()) {
       const kernels::KernelTable& k = kernels::kernel_table(isa);
-      std::vector<int8_t> q(256);
-      std::vector<uint8_t> qu(256);
-      std::vector<float> d(8), s(8);
-      k.quantize_acts(x.data(), 256, q.data(), qu.data(), d.data(), s.data());
-      const kernels::Int8Acts acts{256, 1, q.data(), qu.data(), d.data(), s.data()};
+      kernels::Int8ActsBuffer buf;
+      const kernels::Int8Acts& acts = kernels::quantize_int8_acts(k, t, x.data(), 256, 1, buf);
       float y = 0;
       k.matmul_rows_int8(m, 0, 1, acts, &y, 1);
       EXPECT_NEAR(y, want, bound + 1e-3 * std::fabs(want)) << dtype_name(t) << " " << kernels::isa_name(isa);
@@ -222,13 +219,8 @@ TEST(KLow, GgufWithBothTypesLoadsAndMultiplies) {
     EXPECT_EQ(ti->n_bytes, static_cast<uint64_t>(rows * cols / 256 * (t == DType::Q2_K ? 84 : 110)));
     const WeightMatrix m{t, rows, cols, row_bytes(t, cols), ti->data};
     const kernels::KernelTable& ref = kernels::ref_kernels();
-    std::vector<int8_t> q(static_cast<size_t>(cols * 3));
-    std::vector<uint8_t> qu(q.size());
-    std::vector<float> d(static_cast<size_t>(cols / 32 * 3)), s(d.size());
-    for (int64_t tk = 0; tk < 3; ++tk)
-      ref.quantize_acts(x.data() + tk * cols, cols, q.data() + tk * cols, qu.data() + tk * cols,
-                        d.data() + tk * (cols / 32), s.data() + tk * (cols / 32));
-    const kernels::Int8Acts acts{cols, 3, q.data(), qu.data(), d.data(), s.data()};
+    kernels::Int8ActsBuffer buf;
+    const kernels::Int8Acts& acts = kernels::quantize_int8_acts(ref, t, x.data(), cols, 3, buf);
     std::vector<float> want(static_cast<size_t>(rows * 3)), got(want.size());
     ref.matmul_rows_int8(m, 0, rows, acts, want.data(), rows);
     for (kernels::Isa isa : test::available_isas()) {

@@ -3,6 +3,8 @@
 // offsets, minima and scale groups come from the type rows (tensor/type_traits.h).
 #include "kernels/ref/int8_ref.h"
 
+#include "kernels/ref/kquant_scales.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -18,6 +20,14 @@ namespace volga::kernels {
 bool int8_matmul_supported(DType type) {
   const auto facts = dtype_traits(static_cast<uint32_t>(type));
   return facts && int8_type(*facts);
+}
+
+int int8_acts_block(DType type) {
+  int block = 32;
+  visit_dtype<int8_type>(type, [&]<DType T>() {
+    if constexpr (kBlock256<T>) block = 256;
+  });
+  return block;
 }
 
 namespace {
@@ -175,23 +185,39 @@ void int8_chunk_ref(DType type, const uint8_t* row, int64_t c, Int8Chunk* out) {
   }
 }
 
+namespace {
+// Block [0, n) of x with the scheme of Int8Acts: returns d, stores q and qu,
+// and the integer sum of each 16 elements' q in sums16[0 .. n / 16).
+float quantize_block(const float* x, int n, int8_t* q, uint8_t* qu, int* sums16) {
+  float amax = 0;
+  for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int g = 0; g < n / 16; ++g) sums16[g] = 0;
+  for (int i = 0; i < n; ++i) {
+    const float v = std::nearbyint(x[i] * id);  // ties to even, as the SIMD conversions
+    const int qi = static_cast<int>(std::min(127.0f, std::max(-127.0f, v)));
+    q[i] = static_cast<int8_t>(qi);
+    qu[i] = static_cast<uint8_t>(qi + 128);
+    sums16[i / 16] += qi;
+  }
+  return d;
+}
+}  // namespace
+
 void quantize_acts_ref(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s) {
   for (int64_t c = 0; c < cols / 32; ++c) {
-    const float* xc = x + 32 * c;
-    float amax = 0;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xc[i]));
-    const float dc = amax / 127.0f;
-    const float id = dc != 0.0f ? 1.0f / dc : 0.0f;
-    int sum = 0;
-    for (int i = 0; i < 32; ++i) {
-      const float v = std::nearbyint(xc[i] * id);  // ties to even, as the SIMD conversions
-      const int qi = static_cast<int>(std::min(127.0f, std::max(-127.0f, v)));
-      q[32 * c + i] = static_cast<int8_t>(qi);
-      qu[32 * c + i] = static_cast<uint8_t>(qi + 128);
-      sum += qi;
-    }
-    d[c] = dc;
-    s[c] = dc * static_cast<float>(sum);
+    int sums[2];
+    d[c] = quantize_block(x + 32 * c, 32, q + 32 * c, qu + 32 * c, sums);
+    s[c] = d[c] * static_cast<float>(sums[0] + sums[1]);
+  }
+}
+
+void quantize_acts_k_ref(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, int16_t* bsum) {
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    int sums[16];
+    d[b] = quantize_block(x + 256 * b, 256, q + 256 * b, qu + 256 * b, sums);
+    for (int g = 0; g < 16; ++g) bsum[16 * b + g] = static_cast<int16_t>(sums[g]);
   }
 }
 
@@ -206,7 +232,52 @@ void int8_group16_sums(const Int8Acts& x, float* out) {
     }
 }
 
+namespace {
+
+// Block-256 products of a k-quant (see Int8Acts in kernels/dispatch.h).
+template <DType T>
+void matmul_rows_k_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy) {
+  const int64_t K = w.cols, nb = K / 256;
+  Int8Chunk ch;
+  KScales ks;
+  int8_t wq[256];
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t t = 0; t < x.n_tokens; ++t) {
+      const int8_t* xq = x.q + t * K;
+      const int16_t* bs = x.bsum + t * (K / 16);
+      float acc = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        for (int c = 0; c < 8; ++c) {
+          int8_chunk_ref(T, w.row(r), 8 * b + c, &ch);  // the centred integers w
+          std::memcpy(wq + 32 * c, ch.q, 32);
+        }
+        kquant_scales<T>(reinterpret_cast<const BlockOf<T>*>(w.row(r))[b], &ks);
+        int32_t isum = 0, msum = 0;
+        for (int g = 0; g < 16; ++g) {
+          int32_t dot = 0;
+          for (int i = 16 * g; i < 16 * g + 16; ++i) dot += wq[i] * xq[256 * b + i];
+          isum += ks.sc[g] * dot;
+          msum += ks.m[g] * bs[16 * b + g];
+        }
+        const float dx = x.d[t * nb + b];
+        acc = std::fma(static_cast<float>(isum), ks.d * dx, acc);
+        if constexpr (kFacts<T>.has_min) acc = std::fma(static_cast<float>(msum), -(ks.dmin * dx), acc);
+      }
+      y[t * ldy + r] = acc;
+    }
+}
+
+}  // namespace
+
 void matmul_rows_int8_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy) {
+  bool done = false;
+  visit_dtype<int8_type>(w.type, [&]<DType T>() {
+    if constexpr (kBlock256<T>) {
+      matmul_rows_k_ref<T>(w, r0, r1, x, y, ldy);
+      done = true;
+    }
+  });
+  if (done) return;
   const int64_t K = w.cols, nc = K / 32;
   // q2_k's minima are per 16 elements: they need the activations' 16-element sums.
   std::vector<float> s16;

@@ -25,13 +25,15 @@ struct Int8Chunk {
 // Chunk c (elements [32c, 32c + 32)) of a row stored as `type`.
 void int8_chunk_ref(DType type, const uint8_t* row, int64_t c, Int8Chunk* out);
 
-// The activation sums the types with a minimum per 16 elements (q2_k) use
-// in place of Int8Acts::s: out[t * (cols / 16) + g] = d[t][g / 2] *
-// float(sum of token t's q over elements [16 g, 16 g + 16)). Every ISA's
-// products for such types take their sums from here.
+// Block-32 activation sums per 16 elements, for a block-32 type with a
+// minimum per 16 elements: out[t * (cols / 16) + g] = d[t][g / 2] *
+// float(sum of token t's q over elements [16 g, 16 g + 16)). No such type
+// remains since q2_k takes block-256 activations (Int8Acts::bsum); the
+// block-32 drivers keep the branch for one.
 void int8_group16_sums(const Int8Acts& x, float* out);
 
 void quantize_acts_ref(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s);
+void quantize_acts_k_ref(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, int16_t* bsum);
 void matmul_rows_int8_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
 
 }  // namespace volga::kernels

@@ -168,7 +168,7 @@ void attend_ref(const AttendTile& a, float* scratch) { tiled::attend<AttendOps>(
 }  // namespace
 
 const KernelTable& ref_kernels() {
-  static const KernelTable t{Isa::Ref, "ref", dequantize_row, matmul_rows_ref, quantize_acts_ref,
+  static const KernelTable t{Isa::Ref, "ref", dequantize_row, matmul_rows_ref, quantize_acts_ref, quantize_acts_k_ref,
                              matmul_rows_int8_ref, dot_ref, axpy_ref,
                              rms_norm_ref, softmax_ref, swiglu_ref, fma_probe_ref, attend_ref, rope_ref};
   return t;

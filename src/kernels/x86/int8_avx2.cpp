@@ -57,17 +57,60 @@ void quantize_acts(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* 
   }
 }
 
+// Block 256 (the k-quants): one scale per 256 elements and the integer sum
+// of each 16. Same operations per element as the reference.
+void quantize_acts_k(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, int16_t* bsum) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  auto hsum = [](__m256i v) {
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    return _mm_cvtsi128_si32(s4);
+  };
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    const float* xb = x + 256 * b;
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < 32; ++i) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(xb + 8 * i), abs_mask));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float db = _mm_cvtss_f32(m4) / 127.0f;
+    const __m256 vid = _mm256_set1_ps(db != 0.0f ? 1.0f / db : 0.0f);
+    for (int c = 0; c < 8; ++c) {
+      __m256i iv[4];
+      for (int i = 0; i < 4; ++i)
+        iv[i] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 32 * c + 8 * i), vid)), lo), hi);
+      const __m256i q16a = _mm256_packs_epi32(iv[0], iv[1]), q16b = _mm256_packs_epi32(iv[2], iv[3]);
+      const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), order);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 256 * b + 32 * c), q8);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(qu + 256 * b + 32 * c), _mm256_xor_si256(q8, _mm256_set1_epi8(-128)));
+      bsum[16 * b + 2 * c] = static_cast<int16_t>(hsum(_mm256_add_epi32(iv[0], iv[1])));
+      bsum[16 * b + 2 * c + 1] = static_cast<int16_t>(hsum(_mm256_add_epi32(iv[2], iv[3])));
+    }
+    d[b] = db;
+  }
+}
+
 namespace {
 
 constexpr int kPanelRows = 8;
 constexpr int kMaxTok = 4;
 constexpr int64_t kBlockChunks = 32;  // chunks of K per panel: 1024 elements, 16 KB
 
+// The k-quants (block 256) store integer scales and minima in place of the
+// float ones (scale_i, min_i: the same storage) and their super-blocks'
+// float factors d, dmin.
 struct Panel {
   __m256i* q;     // [chunks][8] weight integers
   __m256i* qa;    // [chunks][8] their absolute values
   float* scale;   // [groups][8]
   float* min;     // [groups][8] (one per chunk but for q2_k)
+  int32_t* scale_i;  // k-quants: [groups][8]
+  int32_t* min_i;    // k-quants: [groups][8]
+  float* kd;         // k-quants: [super-blocks][8]
+  float* kdmin;      // k-quants: [super-blocks][8]
 };
 
 Panel panel_for(int64_t chunks, int groups_per_chunk) {
@@ -75,15 +118,35 @@ Panel panel_for(int64_t chunks, int groups_per_chunk) {
     uint8_t bytes[32];
   };
   thread_local std::vector<Line> buf;
-  const int64_t groups = chunks * groups_per_chunk;
-  const size_t vecs = static_cast<size_t>(chunks * 16 + 2 * groups);
+  const int64_t groups = chunks * groups_per_chunk, supers = (chunks + 7) / 8;
+  const size_t vecs = static_cast<size_t>(chunks * 16 + 2 * groups + 2 * supers);
   if (buf.size() < vecs) buf.resize(vecs);
   Panel p;
   p.q = reinterpret_cast<__m256i*>(buf.data());
   p.qa = reinterpret_cast<__m256i*>(buf.data() + chunks * 8);
   p.scale = reinterpret_cast<float*>(buf.data() + chunks * 16);
   p.min = reinterpret_cast<float*>(buf.data() + chunks * 16 + groups);
+  p.scale_i = reinterpret_cast<int32_t*>(p.scale);
+  p.min_i = reinterpret_cast<int32_t*>(p.min);
+  p.kd = reinterpret_cast<float*>(buf.data() + chunks * 16 + 2 * groups);
+  p.kdmin = reinterpret_cast<float*>(buf.data() + chunks * 16 + 2 * groups + supers);
   return p;
+}
+
+// Row i's super-block u of a k-quant: integers to the stage, integer scales
+// and minima per group, d and dmin (stride: kPanelRows values per group).
+template <DType T>
+inline void pack_k_unit(const uint8_t* row, int64_t u, int64_t c, int i, __m256i* stage, const Panel& p) {
+  constexpr int G = kFacts<T>.int8_scale_group;
+  unpack_unit<T, false>(row, u, stage + c * kPanelRows + i, kPanelRows, nullptr, nullptr, nullptr, 0);
+  KScales ks;
+  kquant_scales<T>(reinterpret_cast<const BlockOf<T>*>(row)[u], &ks);
+  for (int g = 0; g < 256 / G; ++g) {
+    p.scale_i[kPanelRows * ((32 / G) * c + g) + i] = ks.sc[g * G / 16];
+    p.min_i[kPanelRows * ((32 / G) * c + g) + i] = ks.m[g * G / 16];
+  }
+  p.kd[kPanelRows * (c / 8) + i] = ks.d;
+  p.kdmin[kPanelRows * (c / 8) + i] = ks.dmin;
 }
 
 // 8 rows x 8 dwords -> 8 vectors of the 8 rows' dword j.
@@ -116,6 +179,10 @@ void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t c
     if (i < nr) {
       const uint8_t* row = w.row(r0 + i);
       for (int64_t c = 0; c < chunks; c += U) {
+        if constexpr (kBlock256<T>) {
+          pack_k_unit<T>(row, (c0 + c) / U, c, i, stage, p);
+          continue;
+        }
         float* s0 = p.scale + (32 / G) * 8 * c + i;
         float* m0 = p.min + (32 / G) * 8 * c + i;
         unpack_unit<T>(row, (c0 + c) / U, stage + c * kPanelRows + i, kPanelRows, s0, s0 + 8, m0, (32 / G) * 8, m0 + 8);
@@ -126,6 +193,8 @@ void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t c
         for (int g = 0; g < 32 / G; ++g) p.scale[8 * (c * (32 / G) + g) + i] = 0;
         if constexpr (kFacts<T>.has_min)
           for (int g = 0; g < 32 / G; ++g) p.min[8 * (c * (32 / G) + g) + i] = 0;
+        if constexpr (kBlock256<T>)
+          if (c % 8 == 0) p.kd[8 * (c / 8) + i] = p.kdmin[8 * (c / 8) + i] = 0;
       }
     }
   }
@@ -184,6 +253,71 @@ void panel_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x,
         const __m256 mn = _mm256_load_ps(p.min + 8 * grp);
         for (int t = 0; t < NT; ++t) acc[t] = _mm256_fmadd_ps(mn, _mm256_set1_ps(xs[t * xg + grp]), acc[t]);
       }
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    alignas(32) float out[8];
+    _mm256_store_ps(out, acc[t]);
+    std::memcpy(y + (t0 + t) * ldy + r0, out, sizeof(float) * static_cast<size_t>(nr));
+  }
+}
+
+// The k-quants (block 256): each group's exact sum times the rows' integer
+// scale, added as integers over the super-block; one float step per
+// super-block (Int8Acts in kernels/dispatch.h).
+template <int NT, int G, bool MIN>
+void panel_tokens_k(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x, int64_t t0, int64_t r0, int nr,
+                    float* y, int64_t ldy) {
+  const int64_t K = x.cols, nb = K / 256, ng = K / 16;
+  const int8_t* xq = x.q + t0 * K;
+  const float* xd = x.d + t0 * nb + c0 / 8;
+  const int16_t* bs = x.bsum + t0 * ng + 2 * c0;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    if (c0 == 0) {
+      acc[t] = _mm256_setzero_ps();
+    } else {
+      alignas(32) float in[8] = {};
+      std::memcpy(in, y + (t0 + t) * ldy + r0, sizeof(float) * static_cast<size_t>(nr));
+      acc[t] = _mm256_load_ps(in);
+    }
+  }
+  for (int64_t sb = 0; sb < chunks / 8; ++sb) {
+    __m256i I[NT], M[NT];
+    for (int t = 0; t < NT; ++t) I[t] = M[t] = _mm256_setzero_si256();
+    for (int64_t c = 8 * sb; c < 8 * sb + 8; ++c) {
+      for (int g = 0; g < 32 / G; ++g) {
+        __m256i ia[NT];
+        for (int t = 0; t < NT; ++t) ia[t] = _mm256_setzero_si256();
+        for (int j = g * (G / 4); j < (g + 1) * (G / 4); ++j) {
+          const __m256i wv = _mm256_load_si256(p.q + c * 8 + j), wa = _mm256_load_si256(p.qa + c * 8 + j);
+          for (int t = 0; t < NT; ++t) {
+            const __m256i xb = _mm256_set1_epi32(static_cast<int32_t>(load_u32(xq + t * K + 32 * (c0 + c) + 4 * j)));
+            const __m256i prod = _mm256_maddubs_epi16(wa, _mm256_sign_epi8(xb, wv));
+            ia[t] = _mm256_add_epi32(ia[t], _mm256_madd_epi16(prod, ones));
+          }
+        }
+        const int64_t grp = c * (32 / G) + g;
+        const __m256i sc = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.scale_i + 8 * grp));
+        for (int t = 0; t < NT; ++t) I[t] = _mm256_add_epi32(I[t], _mm256_mullo_epi32(ia[t], sc));
+        if constexpr (MIN) {
+          const __m256i mn = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.min_i + 8 * grp));
+          for (int t = 0; t < NT; ++t) {
+            const int16_t* b = bs + t * ng + 2 * c;
+            const int32_t bsum = G == 16 ? b[g] : b[0] + b[1];
+            M[t] = _mm256_add_epi32(M[t], _mm256_mullo_epi32(mn, _mm256_set1_epi32(bsum)));
+          }
+        }
+      }
+    }
+    const __m256 dv = _mm256_load_ps(p.kd + 8 * sb);
+    [[maybe_unused]] const __m256 dmv = _mm256_load_ps(p.kdmin + 8 * sb);
+    for (int t = 0; t < NT; ++t) {
+      const __m256 D = _mm256_set1_ps(xd[t * nb + sb]);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(I[t]), _mm256_mul_ps(dv, D), acc[t]);
+      if constexpr (MIN)
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(M[t]), _mm256_xor_ps(_mm256_mul_ps(dmv, D), _mm256_set1_ps(-0.0f)), acc[t]);
     }
   }
   for (int t = 0; t < NT; ++t) {

@@ -83,6 +83,34 @@ void quantize_acts(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* 
   }
 }
 
+// Block 256 (the k-quants): one scale per 256 elements, the integer sums of
+// each 16 reduced for all 16 groups at once. Same operations per element as
+// the reference.
+void quantize_acts_k(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, int16_t* bsum) {
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  auto iadd = [](__m512 a, __m512 b) {
+    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)));
+  };
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    const float* xb = x + 256 * b;
+    __m512 m = _mm512_setzero_ps();
+    for (int g = 0; g < 16; ++g) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(xb + 16 * g)));
+    const float db = _mm512_reduce_max_ps(m) / 127.0f;
+    const __m512 vid = _mm512_set1_ps(db != 0.0f ? 1.0f / db : 0.0f);
+    __m512 sums[16];
+    for (int g = 0; g < 16; ++g) {
+      const __m512i iv = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + 16 * g), vid)), lo), hi);
+      const __m128i q8 = _mm512_cvtepi32_epi8(iv);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 256 * b + 16 * g), q8);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qu + 256 * b + 16 * g), _mm_xor_si128(q8, _mm_set1_epi8(-128)));
+      sums[g] = _mm512_castsi512_ps(iv);
+    }
+    const __m512i total = _mm512_castps_si512(x86::reduce16_transposed(sums, iadd));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(bsum + 16 * b), _mm512_cvtepi32_epi16(total));
+    d[b] = db;
+  }
+}
+
 namespace {
 
 constexpr int kPanelRows = 16;
@@ -92,11 +120,18 @@ constexpr int kMaxTok = 8;  // tokens per micro-tile: 8 int + 8 float accumulato
 constexpr int64_t kBlockChunks = 32;
 
 // Views into a thread's panel buffer for K columns.
+// The k-quants (block 256) store integer scales and minima in place of the
+// float ones (scale_i, min_i: the same storage) and their super-blocks'
+// float factors d, dmin.
 struct Panel {
   __m512i* q;      // [chunks][8]
   int32_t* w128;   // [groups][16], negated: -128 * sum(w), where the dot products start
   float* scale;    // [groups][16]
   float* min;      // [groups][16] (one per chunk but for q2_k)
+  int32_t* scale_i;  // k-quants: [groups][16]
+  int32_t* min_i;    // k-quants: [groups][16]
+  float* kd;         // k-quants: [super-blocks][16]
+  float* kdmin;      // k-quants: [super-blocks][16]
 };
 
 Panel panel_for(int64_t chunks, int groups_per_chunk) {
@@ -104,15 +139,35 @@ Panel panel_for(int64_t chunks, int groups_per_chunk) {
     uint8_t bytes[64];
   };
   thread_local std::vector<Line> buf;
-  const int64_t groups = chunks * groups_per_chunk;
-  const size_t vecs = static_cast<size_t>(chunks * 8 + groups * 3);  // 16 x 4 bytes per extra vector
+  const int64_t groups = chunks * groups_per_chunk, supers = (chunks + 7) / 8;
+  const size_t vecs = static_cast<size_t>(chunks * 8 + groups * 3 + 2 * supers);  // 16 x 4 bytes per extra vector
   if (buf.size() < vecs) buf.resize(vecs);
   Panel p;
   p.q = reinterpret_cast<__m512i*>(buf.data());
   p.w128 = reinterpret_cast<int32_t*>(buf.data() + chunks * 8);
   p.scale = reinterpret_cast<float*>(buf.data() + chunks * 8 + groups);
   p.min = reinterpret_cast<float*>(buf.data() + chunks * 8 + 2 * groups);
+  p.scale_i = reinterpret_cast<int32_t*>(p.scale);
+  p.min_i = reinterpret_cast<int32_t*>(p.min);
+  p.kd = reinterpret_cast<float*>(buf.data() + chunks * 8 + 3 * groups);
+  p.kdmin = reinterpret_cast<float*>(buf.data() + chunks * 8 + 3 * groups + supers);
   return p;
+}
+
+// Row i's super-block u of a k-quant: integers to the stage, integer scales
+// and minima per group, d and dmin (stride: kPanelRows floats per group).
+template <DType T>
+inline void pack_k_unit(const uint8_t* row, int64_t u, int64_t c, int i, __m256i* stage, const Panel& p) {
+  constexpr int G = kFacts<T>.int8_scale_group;
+  unpack_unit<T, false>(row, u, stage + c * kPanelRows + i, kPanelRows, nullptr, nullptr, nullptr, 0);
+  KScales ks;
+  kquant_scales<T>(reinterpret_cast<const BlockOf<T>*>(row)[u], &ks);
+  for (int g = 0; g < 256 / G; ++g) {
+    p.scale_i[kPanelRows * ((32 / G) * c + g) + i] = ks.sc[g * G / 16];
+    p.min_i[kPanelRows * ((32 / G) * c + g) + i] = ks.m[g * G / 16];
+  }
+  p.kd[kPanelRows * (c / 8) + i] = ks.d;
+  p.kdmin[kPanelRows * (c / 8) + i] = ks.dmin;
 }
 
 // 16 rows x 8 dwords (one __m256i per row) -> 8 vectors of the 16 rows' dword j.
@@ -153,6 +208,10 @@ void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t c
       const uint8_t* row = w.row(r0 + i);
       for (int64_t c = 0; c < chunks; c += U) {
         _mm_prefetch(reinterpret_cast<const char*>(row + (c0 + c) / U * kFacts<T>.block_bytes + kPrefetchAhead), _MM_HINT_T0);
+        if constexpr (kBlock256<T>) {
+          pack_k_unit<T>(row, (c0 + c) / U, c, i, stage, p);
+          continue;
+        }
         float* s0 = p.scale + (32 / G) * 16 * c + i;
         float* m0 = p.min + (32 / G) * 16 * c + i;
         unpack_unit<T>(row, (c0 + c) / U, stage + c * kPanelRows + i, kPanelRows, s0, s0 + 16, m0, (32 / G) * 16,
@@ -164,6 +223,8 @@ void pack_panel(const WeightMatrix& w, int64_t r0, int nr, int64_t c0, int64_t c
         for (int g = 0; g < 32 / G; ++g) p.scale[16 * (c * (32 / G) + g) + i] = 0;
         if constexpr (kFacts<T>.has_min)
           for (int g = 0; g < 32 / G; ++g) p.min[16 * (c * (32 / G) + g) + i] = 0;
+        if constexpr (kBlock256<T>)
+          if (c % 8 == 0) p.kd[16 * (c / 8) + i] = p.kdmin[16 * (c / 8) + i] = 0;
       }
     }
   }
@@ -237,6 +298,67 @@ void panel_tokens(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x,
         const __m512 mn = _mm512_load_ps(p.min + 16 * grp);
         for (int t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(mn, _mm512_set1_ps(xs[t * xg + grp]), acc[t]);
       }
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, mask, acc[t]);
+}
+
+// The k-quants (block 256): each group's exact sum times the rows' integer
+// scale, added as integers over the super-block; one float step per
+// super-block (Int8Acts in kernels/dispatch.h). The minima's sum M takes the
+// activations' 16-element sums.
+template <int NT, int G, bool MIN>
+void panel_tokens_k(const Panel& p, int64_t c0, int64_t chunks, const Int8Acts& x, int64_t t0, int64_t r0, int nr,
+                    float* y, int64_t ldy) {
+  constexpr int S = NT == 1 ? 4 : NT <= 3 ? 2 : 1;  // independent accumulator chains per token
+  const int64_t K = x.cols, nb = K / 256, ng = K / 16;
+  const uint8_t* xu = x.qu + t0 * K;
+  const float* xd = x.d + t0 * nb + c0 / 8;
+  const int16_t* bs = x.bsum + t0 * ng + 2 * c0;
+  const __mmask16 mask = static_cast<__mmask16>((1u << nr) - 1);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t)
+    acc[t] = c0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, y + (t0 + t) * ldy + r0);
+  for (int64_t sb = 0; sb < chunks / 8; ++sb) {
+    __m512i I[NT], M[NT];
+    for (int t = 0; t < NT; ++t) I[t] = M[t] = _mm512_setzero_si512();
+    for (int64_t c = 8 * sb; c < 8 * sb + 8; ++c) {
+      const __m512i* P = p.q + c * 8;
+      for (int g = 0; g < 32 / G; ++g) {
+        const int64_t grp = c * (32 / G) + g;
+        const __m512i neg_w128 = _mm512_load_si512(p.w128 + 16 * grp);
+        __m512i ia[S][NT];
+        for (int t = 0; t < NT; ++t) ia[0][t] = neg_w128;
+        for (int h = 1; h < S; ++h)
+          for (int t = 0; t < NT; ++t) ia[h][t] = _mm512_setzero_si512();
+        for (int j = g * (G / 4); j < (g + 1) * (G / 4); ++j) {
+          const __m512i wv = _mm512_load_si512(P + j);
+          for (int t = 0; t < NT; ++t)
+            ia[j % S][t] = _mm512_dpbusd_epi32(ia[j % S][t], _mm512_set1_epi32(static_cast<int32_t>(load_u32(xu + t * K + 32 * (c0 + c) + 4 * j))), wv);
+        }
+        const __m512i sc = _mm512_load_si512(p.scale_i + 16 * grp);
+        for (int t = 0; t < NT; ++t) {
+          __m512i isum = ia[0][t];
+          for (int h = 1; h < S; ++h) isum = _mm512_add_epi32(isum, ia[h][t]);
+          I[t] = _mm512_add_epi32(I[t], _mm512_mullo_epi32(isum, sc));
+        }
+        if constexpr (MIN) {
+          const __m512i mn = _mm512_load_si512(p.min_i + 16 * grp);
+          for (int t = 0; t < NT; ++t) {
+            const int16_t* b = bs + t * ng + 2 * c;
+            const int32_t bsum = G == 16 ? b[g] : b[0] + b[1];
+            M[t] = _mm512_add_epi32(M[t], _mm512_mullo_epi32(mn, _mm512_set1_epi32(bsum)));
+          }
+        }
+      }
+    }
+    const __m512 dv = _mm512_load_ps(p.kd + 16 * sb);
+    [[maybe_unused]] const __m512 dmv = _mm512_load_ps(p.kdmin + 16 * sb);
+    for (int t = 0; t < NT; ++t) {
+      const __m512 D = _mm512_set1_ps(xd[t * nb + sb]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[t]), _mm512_mul_ps(dv, D), acc[t]);
+      if constexpr (MIN)
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M[t]), _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(dmv, D)), _mm512_set1_epi32(INT32_MIN))), acc[t]);
     }
   }
   for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, mask, acc[t]);

@@ -144,6 +144,70 @@ inline void legacy_block(const RowSet& rs, int64_t c, const Tokens<NT>& tk, __m2
   chunk_step<T, NT>(v, c, tk, sc, sc, mn, acc);
 }
 
+// ---- the k-quants (block 256, see Int8Acts in kernels/dispatch.h). Per
+// super-block and token, the integer sums stay in four pair vectors S[p]
+// (rows 2p, 2p + 1; a dword per 4 elements): each chunk adds
+// vpmaddubsw(n, x) (n unsigned, at most 63: the 16-bit pair sums cannot
+// saturate) times its rows' sub-block scales with vpdpwssd, so the scales
+// apply to integer sums and the reduction to 8 rows runs once per super-block.
+// The offset (q3_k, q6_k) or the minimum (q2_k, q4_k, q5_k) is a second
+// integer sum O, rows in lanes: sum_g a[g] * bsum[g] with vpmaddwd.
+
+template <int NT>
+struct KSums {
+  __m512i S[NT][4];
+  __m256i O[NT];
+};
+
+template <int NT>
+inline void k_start(KSums<NT>& a) {
+  for (int t = 0; t < NT; ++t) {
+    for (int p = 0; p < 4; ++p) a.S[t][p] = _mm512_setzero_si512();
+    a.O[t] = _mm256_setzero_si256();
+  }
+}
+
+// Chunk k of super-block u: the four pair vectors v of unsigned integers n,
+// the rows' scales of its two 16-element groups sc0, sc1 (equal for the
+// 32-element sub-blocks) and the packed pair o01 (pack16) of the minima or
+// scales the O sum takes.
+template <DType T, int NT>
+inline void k_chunk(const __m512i* v, int64_t u, int k, const Tokens<NT>& tk, __m256i sc0, __m256i sc1, __m256i o01,
+                    KSums<NT>& a) {
+  __m512i w;  // dword lanes 0-7: sc0 of the 8 rows in both 16-bit halves; 8-15: sc1
+  if constexpr (kFacts<T>.int8_scale_group == 32) {
+    w = _mm512_castsi256_si512(_mm256_or_si256(sc0, _mm256_slli_epi32(sc0, 16)));
+  } else {
+    w = _mm512_inserti64x4(_mm512_castsi256_si512(pack16(sc0, sc0)), pack16(sc1, sc1), 1);
+  }
+  __m512i scw[4];  // per pair: the scale of each dword's 4 elements
+  for (int p = 0; p < 4; ++p) {
+    const __m512i idx = kFacts<T>.int8_scale_group == 32
+                            ? _mm512_setr_epi32(2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p + 1, 2 * p + 1,
+                                                2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1)
+                            : _mm512_setr_epi32(2 * p, 2 * p, 2 * p, 2 * p, 8 + 2 * p, 8 + 2 * p, 8 + 2 * p, 8 + 2 * p, 2 * p + 1,
+                                                2 * p + 1, 2 * p + 1, 2 * p + 1, 9 + 2 * p, 9 + 2 * p, 9 + 2 * p, 9 + 2 * p);
+    scw[p] = _mm512_permutexvar_epi32(idx, w);
+  }
+  const int64_t c = 8 * u + k;
+  for (int t = 0; t < NT; ++t) {
+    const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tk.q[t] + 32 * c)));
+    for (int p = 0; p < 4; ++p) a.S[t][p] = _mm512_dpwssd_epi32(a.S[t][p], _mm512_maddubs_epi16(v[p], x), scw[p]);
+    a.O[t] = _mm256_add_epi32(a.O[t], _mm256_madd_epi16(o01, _mm256_set1_epi32(bsum_pair(tk.bsum[t] + 16 * u, k))));
+  }
+}
+
+// The end of super-block u: I = the rows' sums minus offset * O.
+template <DType T, int NT>
+inline void k_end(KSums<NT>& a, int64_t u, const Tokens<NT>& tk, __m256 d, __m256 dmin, __m256* acc) {
+  for (int t = 0; t < NT; ++t) {
+    const __m512i h = reduce_halves(a.S[t]);
+    __m256i I = _mm256_add_epi32(_mm512_castsi512_si256(h), _mm512_extracti64x4_epi64(h, 1));
+    if constexpr (kFacts<T>.offset != 0) I = _mm256_sub_epi32(I, _mm256_mullo_epi32(a.O[t], _mm256_set1_epi32(kFacts<T>.offset)));
+    k_finish<T>(I, a.O[t], d, dmin, tk.d[t][u], acc[t]);
+  }
+}
+
 // Super-block u (256 elements, 8 chunks) of q4_k / q5_k.
 template <DType T, int NT>
 inline void k45_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
@@ -155,6 +219,8 @@ inline void k45_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256*
     constexpr int64_t qh_at = offsetof(BlockQ5_K, qh);
     for (int p = 0; p < 4; ++p) qh[p] = pair256(rs.p[2 * p] + o + qh_at, rs.p[2 * p + 1] + o + qh_at);
   }
+  KSums<NT> a;
+  k_start(a);
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   for (int jp = 0; jp < 4; ++jp) {  // chunks 2 jp and 2 jp + 1 share their bytes
     __m512i raw[4];
@@ -167,11 +233,12 @@ inline void k45_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256*
         if constexpr (T == DType::Q5_K)
           v[p] = _mm512_ternarylogic_epi32(v[p], bits_to_4(qh[p], j), _mm512_set1_epi8(0x10), 0xF8);  // a | (b & c)
       }
-      __m256 scale, mn;
-      k45_scale_min(ks, j, &scale, &mn);
-      chunk_step<T, NT>(v, 8 * u + j, tk, scale, scale, mn, acc);
+      __m256i sc, mn;
+      k45_scale_min(ks, j, &sc, &mn);
+      k_chunk<T, NT>(v, u, j, tk, sc, sc, _mm256_or_si256(mn, _mm256_slli_epi32(mn, 16)), a);
     }
   }
+  k_end<T, NT>(a, u, tk, ks.d, ks.dmin, acc);
 }
 
 // Super-block u of q6_k.
@@ -180,6 +247,8 @@ inline void q6k_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256*
   const int64_t o = u * kFacts<DType::Q6_K>.block_bytes;
   const Q6Scales qs = q6_scales(rs, o);
   const __m512i low4 = _mm512_set1_epi8(0x0F), b45 = _mm512_set1_epi8(0x30);
+  KSums<NT> a;
+  k_start(a);
   for (int h = 0; h < 2; ++h) {
     __m512i qh[4], ql[2][4];
     for (int p = 0; p < 4; ++p) {
@@ -198,10 +267,77 @@ inline void q6k_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256*
         v[p] = _mm512_ternarylogic_epi32(lo, bits_to_4(qh[p], 2 * q), b45, 0xF8);
       }
       const int g0 = 8 * h + 2 * q;  // the chunk's two 16-element groups
-      chunk_step<DType::Q6_K, NT>(v, 8 * u + 4 * h + q, tk, q6_scale(qs, g0), q6_scale(qs, g0 + 1),
-                                  _mm256_setzero_ps(), acc);
+      const __m256i sc0 = q6_scale(qs, g0), sc1 = q6_scale(qs, g0 + 1);
+      k_chunk<DType::Q6_K, NT>(v, u, 4 * h + q, tk, sc0, sc1, pack16(sc0, sc1), a);
     }
   }
+  k_end<DType::Q6_K, NT>(a, u, tk, qs.d, _mm256_setzero_ps(), acc);
+}
+
+// Super-block u of q2_k: eighth k (chunk 8 u + k) takes bits 2 (k % 4),
+// 2 (k % 4) + 1 of the 32 bytes qs[32 (k / 4) ..]; its sub-blocks 2k and
+// 2k + 1 have their 4-bit scale and minimum in bytes 2k, 2k + 1 of scales,
+// gathered for the 8 rows as 4 dwords.
+template <int NT>
+inline void q2k_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
+  using B = BlockQ2_K;
+  static_assert(offsetof(B, dmin) == offsetof(B, d) + 2 && offsetof(B, d) + 4 == sizeof(B), "d, dmin end the block");
+  const int64_t o = u * kFacts<DType::Q2_K>.block_bytes;
+  const __m256i dm = gather(rs, o + offsetof(B, d));
+  __m256i sc[4];
+  for (int i = 0; i < 4; ++i) sc[i] = gather(rs, o + offsetof(B, scales) + 4 * i);
+  const __m512i three = _mm512_set1_epi8(3);
+  KSums<NT> a;
+  k_start(a);
+  for (int h = 0; h < 2; ++h) {
+    __m512i raw[4];
+    const int64_t at = o + offsetof(B, qs) + 32 * h;
+    for (int p = 0; p < 4; ++p) raw[p] = pair256(rs.p[2 * p] + at, rs.p[2 * p + 1] + at);
+    for (int j = 0; j < 4; ++j) {
+      const int k = 4 * h + j, b = 16 * (k % 2);
+      __m512i v[4];
+      for (int p = 0; p < 4; ++p) v[p] = _mm512_and_si512(_mm512_srli_epi16(raw[p], static_cast<unsigned>(2 * j)), three);
+      const __m256i w = sc[k / 2];
+      k_chunk<DType::Q2_K, NT>(v, u, k, tk, q2k_field(w, b), q2k_field(w, b + 8),
+                               pack16(q2k_field(w, b + 4), q2k_field(w, b + 12)), a);
+    }
+  }
+  k_end<DType::Q2_K, NT>(a, u, tk, f16_low(dm), f16_high(dm), acc);
+}
+
+// Super-block u of q3_k: as q2_k's integers, plus bit k of hmask[0 .. 32)
+// as bit 2 (n in [0, 7], offset 4); two 6-bit scales per chunk.
+template <int NT>
+inline void q3k_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
+  using B = BlockQ3_K;
+  static_assert(offsetof(B, d) + 2 == sizeof(B), "d is the block's last 2 bytes");
+  const int64_t o = u * kFacts<DType::Q3_K>.block_bytes;
+  const __m256 d = f16_high(gather(rs, o + offsetof(B, d) - 2));  // the dword ending with d, not past the block
+  const int64_t sc_at = o + offsetof(B, scales);
+  const __m256i s0 = gather(rs, sc_at), s1 = gather(rs, sc_at + 4), s2 = gather(rs, sc_at + 8);
+  __m512i hm[4];
+  for (int p = 0; p < 4; ++p) hm[p] = pair256(rs.p[2 * p] + o + offsetof(B, hmask), rs.p[2 * p + 1] + o + offsetof(B, hmask));
+  const __m512i three = _mm512_set1_epi8(3), bit2 = _mm512_set1_epi8(4);
+  KSums<NT> a;
+  k_start(a);
+  for (int h = 0; h < 2; ++h) {
+    __m512i raw[4];
+    const int64_t at = o + offsetof(B, qs) + 32 * h;
+    for (int p = 0; p < 4; ++p) raw[p] = pair256(rs.p[2 * p] + at, rs.p[2 * p + 1] + at);
+    for (int j = 0; j < 4; ++j) {
+      const int k = 4 * h + j;
+      __m512i v[4];
+      for (int p = 0; p < 4; ++p) {
+        const __m512i lo = _mm512_and_si512(_mm512_srli_epi16(raw[p], static_cast<unsigned>(2 * j)), three);
+        const __m512i hb = k >= 2 ? _mm512_srli_epi16(hm[p], static_cast<unsigned>(k - 2))
+                                  : _mm512_slli_epi16(hm[p], static_cast<unsigned>(2 - k));  // bit k to bit 2
+        v[p] = _mm512_ternarylogic_epi32(lo, hb, bit2, 0xF8);  // lo | (hb & 4)
+      }
+      const __m256i sc0 = q3k_scale8(s0, s1, s2, 2 * k), sc1 = q3k_scale8(s0, s1, s2, 2 * k + 1);
+      k_chunk<DType::Q3_K, NT>(v, u, k, tk, sc0, sc1, pack16(sc0, sc1), a);
+    }
+  }
+  k_end<DType::Q3_K, NT>(a, u, tk, d, _mm256_setzero_ps(), acc);
 }
 
 // Super-block u of iq4_xs: sub-block j's levels from 16 bytes of nibbles,
@@ -244,79 +380,6 @@ inline void lattice_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m
     __m256 sc1 = sc0;
     if constexpr (kFacts<T>.int8_scale_group == 16) sc1 = _mm256_load_ps(s1[j]);
     chunk_step<T, NT>(v, 8 * u + j, tk, sc0, sc1, _mm256_setzero_ps(), acc);
-  }
-}
-
-// Super-block u of q2_k: eighth k (chunk 8 u + k) takes bits 2 (k % 4),
-// 2 (k % 4) + 1 of the 32 bytes qs[32 (k / 4) ..]; its sub-blocks 2k and
-// 2k + 1 have their 4-bit scale and minimum in bytes 2k, 2k + 1 of scales,
-// gathered for the 8 rows as 4 dwords.
-template <int NT>
-inline void q2k_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
-  using B = BlockQ2_K;
-  static_assert(offsetof(B, dmin) == offsetof(B, d) + 2 && offsetof(B, d) + 4 == sizeof(B), "d, dmin end the block");
-  const int64_t o = u * kFacts<DType::Q2_K>.block_bytes;
-  const __m256i dm = gather(rs, o + offsetof(B, d));
-  const __m256 d = f16_low(dm), dmin = f16_high(dm);
-  __m256i sc[4];
-  for (int i = 0; i < 4; ++i) sc[i] = gather(rs, o + offsetof(B, scales) + 4 * i);
-  const __m256i m15 = _mm256_set1_epi32(15);
-  auto field = [&](__m256i w, int shift) { return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(w, shift), m15)); };
-  const __m512i three = _mm512_set1_epi8(3);
-  for (int h = 0; h < 2; ++h) {
-    __m512i raw[4];
-    const int64_t at = o + offsetof(B, qs) + 32 * h;
-    for (int p = 0; p < 4; ++p) raw[p] = pair256(rs.p[2 * p] + at, rs.p[2 * p + 1] + at);
-    for (int j = 0; j < 4; ++j) {
-      const int k = 4 * h + j, b = 16 * (k % 2);
-      __m512i v[4];
-      for (int p = 0; p < 4; ++p) v[p] = _mm512_and_si512(_mm512_srli_epi16(raw[p], static_cast<unsigned>(2 * j)), three);
-      const __m256i w = sc[k / 2];
-      chunk_step<DType::Q2_K, NT>(v, 8 * u + k, tk, _mm256_mul_ps(d, field(w, b)), _mm256_mul_ps(d, field(w, b + 8)),
-                                  negate(_mm256_mul_ps(dmin, field(w, b + 4))), acc,
-                                  negate(_mm256_mul_ps(dmin, field(w, b + 12))));
-    }
-  }
-}
-
-// Sub-block i's scale d * (sc - 32) of q3_k (q3k_scale) for the 8 rows, from
-// the packed scales gathered as dwords s0 (bytes 0-3), s1 (4-7), s2 (8-11).
-inline __m256 q3k_scale8(__m256 d, __m256i s0, __m256i s1, __m256i s2, int i) {
-  const __m256i low = _mm256_and_si256(_mm256_srli_epi32(i % 8 < 4 ? s0 : s1, 8 * (i % 4) + 4 * (i / 8)), _mm256_set1_epi32(15));
-  const __m256i high = _mm256_and_si256(_mm256_srli_epi32(s2, 8 * (i % 4) + 2 * (i / 4)), _mm256_set1_epi32(3));
-  const __m256i sc = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
-  return _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc));
-}
-
-// Super-block u of q3_k: as q2_k's integers, plus bit k of hmask[0 .. 32)
-// as bit 2 (n in [0, 7], offset 4); two 6-bit scales per chunk.
-template <int NT>
-inline void q3k_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
-  using B = BlockQ3_K;
-  static_assert(offsetof(B, d) + 2 == sizeof(B), "d is the block's last 2 bytes");
-  const int64_t o = u * kFacts<DType::Q3_K>.block_bytes;
-  const __m256 d = f16_high(gather(rs, o + offsetof(B, d) - 2));  // the dword ending with d, not past the block
-  const int64_t sc_at = o + offsetof(B, scales);
-  const __m256i s0 = gather(rs, sc_at), s1 = gather(rs, sc_at + 4), s2 = gather(rs, sc_at + 8);
-  __m512i hm[4];
-  for (int p = 0; p < 4; ++p) hm[p] = pair256(rs.p[2 * p] + o + offsetof(B, hmask), rs.p[2 * p + 1] + o + offsetof(B, hmask));
-  const __m512i three = _mm512_set1_epi8(3), bit2 = _mm512_set1_epi8(4);
-  for (int h = 0; h < 2; ++h) {
-    __m512i raw[4];
-    const int64_t at = o + offsetof(B, qs) + 32 * h;
-    for (int p = 0; p < 4; ++p) raw[p] = pair256(rs.p[2 * p] + at, rs.p[2 * p + 1] + at);
-    for (int j = 0; j < 4; ++j) {
-      const int k = 4 * h + j;
-      __m512i v[4];
-      for (int p = 0; p < 4; ++p) {
-        const __m512i lo = _mm512_and_si512(_mm512_srli_epi16(raw[p], static_cast<unsigned>(2 * j)), three);
-        const __m512i hb = k >= 2 ? _mm512_srli_epi16(hm[p], static_cast<unsigned>(k - 2))
-                                  : _mm512_slli_epi16(hm[p], static_cast<unsigned>(2 - k));  // bit k to bit 2
-        v[p] = _mm512_ternarylogic_epi32(lo, hb, bit2, 0xF8);  // lo | (hb & 4)
-      }
-      chunk_step<DType::Q3_K, NT>(v, 8 * u + k, tk, q3k_scale8(d, s0, s1, s2, 2 * k), q3k_scale8(d, s0, s1, s2, 2 * k + 1),
-                                  _mm256_setzero_ps(), acc);
-    }
   }
 }
 

@@ -10,10 +10,12 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/ref/int8_ref.h"  // int8_group16_sums
+#include "kernels/ref/kquant_scales.h"
 
 namespace volga::kernels {
 namespace avx2 {
 void quantize_acts(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s);
+void quantize_acts_k(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, int16_t* bsum);
 void matmul_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
 void panel_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
 // Weights used in place, 8 rows in step (int8_gemv_avx2.cpp): faster than
@@ -23,6 +25,7 @@ void gemv_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Act
 }  // namespace avx2
 namespace avx512vnni {
 void quantize_acts(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, float* s);
+void quantize_acts_k(const float* x, int64_t cols, int8_t* q, uint8_t* qu, float* d, int16_t* bsum);
 void matmul_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
 void panel_rows_int8(const WeightMatrix& w, int64_t r0, int64_t r1, const Int8Acts& x, float* y, int64_t ldy);
 // Weights used in place, 8 rows in step (int8_gemv_avx512.cpp): faster than

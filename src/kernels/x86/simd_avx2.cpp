@@ -93,6 +93,7 @@ static inline VI vsrlv(VI a, VI n) { return _mm256_srlv_epi32(a, n); }
 
 const KernelTable& avx2_kernels() {
   static const KernelTable t{Isa::Avx2, "avx2", avx2::dequantize_simd, avx2::matmul_rows_simd, avx2::quantize_acts,
+                             avx2::quantize_acts_k,
                              avx2::matmul_rows_int8, avx2::dot_simd,
                              avx2::axpy_simd, avx2::rms_norm_simd, avx2::softmax_simd, avx2::swiglu_simd, avx2::fma_probe_simd,
                              avx2::attend_simd, avx2::rope_simd};

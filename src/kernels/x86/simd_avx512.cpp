@@ -120,6 +120,7 @@ const KernelTable& avx512_kernels() {
   static const bool vnni = cpu_features().avx512vnni;
   static const KernelTable t{Isa::Avx512, "avx512", avx512::dequantize_simd, avx512::matmul_rows_simd,
                              vnni ? avx512vnni::quantize_acts : avx2::quantize_acts,
+                             vnni ? avx512vnni::quantize_acts_k : avx2::quantize_acts_k,
                              vnni ? avx512vnni::matmul_rows_int8 : avx2::matmul_rows_int8,
                              avx512::dot_simd, avx512::axpy_simd, avx512::rms_norm_simd, avx512::softmax_simd,
                              avx512::swiglu_simd, avx512::fma_probe_simd, avx512::attend_simd,
