@@ -317,6 +317,29 @@ class ImatrixCollection(unittest.TestCase):
             for w in ("attn_output", "ffn_gate", "ffn_up", "ffn_down"):
                 self.assertEqual(m.array("blk.%d.%s.weight.counts" % (i, w)).reshape(-1).tolist(), [n_tokens])
 
+    def test_same_file_on_every_isa(self):
+        """The kernels are bit-identical across ISAs, so the sums are too: the
+        file written with the reference kernels is the default ISA's byte for byte."""
+        text = os.path.join(TMP, "imatrix-isa.txt")
+        with open(text, "w", encoding="utf-8") as f:
+            f.write(" ".join(corpus()["docs"]["en"])[:8000])
+        files = {}
+        for isa in ("ref", "avx2", "avx512", None):
+            env = dict(os.environ)
+            env.pop("VOLGA_ISA", None)
+            if isa:
+                env["VOLGA_ISA"] = isa
+            out = os.path.join(TMP, "demo-imatrix-%s.gguf" % (isa or "default"))
+            p = run(VOLGA, "imatrix", F16, text, "-o", out, "--chunk-size", "64", "--chunks", "2", "-t", "2", "-q",
+                    check=False, env=env)
+            if p.returncode != 0 and "not supported by this CPU" in p.stderr:
+                continue
+            self.assertEqual(p.returncode, 0, p.stderr)
+            with open(out, "rb") as f:
+                files[isa or "default"] = f.read()
+        for isa, data in files.items():
+            self.assertEqual(data, files["ref"], "imatrix file with %s kernels differs from the reference kernels'" % isa)
+
     def test_errors(self):
         short = os.path.join(TMP, "imatrix-short.txt")
         with open(short, "w") as f:

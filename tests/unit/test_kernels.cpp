@@ -1,10 +1,12 @@
 // Every fast kernel against its scalar reference, on every ISA path this
-// CPU can run (ref, avx2, avx512): dequantization bit for bit, the other
-// kernels within float rounding, over odd sizes, unaligned pointers and
-// tails that are not a multiple of the vector width.
+// CPU can run (ref, avx2, avx512), bit for bit (the float reductions follow
+// one canonical order, kernels/float_order.h), and the reference against a
+// float64 computation within float rounding; over odd sizes, unaligned
+// pointers and tails that are not a multiple of the vector width.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -33,6 +35,28 @@ std::vector<int64_t> widths(DType t) {
   return {bs, 3 * bs, 7 * bs};
 }
 
+// Lengths for the vector kernels: every tail of 8 and 16 lanes, several
+// chunks, and model widths.
+const int64_t kLengths[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 23, 24, 31, 33, 47, 63, 100, 255, 257, 896, 4099};
+
+// Bitwise equality (tells -0 from +0, compares NaNs by their bits).
+::testing::AssertionResult same_bits(const float* want, const float* got, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (std::bit_cast<uint32_t>(want[i]) != std::bit_cast<uint32_t>(got[i]))
+      return ::testing::AssertionFailure() << "element " << i << ": " << got[i] << " (0x" << std::hex
+                                           << std::bit_cast<uint32_t>(got[i]) << "), want " << std::dec << want[i]
+                                           << " (0x" << std::hex << std::bit_cast<uint32_t>(want[i]) << ")";
+  return ::testing::AssertionSuccess();
+}
+
+// Random values with exact zeros of both signs mixed in.
+std::vector<float> with_zeros(std::vector<float> v, uint32_t seed) {
+  std::mt19937 rng(seed);
+  for (auto& x : v)
+    if (rng() % 9 == 0) x = (rng() & 1) ? 0.0f : -0.0f;
+  return v;
+}
+
 }  // namespace
 
 TEST(Kernels, ReferenceIsAlwaysAvailableAndNamesParse) {
@@ -58,7 +82,10 @@ TEST(Kernels, DequantizeIsBitIdenticalToReference) {
   }
 }
 
-TEST(Kernels, MatmulRowsMatchReference) {
+// The float products (F32, F16, BF16 rows; every other type dequantized to
+// float, the VOLGA_MATMUL=float path) on every ISA: the reference's bits,
+// and the reference within float rounding of a float64 product.
+TEST(Kernels, MatmulRowsAreBitIdenticalAcrossIsas) {
   const KernelTable& ref = ref_kernels();
   for (Isa isa : available_isas()) {
     const KernelTable& k = kernel_table(isa);
@@ -67,7 +94,7 @@ TEST(Kernels, MatmulRowsMatchReference) {
         for (int64_t rows : {1, 5, 13})
           for (int64_t tokens : {1, 2, 3, 5, 9}) {
             Matrix m = make_matrix(t, rows, cols, static_cast<uint32_t>(rows * 131 + cols));
-            auto x = random_floats(static_cast<size_t>(tokens * cols) + 1, 7);
+            auto x = with_zeros(random_floats(static_cast<size_t>(tokens * cols) + 1, 7), 8);
             const float* xp = x.data() + 1;  // unaligned activations
             const int64_t ldy = rows + 3;
             std::vector<float> want(static_cast<size_t>(tokens * ldy), -1), got(want.size(), -1);
@@ -75,6 +102,10 @@ TEST(Kernels, MatmulRowsMatchReference) {
             const int64_t r0 = rows > 2 ? 1 : 0;
             ref.matmul_rows(m.w, r0, rows, xp, tokens, want.data(), ldy);
             k.matmul_rows(m.w, r0, rows, xp, tokens, got.data(), ldy);
+            ASSERT_TRUE(same_bits(want.data(), got.data(), static_cast<int64_t>(want.size())))
+                << isa_name(isa) << " " << dtype_name(t) << " rows=" << rows << " cols=" << cols
+                << " tokens=" << tokens;
+            if (isa != Isa::Ref) continue;
             std::vector<float> wrow(static_cast<size_t>(cols));
             for (int64_t r = 0; r < rows + 3; ++r)
               for (int64_t tk = 0; tk < tokens; ++tk) {
@@ -85,11 +116,14 @@ TEST(Kernels, MatmulRowsMatchReference) {
                 }
                 // Tolerance: float rounding of a length-`cols` dot product.
                 dequantize_row(t, m.w.row(r), wrow.data(), cols);
-                double mag = 0;
-                for (int64_t c = 0; c < cols; ++c) mag += std::fabs(wrow[static_cast<size_t>(c)] * xp[tk * cols + c]);
-                ASSERT_NEAR(got[i], want[i], 1e-5 * mag + 1e-6)
-                    << isa_name(isa) << " " << dtype_name(t) << " rows=" << rows << " cols=" << cols
-                    << " tokens=" << tokens;
+                double exact = 0, mag = 0;
+                for (int64_t c = 0; c < cols; ++c) {
+                  const double p = static_cast<double>(wrow[static_cast<size_t>(c)]) * xp[tk * cols + c];
+                  exact += p;
+                  mag += std::fabs(p);
+                }
+                ASSERT_NEAR(got[i], exact, 1e-5 * mag + 1e-6)
+                    << dtype_name(t) << " rows=" << rows << " cols=" << cols << " tokens=" << tokens;
               }
           }
   }
@@ -121,43 +155,111 @@ TEST(Kernels, MatmulResultDoesNotDependOnTokenCount) {
   }
 }
 
-TEST(Kernels, VectorOpsMatchReference) {
+// dot, axpy, rms_norm, softmax and swiglu: every ISA gives the reference's
+// bits on every length; the reference follows float64 within float rounding.
+TEST(Kernels, DotIsBitIdenticalAcrossIsas) {
   const KernelTable& ref = ref_kernels();
-  for (Isa isa : available_isas()) {
-    const KernelTable& k = kernel_table(isa);
-    for (int64_t n : {1, 3, 8, 15, 16, 17, 31, 64, 100, 896, 4099}) {
-      auto a = random_floats(static_cast<size_t>(n) + 1, 1, 3.0f), b = random_floats(static_cast<size_t>(n) + 1, 2);
-      const float* ap = a.data() + 1;
-      const float* bp = b.data() + 1;
-      double mag = 0;
-      for (int64_t i = 0; i < n; ++i) mag += std::fabs(ap[i] * bp[i]);
-      EXPECT_NEAR(k.dot(ap, bp, n), ref.dot(ap, bp, n), 1e-5 * mag + 1e-6) << isa_name(isa) << " n=" << n;
+  for (int64_t n : kLengths) {
+    auto a = with_zeros(random_floats(static_cast<size_t>(n) + 1, 1, 3.0f), 3);
+    auto b = with_zeros(random_floats(static_cast<size_t>(n) + 1, 2), 4);
+    const float* ap = a.data() + 1;  // unaligned
+    const float* bp = b.data() + 1;
+    const float want = ref.dot(ap, bp, n);
+    double exact = 0, mag = 0;
+    for (int64_t i = 0; i < n; ++i) exact += static_cast<double>(ap[i]) * bp[i], mag += std::fabs(ap[i] * bp[i]);
+    EXPECT_NEAR(want, exact, 2e-6 * mag + 1e-9) << "n=" << n;
+    for (Isa isa : available_isas()) {
+      const float got = kernel_table(isa).dot(ap, bp, n);
+      EXPECT_TRUE(same_bits(&want, &got, 1)) << isa_name(isa) << " n=" << n;
+    }
+  }
+  // Products of zeros: the sign of the zero sum is the same everywhere too.
+  const std::vector<float> nz(37, -0.0f), pz(37, 0.0f);
+  for (Isa isa : available_isas())
+    for (int64_t n : {0, 5, 16, 37}) {
+      const float want = ref.dot(nz.data(), pz.data(), n), got = kernel_table(isa).dot(nz.data(), pz.data(), n);
+      EXPECT_TRUE(same_bits(&want, &got, 1)) << isa_name(isa) << " zeros n=" << n;
+    }
+}
 
-      std::vector<float> y1(b), y2(b);
-      ref.axpy(0.37f, ap, y1.data() + 1, n);
-      k.axpy(0.37f, ap, y2.data() + 1, n);
-      for (int64_t i = 0; i <= n; ++i) EXPECT_NEAR(y1[static_cast<size_t>(i)], y2[static_cast<size_t>(i)], 1e-6);
+TEST(Kernels, AxpyIsBitIdenticalAcrossIsas) {
+  const KernelTable& ref = ref_kernels();
+  for (int64_t n : kLengths) {
+    auto x = random_floats(static_cast<size_t>(n) + 1, 1, 3.0f), y = random_floats(static_cast<size_t>(n) + 1, 2);
+    std::vector<float> want(y);
+    ref.axpy(0.37f, x.data() + 1, want.data() + 1, n);
+    for (int64_t i = 1; i <= n; ++i)  // one rounding of the exact a x + y
+      EXPECT_NEAR(want[static_cast<size_t>(i)], static_cast<double>(0.37f) * x[static_cast<size_t>(i)] + y[static_cast<size_t>(i)],
+                  1e-7 * (1 + std::fabs(want[static_cast<size_t>(i)])));
+    for (Isa isa : available_isas()) {
+      std::vector<float> got(y);
+      kernel_table(isa).axpy(0.37f, x.data() + 1, got.data() + 1, n);
+      EXPECT_TRUE(same_bits(want.data(), got.data(), n + 1)) << isa_name(isa) << " n=" << n;
+    }
+  }
+}
 
-      std::vector<float> r1(static_cast<size_t>(n)), r2(static_cast<size_t>(n));
-      ref.rms_norm(ap, bp, 1e-6f, n, r1.data());
-      k.rms_norm(ap, bp, 1e-6f, n, r2.data());
-      for (int64_t i = 0; i < n; ++i)
-        EXPECT_NEAR(r1[static_cast<size_t>(i)], r2[static_cast<size_t>(i)], 1e-5 * (1 + std::fabs(r1[static_cast<size_t>(i)])));
+TEST(Kernels, RmsNormIsBitIdenticalAcrossIsas) {
+  const KernelTable& ref = ref_kernels();
+  for (int64_t n : kLengths) {
+    auto x = random_floats(static_cast<size_t>(n) + 1, 5, 3.0f), w = random_floats(static_cast<size_t>(n) + 1, 6);
+    const float* xp = x.data() + 1;
+    const float* wp = w.data() + 1;
+    std::vector<float> want(static_cast<size_t>(n));
+    ref.rms_norm(xp, wp, 1e-6f, n, want.data());
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(xp[i]) * xp[i];
+    const double scale = 1.0 / std::sqrt(ss / static_cast<double>(n) + 1e-6f);
+    for (int64_t i = 0; i < n; ++i)
+      EXPECT_NEAR(want[static_cast<size_t>(i)], xp[i] * scale * wp[i], 5e-7 * (1 + std::fabs(xp[i] * scale * wp[i])));
+    for (Isa isa : available_isas()) {
+      std::vector<float> got(static_cast<size_t>(n));
+      kernel_table(isa).rms_norm(xp, wp, 1e-6f, n, got.data());
+      EXPECT_TRUE(same_bits(want.data(), got.data(), n)) << isa_name(isa) << " n=" << n;
+      std::vector<float> in_place(x.begin() + 1, x.end());  // y may alias x
+      kernel_table(isa).rms_norm(in_place.data(), wp, 1e-6f, n, in_place.data());
+      EXPECT_TRUE(same_bits(want.data(), in_place.data(), n)) << isa_name(isa) << " in place, n=" << n;
+    }
+  }
+}
 
-      // Softmax over a wide range of logits, including very negative ones.
-      std::vector<float> s1(a.begin() + 1, a.end()), s2(s1);
-      for (auto& v : s1) v *= 10;
-      s2 = s1;
-      ref.softmax(s1.data(), n);
-      k.softmax(s2.data(), n);
-      for (int64_t i = 0; i < n; ++i)
-        EXPECT_NEAR(s1[static_cast<size_t>(i)], s2[static_cast<size_t>(i)], 2e-6 * s1[static_cast<size_t>(i)] + 1e-9);
+TEST(Kernels, SoftmaxIsBitIdenticalAcrossIsas) {
+  const KernelTable& ref = ref_kernels();
+  for (int64_t n : kLengths) {
+    // A wide range of logits, including very negative ones.
+    auto x = random_floats(static_cast<size_t>(n), 7, 30.0f);
+    std::vector<float> want(x);
+    ref.softmax(want.data(), n);
+    const double mx = *std::max_element(x.begin(), x.end());
+    double sum = 0;
+    for (float v : x) sum += std::exp(v - mx);
+    for (int64_t i = 0; i < n; ++i) {
+      const double p = std::exp(x[static_cast<size_t>(i)] - mx) / sum;
+      // The kernels' exp polynomial is within 5.6e-6 of exp (relative).
+      EXPECT_NEAR(want[static_cast<size_t>(i)], p, 1.5e-5 * p + 1e-30) << "n=" << n << " i=" << i;
+    }
+    for (Isa isa : available_isas()) {
+      std::vector<float> got(x);
+      kernel_table(isa).softmax(got.data(), n);
+      EXPECT_TRUE(same_bits(want.data(), got.data(), n)) << isa_name(isa) << " n=" << n;
+    }
+  }
+}
 
-      std::vector<float> g1(static_cast<size_t>(n)), g2(static_cast<size_t>(n));
-      ref.swiglu(ap, bp, n, g1.data());
-      k.swiglu(ap, bp, n, g2.data());
-      for (int64_t i = 0; i < n; ++i)
-        EXPECT_NEAR(g1[static_cast<size_t>(i)], g2[static_cast<size_t>(i)], 2e-6 * (1 + std::fabs(g1[static_cast<size_t>(i)])));
+TEST(Kernels, SwigluIsBitIdenticalAcrossIsas) {
+  const KernelTable& ref = ref_kernels();
+  for (int64_t n : kLengths) {
+    auto g = with_zeros(random_floats(static_cast<size_t>(n) + 1, 8, 4.0f), 9), u = random_floats(static_cast<size_t>(n) + 1, 10);
+    std::vector<float> want(static_cast<size_t>(n));
+    ref.swiglu(g.data() + 1, u.data() + 1, n, want.data());
+    for (int64_t i = 0; i < n; ++i) {
+      const double gi = g[static_cast<size_t>(i) + 1], e = gi / (1 + std::exp(-gi)) * u[static_cast<size_t>(i) + 1];
+      EXPECT_NEAR(want[static_cast<size_t>(i)], e, 1e-5 * (1 + std::fabs(e)));  // exp within 5.6e-6
+    }
+    for (Isa isa : available_isas()) {
+      std::vector<float> got(static_cast<size_t>(n));
+      kernel_table(isa).swiglu(g.data() + 1, u.data() + 1, n, got.data());
+      EXPECT_TRUE(same_bits(want.data(), got.data(), n)) << isa_name(isa) << " n=" << n;
     }
   }
 }

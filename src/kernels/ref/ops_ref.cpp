@@ -7,89 +7,13 @@
 
 #include "kernels/attend_tiled.h"
 #include "kernels/dispatch.h"
+#include "kernels/float_order.h"
 #include "kernels/ref/int8_ref.h"
 #include "tensor/quant.h"
 
 namespace volga::kernels {
 
 namespace {
-float dot_ref(const float* a, const float* b, int64_t n) {
-  // Four partial sums: deterministic, and keeps rounding error of long rows low.
-  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t k = 0;
-  for (; k + 4 <= n; k += 4) {
-    s0 += a[k] * b[k];
-    s1 += a[k + 1] * b[k + 1];
-    s2 += a[k + 2] * b[k + 2];
-    s3 += a[k + 3] * b[k + 3];
-  }
-  for (; k < n; ++k) s0 += a[k] * b[k];
-  return (s0 + s1) + (s2 + s3);
-}
-
-void axpy_ref(float a, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
-void matmul_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n_tokens, float* y,
-                     int64_t ldy) {
-  const int64_t K = w.cols;
-  std::vector<float> row(w.type == DType::F32 ? 0 : static_cast<size_t>(K));
-  for (int64_t r = r0; r < r1; ++r) {
-    const float* wr;
-    if (w.type == DType::F32) {
-      wr = reinterpret_cast<const float*>(w.row(r));
-    } else {
-      dequantize_row(w.type, w.row(r), row.data(), K);
-      wr = row.data();
-    }
-    for (int64_t t = 0; t < n_tokens; ++t) y[t * ldy + r] = dot_ref(wr, x + t * K, K);
-  }
-}
-
-void rms_norm_ref(const float* x, const float* weight, float eps, int64_t n, float* y) {
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * weight[i];
-}
-
-void softmax_ref(float* x, int64_t n) {
-  float mx = x[0];
-  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-}
-
-double fma_probe_ref(int64_t iters) {
-  constexpr int kAcc = 8;
-  float acc[kAcc];
-  for (int i = 0; i < kAcc; ++i) acc[i] = static_cast<float>(i);
-  for (int64_t it = 0; it < iters; ++it)
-    for (int i = 0; i < kAcc; ++i) acc[i] = std::fma(acc[i], 0.999999f, 1e-7f);
-  volatile float sink = acc[0] + acc[kAcc - 1];
-  (void)sink;
-  return 2.0 * kAcc * static_cast<double>(iters);
-}
-
-void swiglu_ref(const float* gate, const float* up, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-}
-
-void rope_ref(float* head, const float* cos, const float* sin, int n_pairs, bool neox) {
-  for (int i = 0; i < n_pairs; ++i) {
-    const int a = neox ? i : 2 * i, b = neox ? i + n_pairs : 2 * i + 1;
-    const float x0 = head[a], x1 = head[b];
-    head[a] = x0 * cos[i] - x1 * sin[i];
-    head[b] = x0 * sin[i] + x1 * cos[i];
-  }
-}
-
 // A product rounded on its own, never fused with a following add (the
 // SIMD kernels' exp evaluates it the same way).
 inline float rounded(float x) {
@@ -118,6 +42,80 @@ float exp_poly(float x) {
   float two;
   std::memcpy(&two, &bits, 4);
   return p * two;
+}
+
+// The canonical 16-lane dot product of kernels/float_order.h, one lane at a time.
+float dot_ref(const float* a, const float* b, int64_t n) {
+  constexpr int kL = float_order::kDotLanes;
+  float L[kL] = {};
+  int64_t k = 0;
+  for (; k + kL <= n; k += kL)
+    for (int l = 0; l < kL; ++l) L[l] = std::fma(a[k + l], b[k + l], L[l]);
+  return float_order::finish_dot(L, a + k, b + k, n - k);
+}
+
+// The canonical 8-lane double sum of x[i] (or x[i]^2) of kernels/float_order.h.
+double sum_ref(const float* x, int64_t n, bool square) {
+  double L[float_order::kSumLanes] = {};
+  return float_order::finish_sum(L, x, n, square);
+}
+
+void axpy_ref(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
+}
+
+void matmul_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n_tokens, float* y,
+                     int64_t ldy) {
+  const int64_t K = w.cols;
+  std::vector<float> row(w.type == DType::F32 ? 0 : static_cast<size_t>(K));
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* wr;
+    if (w.type == DType::F32) {
+      wr = reinterpret_cast<const float*>(w.row(r));
+    } else {
+      dequantize_row(w.type, w.row(r), row.data(), K);
+      wr = row.data();
+    }
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * ldy + r] = dot_ref(wr, x + t * K, K);
+  }
+}
+
+void rms_norm_ref(const float* x, const float* weight, float eps, int64_t n, float* y) {
+  const double ss = sum_ref(x, n, true);
+  const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * weight[i];
+}
+
+void softmax_ref(float* x, int64_t n) {
+  float mx = x[0];
+  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
+  for (int64_t i = 0; i < n; ++i) x[i] = exp_poly(x[i] - mx);
+  const float inv = static_cast<float>(1.0 / sum_ref(x, n, false));
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+double fma_probe_ref(int64_t iters) {
+  constexpr int kAcc = 8;
+  float acc[kAcc];
+  for (int i = 0; i < kAcc; ++i) acc[i] = static_cast<float>(i);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < kAcc; ++i) acc[i] = std::fma(acc[i], 0.999999f, 1e-7f);
+  volatile float sink = acc[0] + acc[kAcc - 1];
+  (void)sink;
+  return 2.0 * kAcc * static_cast<double>(iters);
+}
+
+void swiglu_ref(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + exp_poly(0.0f - gate[i])) * up[i];
+}
+
+void rope_ref(float* head, const float* cos, const float* sin, int n_pairs, bool neox) {
+  for (int i = 0; i < n_pairs; ++i) {
+    const int a = neox ? i : 2 * i, b = neox ? i + n_pairs : 2 * i + 1;
+    const float x0 = head[a], x1 = head[b];
+    head[a] = x0 * cos[i] - x1 * sin[i];
+    head[b] = x0 * sin[i] + x1 * cos[i];
+  }
 }
 
 // The operations of the tiled attention (kernels/attend_tiled.h), one

@@ -11,6 +11,7 @@
 
 #include "kernels/attend_tiled.h"
 #include "kernels/dispatch.h"
+#include "kernels/float_order.h"
 #include "kernels/x86/int8_x86.h"
 #include "tensor/blocks.h"
 #include "tensor/quant.h"
@@ -19,8 +20,8 @@ namespace volga::kernels {
 namespace avx2 {
 
 constexpr int W = 8;
-constexpr int kRows = 4;  // weight rows per tile
-constexpr int kTok = 2;   // tokens per micro-tile: 8 accumulators + 2 activations + 1 weight of 16 registers
+constexpr int kRows = 2;  // weight rows per tile
+constexpr int kTok = 2;   // tokens per micro-tile: 2 x 2 x 2 accumulators (16 lanes in two) + 2 activations + 1 weight of 16 registers
 
 using V = __m256;
 using VI = __m256i;
@@ -68,6 +69,30 @@ static inline void vsum_w(const V* a, float* out) {
   const V e = _mm256_add_ps(_mm256_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
                             _mm256_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
   _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(e, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+// a * b + c on lanes [0, n) (0 < n < 8), c's other lanes kept; reads only
+// a[0 .. n) and b[0 .. n).
+static inline V vfma_first(const float* a, const float* b, int n, V c) {
+  const VI m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const V r = _mm256_fmadd_ps(_mm256_maskload_ps(a, m), _mm256_maskload_ps(b, m), c);
+  return _mm256_blendv_ps(c, r, _mm256_castsi256_ps(m));
+}
+// The 8 double lanes of the canonical sums (kernels/float_order.h): 0-3, 4-7.
+struct D8 {
+  __m256d lo, hi;
+};
+static inline D8 d8_zero() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+// Adds p[0 .. 8) (squared when SQ; exact in double) into the lanes.
+template <bool SQ>
+static inline void d8_add(D8& acc, const float* p) {
+  __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(p)), hi = _mm256_cvtps_pd(_mm_loadu_ps(p + 4));
+  if constexpr (SQ) lo = _mm256_mul_pd(lo, lo), hi = _mm256_mul_pd(hi, hi);
+  acc.lo = _mm256_add_pd(acc.lo, lo);
+  acc.hi = _mm256_add_pd(acc.hi, hi);
+}
+static inline void d8_store(double* out, const D8& acc) {
+  _mm256_storeu_pd(out, acc.lo);
+  _mm256_storeu_pd(out + 4, acc.hi);
 }
 static inline VI vload_u8(const uint8_t* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
 static inline VI vload_i8(const int8_t* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }

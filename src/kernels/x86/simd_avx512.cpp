@@ -11,6 +11,7 @@
 
 #include "kernels/attend_tiled.h"
 #include "kernels/dispatch.h"
+#include "kernels/float_order.h"
 #include "kernels/x86/avx512_reduce.h"
 #include "kernels/x86/int8_x86.h"
 #include "util/cpu_features.h"
@@ -66,6 +67,25 @@ static inline V valt_sign() { return _mm512_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1, 
 static inline void vsum_w(const V* a, float* out) {
   _mm512_storeu_ps(out, x86::reduce16_transposed(a, [](V x, V y) { return _mm512_add_ps(x, y); }));
 }
+// a * b + c on lanes [0, n) (0 < n < 16), c's other lanes kept; reads only
+// a[0 .. n) and b[0 .. n).
+static inline V vfma_first(const float* a, const float* b, int n, V c) {
+  const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+  return _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, a), _mm512_maskz_loadu_ps(m, b), c, m);
+}
+// The 8 double lanes of the canonical sums (kernels/float_order.h).
+struct D8 {
+  __m512d v;
+};
+static inline D8 d8_zero() { return {_mm512_setzero_pd()}; }
+// Adds p[0 .. 8) (squared when SQ; exact in double) into the lanes.
+template <bool SQ>
+static inline void d8_add(D8& acc, const float* p) {
+  __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(p));
+  if constexpr (SQ) x = _mm512_mul_pd(x, x);
+  acc.v = _mm512_add_pd(acc.v, x);
+}
+static inline void d8_store(double* out, const D8& acc) { _mm512_storeu_pd(out, acc.v); }
 static inline VI vload_u8(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 static inline VI vload_i8(const int8_t* p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 static inline V vload_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
