@@ -78,6 +78,11 @@ bool int8_matmul_enabled();
 // q[t * q_stride + g * dk ..][dk], its output out[t * out_stride + g * dv ..][dv]:
 // sum_p softmax_p(scale * q.k[p]) v[p], k[p] and v[p] the rows of `keys`
 // and `values` (f32, f16, bf16 or q8_0; dk and dv elements).
+// Positions per attention chunk: the fixed unit in which a query's
+// positions are attended and merged (kernels/attend_tiled.h), so that a
+// token's chunks can be spread over threads without changing its result.
+inline constexpr int kAttendChunk = 8 * kKvBlockTokens;
+
 struct AttendTile {
   const float* q = nullptr;
   int64_t q_stride = 0;
@@ -116,6 +121,15 @@ struct KernelTable {
   // defines the arithmetic, which is the same on every ISA and for every
   // tile a query may be in. scratch: attend_scratch floats (kernels/ops.h).
   void (*attend)(const AttendTile& a, float* scratch);
+  // The same in two steps, for spreading one tile's chunks over threads:
+  // attend_chunk writes the partial of chunk `chunk` (positions [256 chunk,
+  // 256 chunk + 256)) into part (attend_part_floats), scratch holding
+  // attend_chunk_scratch floats; attend_merge merges the partials of chunks
+  // 0 .. attend_chunks(a) - 1, stored one after another, in chunk order and
+  // writes the outputs (it overwrites the first partial). The outputs are
+  // attend's, bit for bit.
+  void (*attend_chunk)(const AttendTile& a, int64_t chunk, float* part, float* scratch);
+  void (*attend_merge)(const AttendTile& a, float* parts);
   // Rotates n_pairs pairs of one head in place by the angles whose cosines
   // and sines are given: pair i is (i, i + n_pairs) when neox, else (2i, 2i+1).
   void (*rope)(float* head, const float* cos, const float* sin, int n_pairs, bool neox);

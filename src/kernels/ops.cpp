@@ -328,4 +328,18 @@ void attend(const AttendTile& a, float* scratch) { active_kernels().attend(a, sc
 
 int64_t attend_scratch(int64_t n_queries, int64_t dk, int64_t dv) { return tiled::scratch_floats(n_queries, dk, dv); }
 
+void attend_chunk(const AttendTile& a, int64_t chunk, float* part, float* scratch) {
+  active_kernels().attend_chunk(a, chunk, part, scratch);
+}
+
+void attend_merge(const AttendTile& a, float* parts) { active_kernels().attend_merge(a, parts); }
+
+int64_t attend_chunks(const AttendTile& a) { return tiled::chunk_count(a); }
+
+int64_t attend_part_floats(int64_t n_queries, int64_t dv) { return tiled::part_floats(n_queries, dv); }
+
+int64_t attend_chunk_scratch(int64_t n_queries, int64_t dk, int64_t dv) {
+  return tiled::chunk_scratch_floats(n_queries, dk, dv);
+}
+
 }  // namespace volga::kernels

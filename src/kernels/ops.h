@@ -79,6 +79,13 @@ const Int8Acts& quantize_int8_acts(const KernelTable& k, DType type, const float
 // holds attend_scratch(n_tokens * group, dk, dv) floats.
 void attend(const AttendTile& a, float* scratch);
 int64_t attend_scratch(int64_t n_queries, int64_t dk, int64_t dv);
+// The two-step form (KernelTable::attend_chunk / attend_merge): chunks a tile
+// attends to, floats of one chunk's partial and of attend_chunk's scratch.
+void attend_chunk(const AttendTile& a, int64_t chunk, float* part, float* scratch);
+void attend_merge(const AttendTile& a, float* parts);
+int64_t attend_chunks(const AttendTile& a);
+int64_t attend_part_floats(int64_t n_queries, int64_t dv);
+int64_t attend_chunk_scratch(int64_t n_queries, int64_t dk, int64_t dv);
 
 // out[k] = w[r][k] (dequantized row), e.g. an embedding lookup.
 void get_row(const WeightMatrix& w, int64_t r, float* out);

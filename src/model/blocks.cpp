@@ -42,19 +42,17 @@ std::vector<SeqRun> sequence_runs(const ModelSpec& spec, const Batch& batch, int
   return runs;
 }
 
-void paged_attention(const AttentionShape& a, const Batch& batch, const KvCache& cache, int64_t layer,
-                     const float* q, float* out, ThreadPool& pool, PhaseTimes* times) {
-  PhaseScope timed(times, &PhaseTimes::attention);
-  const int64_t T = static_cast<int64_t>(batch.size()), group = a.n_head / a.n_head_kv;
-  // Tiles: runs of consecutive positions of one sequence (a prompt's chunk,
-  // draft tokens), cut into pieces of up to `per_tile` tokens whose queries
-  // share each block of keys and values read (kernels/attend_tiled.h). How a
-  // run is cut changes no result: a query's arithmetic is its own.
-  const int64_t per_tile = std::max<int64_t>(1, 64 / group);
-  struct Tile {
-    int64_t t0, n;
-  };
-  std::vector<Tile> tiles;
+namespace {
+
+// Runs of consecutive positions of one sequence (a prompt's chunk, draft
+// tokens), cut into pieces of up to `per_tile` tokens whose queries share
+// each block of keys and values read (kernels/attend_tiled.h).
+struct AttendRun {
+  int64_t t0, n;
+};
+std::vector<AttendRun> attention_tiles(const Batch& batch, int64_t per_tile) {
+  std::vector<AttendRun> tiles;
+  const int64_t T = static_cast<int64_t>(batch.size());
   for (int64_t t = 0; t < T;) {
     int64_t n = 1;
     const BatchToken& first = batch.tokens[static_cast<size_t>(t)];
@@ -64,41 +62,100 @@ void paged_attention(const AttentionShape& a, const Batch& batch, const KvCache&
     tiles.push_back({t, n});
     t += n;
   }
-  // One unit per (tile, key/value head, part of its group). Groups are split
-  // only when there are too few (tile, head) pairs to keep every thread busy
-  // (decode of one sequence); a head's arithmetic is the same in any part.
-  // Later tiles of a prompt attend to more positions, so the units are
-  // handed out from a shared counter rather than split in halves.
-  const int64_t pairs = static_cast<int64_t>(tiles.size()) * a.n_head_kv;
-  const int64_t parts = std::clamp<int64_t>((2 * pool.size() + pairs - 1) / pairs, 1, group);
+  return tiles;
+}
+
+// One kernel call: query heads [g0, g1) of key/value head hk for a tile,
+// over one chunk of positions (chunk >= 0, its partial at part) or all of
+// them (chunk < 0). part_at: where its partial (or its tile's partials, for
+// a merge) starts in the buffer of partials.
+struct AttendUnit {
+  int64_t tile, hk, g0, g1, chunk, part_at;
+};
+
+// Tiles of at most this many tokens (decode, draft tokens) are spread over
+// the threads by chunks of positions too; longer ones have enough work in
+// their tokens and run whole.
+constexpr int64_t kSplitTokens = 4;
+
+}  // namespace
+
+void paged_attention(const AttentionShape& a, const Batch& batch, const KvCache& cache, int64_t layer,
+                     const float* q, float* out, ThreadPool& pool, PhaseTimes* times) {
+  PhaseScope timed(times, &PhaseTimes::attention);
+  const int64_t group = a.n_head / a.n_head_kv;
+  const std::vector<AttendRun> tiles = attention_tiles(batch, std::max<int64_t>(1, 64 / group));
+  auto tile_call = [&](const AttendRun& tile, int64_t hk, int64_t g0, int64_t g1) {
+    const BatchToken& bt = batch.tokens[static_cast<size_t>(tile.t0)];
+    const int64_t h0 = hk * group + g0;  // first query head of this part
+    kernels::AttendTile at;
+    at.q = q + tile.t0 * a.q_stride + h0 * a.dk;
+    at.q_stride = a.q_stride;
+    at.out = out + tile.t0 * a.n_head * a.dv + h0 * a.dv;
+    at.out_stride = a.n_head * a.dv;
+    at.n_tokens = static_cast<int>(tile.n);
+    at.group = static_cast<int>(g1 - g0);
+    at.n_pos0 = bt.pos + 1;
+    at.dk = a.dk;
+    at.dv = a.dv;
+    at.keys = cache.keys(layer, bt.seq, hk * a.k_head_stride);
+    at.values = cache.values(layer, bt.seq, hk * a.v_head_stride);
+    at.scale = a.scale;
+    return at;
+  };
+  // Chunks of each tile's work: short tiles by chunks of positions.
+  std::vector<int64_t> chunks(tiles.size(), 1);
+  int64_t pieces = 0;
+  for (size_t i = 0; i < tiles.size(); ++i) {
+    if (tiles[i].n <= kSplitTokens) chunks[i] = kernels::attend_chunks(tile_call(tiles[i], 0, 0, 1));
+    pieces += chunks[i] * a.n_head_kv;
+  }
+  // A key/value head's group of query heads is split only when there are too
+  // few pieces to keep every thread busy (MLA's single latent head at a
+  // short depth); a head's arithmetic is the same in any part, and so is a
+  // query's in any chunk split (the partials merge in chunk order).
+  const int64_t parts = std::clamp<int64_t>((2 * pool.size() + pieces - 1) / pieces, 1, group);
   const int64_t per_part = (group + parts - 1) / parts;
-  const int64_t units = pairs * parts;
-  pool.parallel_for_dynamic(units, [&](int64_t i0, int64_t i1, int) {
+  std::vector<AttendUnit> units, merges;
+  int64_t part_floats = 0;
+  for (size_t i = 0; i < tiles.size(); ++i)
+    for (int64_t hk = 0; hk < a.n_head_kv; ++hk)
+      for (int64_t g0 = 0; g0 < group; g0 += per_part) {
+        const int64_t g1 = std::min(group, g0 + per_part), ti = static_cast<int64_t>(i);
+        if (tiles[i].n > kSplitTokens) {
+          units.push_back({ti, hk, g0, g1, -1, 0});
+          continue;
+        }
+        const int64_t n = kernels::attend_part_floats(tiles[i].n * (g1 - g0), a.dv);
+        merges.push_back({ti, hk, g0, g1, 0, part_floats});
+        for (int64_t c = 0; c < chunks[i]; ++c) units.push_back({ti, hk, g0, g1, c, part_floats + c * n});
+        part_floats += chunks[i] * n;
+      }
+  std::vector<float> parts_buf(static_cast<size_t>(part_floats));
+  // Whole tiles first (the biggest pieces), then the chunks, from a shared
+  // counter: later tiles of a prompt attend to more positions.
+  pool.parallel_for_dynamic(static_cast<int64_t>(units.size()), [&](int64_t i0, int64_t i1, int) {
     std::vector<float> scratch;
     for (int64_t i = i0; i < i1; ++i) {
-      const Tile& tile = tiles[static_cast<size_t>(i / (a.n_head_kv * parts))];
-      const int64_t hk = i / parts % a.n_head_kv;
-      const int64_t g0 = i % parts * per_part, g1 = std::min(group, g0 + per_part);
-      if (g0 >= g1) continue;
-      const BatchToken& bt = batch.tokens[static_cast<size_t>(tile.t0)];
-      const int64_t h0 = hk * group + g0;  // first query head of this part
-      kernels::AttendTile at;
-      at.q = q + tile.t0 * a.q_stride + h0 * a.dk;
-      at.q_stride = a.q_stride;
-      at.out = out + tile.t0 * a.n_head * a.dv + h0 * a.dv;
-      at.out_stride = a.n_head * a.dv;
-      at.n_tokens = static_cast<int>(tile.n);
-      at.group = static_cast<int>(g1 - g0);
-      at.n_pos0 = bt.pos + 1;
-      at.dk = a.dk;
-      at.dv = a.dv;
-      at.keys = cache.keys(layer, bt.seq, hk * a.k_head_stride);
-      at.values = cache.values(layer, bt.seq, hk * a.v_head_stride);
-      at.scale = a.scale;
-      scratch.resize(static_cast<size_t>(kernels::attend_scratch(tile.n * (g1 - g0), a.dk, a.dv)));
-      kernels::attend(at, scratch.data());
+      const AttendUnit& u = units[static_cast<size_t>(i)];
+      const kernels::AttendTile at = tile_call(tiles[static_cast<size_t>(u.tile)], u.hk, u.g0, u.g1);
+      const int64_t n_q = at.n_tokens * at.group;
+      if (u.chunk < 0) {
+        scratch.resize(static_cast<size_t>(kernels::attend_scratch(n_q, a.dk, a.dv)));
+        kernels::attend(at, scratch.data());
+      } else {
+        scratch.resize(static_cast<size_t>(kernels::attend_chunk_scratch(n_q, a.dk, a.dv)));
+        kernels::attend_chunk(at, u.chunk, parts_buf.data() + u.part_at, scratch.data());
+      }
     }
-  }, std::max<int64_t>(1, units / (8 * pool.size())));
+  }, std::max<int64_t>(1, static_cast<int64_t>(units.size()) / (8 * pool.size())));
+  if (merges.empty()) return;
+  pool.parallel_for(static_cast<int64_t>(merges.size()), [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const AttendUnit& u = merges[static_cast<size_t>(i)];
+      kernels::attend_merge(tile_call(tiles[static_cast<size_t>(u.tile)], u.hk, u.g0, u.g1), parts_buf.data() + u.part_at);
+    }
+  });
 }
 
 FfnWeights bind_ffn(const Binder& b, const std::string& prefix, const std::string& suffix, int64_t n_embd,

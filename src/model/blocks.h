@@ -52,6 +52,10 @@ struct AttentionShape {
 };
 // out[t][h] (dv floats per head, n_head heads per token) = attention of the
 // query head h of token t over its sequence's cached positions [0, pos].
+// Prompt tiles run whole; tiles of a few tokens (decode, draft tokens) are
+// also spread over the threads by 256-position chunks, whose partials are
+// merged in chunk order (kernels/attend_tiled.h): a token's result depends
+// neither on the thread count nor on the batch it came in.
 // Its time goes to times->attention when times is not null.
 void paged_attention(const AttentionShape& a, const Batch& batch, const KvCache& cache, int64_t layer,
                      const float* q, float* out, ThreadPool& pool, PhaseTimes* times = nullptr);

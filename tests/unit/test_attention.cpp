@@ -214,3 +214,116 @@ TEST(Attention, TiledKernelResultDoesNotDependOnTheTile) {
     }
   }
 }
+
+// ---- depth: positions in several 256-position chunks (attend_tiled.h) ----
+
+namespace {
+
+// Depths around the chunk boundaries (255 | 256 | 257, two and three
+// chunks), for the shapes decode streams (Qwen3.5's 4 heads of 256, Qwen2's
+// 7 of 64, an odd width) and MLA's latent rows, over the cache types.
+std::vector<Case> deep_cases() {
+  std::vector<Case> out;
+  struct Shape {
+    int group;
+    int64_t dk, dv;
+  };
+  const Shape shapes[] = {{4, 256, 256}, {7, 64, 64}, {3, 20, 24}, {16, 576, 512}};
+  for (DType type : {DType::F16, DType::Q8_0, DType::F32, DType::BF16})
+    for (const Shape& s : shapes) {
+      if (type == DType::Q8_0 && (s.dk % 32 != 0 || s.dv % 32 != 0)) continue;
+      if (s.dk == 576 && type != DType::F16) continue;  // keep the float64 loops short
+      for (int n_tokens : {1, 3, 6})
+        for (int n_pos0 : {255, 256, 257, 600}) out.push_back({type, s.group, s.dk, s.dv, n_tokens, n_pos0});
+    }
+  return out;
+}
+
+// The tile through the two-step form: every chunk's partial, computed in
+// reverse order (as threads may finish them), then the merge.
+std::vector<float> run_by_chunks(const Problem& pr, const KernelTable& k) {
+  const Case& c = pr.c;
+  std::vector<float> out(static_cast<size_t>(c.n_tokens * c.group * c.dv), -7.0f);
+  AttendTile a;
+  a.q = pr.q.data();
+  a.q_stride = c.group * c.dk;
+  a.out = out.data();
+  a.out_stride = c.group * c.dv;
+  a.n_tokens = c.n_tokens;
+  a.group = c.group;
+  a.n_pos0 = c.n_pos0;
+  a.dk = c.dk;
+  a.dv = c.dv;
+  a.keys = pr.keys.rows;
+  a.values = pr.values.rows;
+  a.scale = pr.scale();
+  const int64_t n_q = c.n_tokens * c.group, n_chunks = attend_chunks(a), part = attend_part_floats(n_q, c.dv);
+  EXPECT_EQ(n_chunks, (c.n_pos0 + c.n_tokens - 2) / kAttendChunk + 1);
+  std::vector<float> parts(static_cast<size_t>(n_chunks * part), 123.0f);
+  std::vector<float> scratch(static_cast<size_t>(attend_chunk_scratch(n_q, c.dk, c.dv)));
+  for (int64_t ch = n_chunks - 1; ch >= 0; --ch) k.attend_chunk(a, ch, parts.data() + ch * part, scratch.data());
+  k.attend_merge(a, parts.data());
+  return out;
+}
+
+}  // namespace
+
+// Within float rounding of the float64 attention across chunks: the merge
+// rescales the chunks' partials correctly.
+TEST(AttentionDepth, ChunkedKernelMatchesFloat64Attention) {
+  uint32_t seed = 500;
+  for (const Case& c : deep_cases()) {
+    if (c.n_tokens == 3) continue;  // the float64 loops are the slow part
+    Problem pr(c, seed++);
+    const std::vector<double> want = pr.exact();
+    double vmax = 0;
+    for (float v : pr.values.floats) vmax = std::max(vmax, static_cast<double>(std::fabs(v)));
+    for (Isa isa : available_isas()) {
+      const std::vector<float> got = pr.run(kernel_table(isa));
+      for (size_t i = 0; i < want.size(); ++i)
+        ASSERT_NEAR(got[i], want[i], 2e-6 * vmax * std::sqrt(static_cast<double>(c.dk)))
+            << isa_name(isa) << " " << label(c) << " at " << i;
+    }
+  }
+}
+
+// The chunk partials merged (what decode spreads over threads) give the
+// whole kernel's bits, and every ISA gives the reference's bits either way.
+TEST(AttentionDepth, ChunkPartialsMergeToTheWholeKernelOnEveryIsa) {
+  uint32_t seed = 700;
+  for (const Case& c : deep_cases()) {
+    Problem pr(c, seed++);
+    const std::vector<float> want = pr.run(ref_kernels());
+    for (Isa isa : available_isas()) {
+      const KernelTable& k = kernel_table(isa);
+      const std::vector<float> whole = pr.run(k), split = run_by_chunks(pr, k);
+      ASSERT_EQ(0, std::memcmp(whole.data(), want.data(), sizeof(float) * want.size())) << isa_name(isa) << " " << label(c);
+      ASSERT_EQ(0, std::memcmp(split.data(), want.data(), sizeof(float) * want.size()))
+          << isa_name(isa) << " by chunks " << label(c);
+    }
+  }
+}
+
+// Decode equals prefill at depth: each token alone (the streaming path for
+// small groups) gives the bits it gets inside the whole tile (the converted
+// path), and so does a split of the group.
+TEST(AttentionDepth, TokenAloneEqualsItsTile) {
+  uint32_t seed = 900;
+  for (const Case& c : deep_cases()) {
+    if (c.n_tokens == 1) continue;
+    Problem pr(c, seed++);
+    for (Isa isa : available_isas()) {
+      const KernelTable& k = kernel_table(isa);
+      const std::vector<float> all = pr.run(k);
+      const size_t per_token = static_cast<size_t>(c.group * c.dv);
+      for (int t = 0; t < c.n_tokens; ++t) {
+        const std::vector<float> one = pr.run(k, t, 1, 0, c.group);
+        ASSERT_EQ(0, std::memcmp(one.data(), all.data() + t * per_token, sizeof(float) * per_token))
+            << isa_name(isa) << " " << label(c) << " token " << t << " alone";
+        const std::vector<float> head = pr.run(k, t, 1, c.group - 1, c.group);
+        ASSERT_EQ(0, std::memcmp(head.data(), all.data() + t * per_token + (c.group - 1) * c.dv, sizeof(float) * c.dv))
+            << isa_name(isa) << " " << label(c) << " token " << t << " last head alone";
+      }
+    }
+  }
+}

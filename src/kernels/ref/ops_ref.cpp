@@ -160,15 +160,27 @@ struct AttendOps {
   static void scale_out(const float* o, float inv, int64_t dv, float* out) {
     for (int64_t d = 0; d < dv; ++d) out[d] = o[d] * inv;
   }
+  // Chunk merging (attend_tiled.h): no streaming path, exp as vexp's lanes,
+  // acc[i] = fma(part[i], b, acc[i] * a).
+  static constexpr int64_t kStreamQueries = 0;
+  static float exp1(float x) { return exp_poly(x); }
+  static void merge_rows(float* acc, const float* part, float a, float b, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) acc[i] = std::fma(part[i], b, rounded(acc[i] * a));
+  }
 };
 
 void attend_ref(const AttendTile& a, float* scratch) { tiled::attend<AttendOps>(a, scratch); }
+void attend_chunk_ref(const AttendTile& a, int64_t c, float* part, float* scratch) {
+  tiled::attend_chunk<AttendOps>(a, c, part, scratch);
+}
+void attend_merge_ref(const AttendTile& a, float* parts) { tiled::attend_merge<AttendOps>(a, parts); }
 }  // namespace
 
 const KernelTable& ref_kernels() {
   static const KernelTable t{Isa::Ref, "ref", dequantize_row, matmul_rows_ref, quantize_acts_ref, quantize_acts_k_ref,
                              matmul_rows_int8_ref, dot_ref, axpy_ref,
-                             rms_norm_ref, softmax_ref, swiglu_ref, fma_probe_ref, attend_ref, rope_ref};
+                             rms_norm_ref, softmax_ref, swiglu_ref, fma_probe_ref, attend_ref, attend_chunk_ref,
+                             attend_merge_ref, rope_ref};
   return t;
 }
 

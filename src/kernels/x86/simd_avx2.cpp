@@ -121,7 +121,8 @@ const KernelTable& avx2_kernels() {
                              avx2::quantize_acts_k,
                              avx2::matmul_rows_int8, avx2::dot_simd,
                              avx2::axpy_simd, avx2::rms_norm_simd, avx2::softmax_simd, avx2::swiglu_simd, avx2::fma_probe_simd,
-                             avx2::attend_simd, avx2::rope_simd};
+                             avx2::attend_simd, avx2::attend_chunk_simd, avx2::attend_merge_simd,
+                             avx2::rope_simd};
   return t;
 }
 

@@ -144,6 +144,7 @@ const KernelTable& avx512_kernels() {
                              vnni ? avx512vnni::matmul_rows_int8 : avx2::matmul_rows_int8,
                              avx512::dot_simd, avx512::axpy_simd, avx512::rms_norm_simd, avx512::softmax_simd,
                              avx512::swiglu_simd, avx512::fma_probe_simd, avx512::attend_simd,
+                             avx512::attend_chunk_simd, avx512::attend_merge_simd,
                              avx512::rope_simd};
   return t;
 }
