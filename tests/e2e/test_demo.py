@@ -121,7 +121,7 @@ class DemoModel(unittest.TestCase):
         ppl = {"f16": perplexity(F16, held), "q8_0": perplexity(Q8, held)}
         for t in ("q6_k", "q5_k", "q4_k", "q4_0"):
             path = os.path.join(TMP, "demo-%s.gguf" % t)
-            run(VOLGA, "quantize", F16, path, t, "-q")
+            run(VOLGA, "quantize", F16, path, "--type", t, "-q")
             ppl[t] = perplexity(path, held)
         p = {t: r["perplexity"] for t, r in ppl.items()}
         n_vocab = ppl["f16"]["n_vocab"]
