@@ -36,11 +36,16 @@ BASE="$WORK/base.kld"
 "$VOLGA" perplexity "$MODEL" "$HELD" $PPL --kl-divergence-base "$BASE" >"$WORK/base.json"
 
 # One target: quantize (with or without the imatrix), then measure against the base.
+# A mix is named as it is; a type (lower case in TYPES) goes through --type,
+# since volga quantize reads every name as a mix, as llama-quantize does.
 measure() {  # target tag quantize-args...
   target=$1 tag=$2
   shift 2
   f="$WORK/demo-$target-$tag.gguf"
-  "$VOLGA" quantize "$@" "$MODEL" "$f" "$target" 2>"$f.log"
+  case " $TYPES " in
+    *" $target "*) "$VOLGA" quantize "$@" "$MODEL" "$f" --type "$target" 2>"$f.log" ;;
+    *) "$VOLGA" quantize "$@" "$MODEL" "$f" "$target" 2>"$f.log" ;;
+  esac
   # shellcheck disable=SC2086
   "$VOLGA" perplexity "$f" "$HELD" $PPL --kl-divergence-base "$BASE" --kl-divergence >"$f.json"
   rm -f "$f"

@@ -1,6 +1,7 @@
 // volga quantize IN.gguf OUT.gguf MIX: re-quantize the matrices of a GGUF
 // file to a named mix (Q4_K_M, Q3_K_S, ...) with llama.cpp's per-tensor
-// rules, or to one type everywhere. Prints one line per tensor (what it was,
+// rules (the name in any case, as llama-quantize reads it), or with --type to
+// one type everywhere. Prints one line per tensor (what it was,
 // what it becomes, and why when a fallback was needed) and a summary of the
 // type mix actually written.
 #include <algorithm>
@@ -21,7 +22,7 @@ namespace volga::cli {
 namespace {
 
 struct QuantizeOptions {
-  std::string in, out, target, output_type, token_embd_type, imatrix;
+  std::string in, out, target, type, output_type, token_embd_type, imatrix;
   bool pure = false, dry_run = false, quiet = false, without_imatrix = false;
   int threads = 0;
 };
@@ -107,29 +108,31 @@ void check_imatrix_coverage(const QuantMix& mix, const std::vector<MixTensor>& t
   }
 }
 
+// The mix the command line asks for: a named mix (any case, as llama-quantize
+// reads it), or with --type one type for every matrix (held in `storage`).
+const QuantMix& resolve_target(const QuantizeOptions& o, QuantMix& storage, std::string& storage_name) {
+  if (!o.type.empty() && !o.target.empty())
+    throw Error("give a mix (e.g. Q4_K_M) or --type TYPE, not both: '" + o.target + "' and --type " + o.type);
+  if (!o.type.empty()) {
+    const DType t = parse_dtype(o.type);
+    storage_name = dtype_name(t);
+    storage = {storage_name.c_str(), pure_file_type(t).value_or(0), storage_name.c_str(), ""};
+    return storage;
+  }
+  if (o.target.empty()) throw Error("give a mix (e.g. Q4_K_M; volga quantize --help lists them) or --type TYPE");
+  if (const QuantMix* mix = find_quant_mix(o.target)) return *mix;
+  std::string names;
+  for (const QuantMix& m : quant_mixes()) names += (names.empty() ? "" : " ") + std::string(m.name);
+  throw Error("'" + o.target + "' is not a quantization mix (" + names + "); for one type in every matrix use "
+              "--type TYPE (" + supported_dtype_names() + ")");
+}
+
 int run_quantize(const QuantizeOptions& o) {
   if (o.in == o.out) throw Error("input and output are the same file");
-  // A named mix, or one type for every matrix.
-  QuantMix pure_mix{};
-  std::string pure_name;
-  const QuantMix* mix = find_quant_mix(o.target);
-  bool pure = o.pure;
-  if (!mix) {
-    DType t;
-    try {
-      t = parse_dtype(o.target);
-    } catch (const Error&) {
-      std::string names;
-      for (const QuantMix& m : quant_mixes()) names += (names.empty() ? "" : " ") + std::string(m.name);
-      throw Error("'" + o.target + "' is neither a quantization mix (" + names + ") nor a type (" +
-                  supported_dtype_names() + ")");
-    }
-    pure_name = dtype_name(t);
-    const std::optional<uint32_t> ft = pure_file_type(t);
-    pure_mix = {pure_name.c_str(), ft.value_or(0), pure_name.c_str(), ""};
-    mix = &pure_mix;
-    pure = true;
-  }
+  QuantMix type_mix{};
+  std::string type_name;
+  const QuantMix* mix = &resolve_target(o, type_mix, type_name);
+  const bool pure = o.pure || !o.type.empty();
   MixOptions mo;
   mo.pure = pure;
   if (!o.output_type.empty()) mo.output_type = parse_dtype(o.output_type);
@@ -251,11 +254,15 @@ Command add_quantize(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "quantize",
       "Re-quantize the weight matrices of a GGUF model to a named mix with llama.cpp's per-tensor rules, or to one "
-      "type (norms, routers and biases are kept). Mixes:" + mixes);
+      "type with --type (norms, routers and biases are kept). Mixes (any case; Q3_K, Q4_K, Q5_K are aliases of "
+      "the _M mixes, as in llama-quantize):" + mixes);
   cmd->add_option("input", o->in, "Input GGUF file (best from F32/F16/BF16)")->required()->check(CLI::ExistingFile);
   cmd->add_option("output", o->out, "Output GGUF file")->required();
-  cmd->add_option("mix", o->target, "A mix (Q4_K_M, Q8_0, ...) or a type for every matrix (q4_k, q8_0, ...)")
-      ->required();
+  cmd->add_option("mix", o->target,
+                  "A mix, in any case, as llama-quantize reads it (Q4_K_M, q8_0, ...; Q3_K, Q4_K, Q5_K are the _M "
+                  "mixes)");
+  cmd->add_option("--type", o->type,
+                  "Instead of a mix: this one type for every matrix, no per-tensor rules (q4_k, iq2_s, ...)");
   cmd->add_option("--output-tensor-type", o->output_type, "Type of output.weight (and of tied token embeddings)");
   cmd->add_option("--token-embedding-type", o->token_embd_type, "Type of token_embd.weight");
   cmd->add_flag("--pure", o->pure, "Every matrix the mix's base type: no per-tensor rules (fallbacks still apply)");

@@ -11,7 +11,7 @@ namespace volga::cli {
 namespace {
 
 // File layout (little-endian): "VKLD", u32 version, i64 n_vocab, i32 ctx,
-// i32 reserved, i64 n_tokens, i32 tokens[n_tokens]; then n_vocab float32
+// i32 method (0: Volga's windows, 1: --llama-compatible), i64 n_tokens, i32 tokens[n_tokens]; then n_vocab float32
 // log-probabilities per scored token; then the trailer i64 scored tokens,
 // f64 mean negative log-likelihood of the base.
 constexpr char kMagic[4] = {'V', 'K', 'L', 'D'};
@@ -31,17 +31,16 @@ int64_t argmax(const float* v, int64_t n) { return std::max_element(v, v + n) - 
 
 }  // namespace
 
-KlDivergence::KlDivergence(const std::string& path, bool compare, int64_t n_vocab, int ctx,
+KlDivergence::KlDivergence(const std::string& path, bool compare, int64_t n_vocab, int ctx, int32_t method,
                            const std::vector<int32_t>& tokens)
     : path_(path), compare_(compare), n_vocab_(n_vocab), logp_(static_cast<size_t>(n_vocab)) {
   f_ = std::fopen(path.c_str(), compare ? "rb" : "wb");
   if (!f_) throw Error("cannot open '" + path + "' for " + (compare ? "reading" : "writing"));
   const int64_t n_tok = static_cast<int64_t>(tokens.size());
   if (!compare) {
-    const int32_t reserved = 0;
     bool ok = std::fwrite(kMagic, 4, 1, f_) == 1 && std::fwrite(&kVersion, 4, 1, f_) == 1 &&
               std::fwrite(&n_vocab, 8, 1, f_) == 1 && std::fwrite(&ctx, 4, 1, f_) == 1 &&
-              std::fwrite(&reserved, 4, 1, f_) == 1 && std::fwrite(&n_tok, 8, 1, f_) == 1;
+              std::fwrite(&method, 4, 1, f_) == 1 && std::fwrite(&n_tok, 8, 1, f_) == 1;
     ok = ok && (tokens.empty() || std::fwrite(tokens.data(), 4, tokens.size(), f_) == tokens.size());
     if (!ok) throw Error("cannot write '" + path + "'");
     return;
@@ -50,11 +49,11 @@ KlDivergence::KlDivergence(const std::string& path, bool compare, int64_t n_voca
   char magic[4];
   uint32_t version = 0;
   int64_t vocab = 0, base_n = 0;
-  int32_t base_ctx = 0, reserved = 0;
+  int32_t base_ctx = 0, base_method = 0;
   const std::string what = "'" + path + "' is not a KL-divergence base file of volga perplexity";
   if (std::fread(magic, 4, 1, f_) != 1 || std::memcmp(magic, kMagic, 4) != 0 || std::fread(&version, 4, 1, f_) != 1 ||
       version != kVersion || std::fread(&vocab, 8, 1, f_) != 1 || std::fread(&base_ctx, 4, 1, f_) != 1 ||
-      std::fread(&reserved, 4, 1, f_) != 1 || std::fread(&base_n, 8, 1, f_) != 1)
+      std::fread(&base_method, 4, 1, f_) != 1 || std::fread(&base_n, 8, 1, f_) != 1)
     throw Error(what);
   if (vocab != n_vocab)
     throw Error("the base in '" + path + "' has a vocabulary of " + std::to_string(vocab) + ", this model " +
@@ -62,6 +61,9 @@ KlDivergence::KlDivergence(const std::string& path, bool compare, int64_t n_voca
   if (base_ctx != ctx)
     throw Error("the base in '" + path + "' was made with --ctx " + std::to_string(base_ctx) + ", this run uses " +
                 std::to_string(ctx));
+  if (base_method != method)
+    throw Error("the base in '" + path + "' was made " + (base_method ? "with" : "without") +
+                " --llama-compatible, this run " + (method ? "with" : "without") + " it: use the same windows");
   if (base_n != n_tok) throw Error("the base in '" + path + "' was made from another text (token count differs)");
   std::vector<int32_t> base_tokens(static_cast<size_t>(n_tok));
   if (n_tok > 0 && std::fread(base_tokens.data(), 4, base_tokens.size(), f_) != base_tokens.size()) throw Error(what);

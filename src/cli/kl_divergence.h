@@ -29,9 +29,11 @@ struct KldSummary {
 class KlDivergence {
  public:
   // Writes a base file (`compare` false) or reads one (`compare` true).
-  // `tokens` and `ctx` identify the text and windows; a compare run refuses a
-  // base made from other tokens, windows or vocabulary size.
-  KlDivergence(const std::string& path, bool compare, int64_t n_vocab, int ctx, const std::vector<int32_t>& tokens);
+  // `tokens`, `ctx` and `method` (0: Volga's windows, 1: llama-perplexity's)
+  // identify the text and windows; a compare run refuses a base made from
+  // other tokens, windows, method or vocabulary size.
+  KlDivergence(const std::string& path, bool compare, int64_t n_vocab, int ctx, int32_t method,
+               const std::vector<int32_t>& tokens);
   ~KlDivergence();
   KlDivergence(const KlDivergence&) = delete;
   KlDivergence& operator=(const KlDivergence&) = delete;

@@ -46,9 +46,18 @@ const std::vector<QuantMix>& quant_mixes() {
   return mixes;
 }
 
+const std::vector<std::pair<const char*, const char*>>& quant_mix_aliases() {
+  // llama-quantize's own aliases: a K-quant type name without a size letter is the _M mix.
+  static const std::vector<std::pair<const char*, const char*>> aliases = {
+      {"Q3_K", "Q3_K_M"}, {"Q4_K", "Q4_K_M"}, {"Q5_K", "Q5_K_M"}};
+  return aliases;
+}
+
 const QuantMix* find_quant_mix(const std::string& name) {
   std::string up = name;
   for (char& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (const auto& [alias, target] : quant_mix_aliases())
+    if (up == alias) up = target;
   for (const QuantMix& m : quant_mixes())
     if (up == m.name) return &m;
   return nullptr;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensor/dtype.h"
@@ -24,8 +25,13 @@ struct QuantMix {
 
 // Every named mix, in the order --help lists them.
 const std::vector<QuantMix>& quant_mixes();
-// The mix called `name` (case-insensitive), or null.
+// The mix called `name`, or null. As llama-quantize reads its type argument:
+// any case ("q2_k" is the mix Q2_K, not the type q2_k everywhere), and Q3_K,
+// Q4_K, Q5_K are aliases of the _M mixes. One type everywhere is asked for
+// separately (volga quantize --type).
 const QuantMix* find_quant_mix(const std::string& name);
+// The aliases find_quant_mix accepts: (alias, mix name).
+const std::vector<std::pair<const char*, const char*>>& quant_mix_aliases();
 
 // What the rules need to know about the model (from its GGUF metadata).
 struct MixModel {

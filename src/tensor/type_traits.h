@@ -87,13 +87,13 @@ template <>
 struct TypeRow<DType::Q2_K> : RowBase<BlockQ2_K, dequantize_q2_k_ref, quantize_q2_k_ref> {
   static constexpr DTypeTraits facts{.type = DType::Q2_K, .name = "q2_k", .block_size = kQKK, .block_bytes = 84,
                                      .super_block = true, .has_min = true, .int8_scale_group = 16,
-                                     .fallback = DType::IQ4_NL};
+                                     .fallback = DType::Q4_0};  // llama.cpp's tensor_type_fallback
 };
 template <>
 struct TypeRow<DType::Q3_K> : RowBase<BlockQ3_K, dequantize_q3_k_ref, quantize_q3_k_ref> {
   static constexpr DTypeTraits facts{.type = DType::Q3_K, .name = "q3_k", .block_size = kQKK, .block_bytes = 110,
                                      .super_block = true, .offset = 4, .int8_scale_group = 16,
-                                     .fallback = DType::IQ4_NL};
+                                     .fallback = DType::Q4_0};  // llama.cpp's tensor_type_fallback
 };
 template <>
 struct TypeRow<DType::Q4_K> : RowBase<BlockQ4_K, dequantize_q4_k_ref, quantize_q4_k_ref> {

@@ -121,7 +121,7 @@ class DemoModel(unittest.TestCase):
         ppl = {"f16": perplexity(F16, held), "q8_0": perplexity(Q8, held)}
         for t in ("q6_k", "q5_k", "q4_k", "q4_0"):
             path = os.path.join(TMP, "demo-%s.gguf" % t)
-            run(VOLGA, "quantize", F16, path, t, "-q")
+            run(VOLGA, "quantize", F16, path, "--type", t, "-q")
             ppl[t] = perplexity(path, held)
         p = {t: r["perplexity"] for t, r in ppl.items()}
         n_vocab = ppl["f16"]["n_vocab"]
@@ -152,6 +152,10 @@ class DemoModel(unittest.TestCase):
         self.assertEqual(r["windows"], 1)
         self.assertGreater(r["scored_tokens"], 0)
         self.assertTrue(np.isfinite(r["perplexity"]) and r["perplexity"] > 1)
+        # llama-perplexity's windows need 2 x ctx tokens: refused with the numbers, not one short window.
+        p = run(VOLGA, "perplexity", F16, short, "--llama-compatible", "--ctx-size", "64", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("needs at least 2*ctx = 128 tokens", p.stderr)
 
 
 # Named mixes that need no importance matrix, most bits first.
@@ -256,6 +260,10 @@ class KlDivergence(unittest.TestCase):
         same = json.loads(run(VOLGA, "perplexity", F16, held, *args, "--kl-divergence").stdout)["kl_divergence"]
         self.assertEqual((same["mean"], same["max"], same["same_top"], same["perplexity_ratio"]), (0, 0, 1, 1))
         got = json.loads(run(VOLGA, "perplexity", Q8, held, *args, "--kl-divergence").stdout)["kl_divergence"]
+        # A base of Volga's windows is refused for llama-perplexity's (other tokens scored).
+        p = run(VOLGA, "perplexity", Q8, held, *args, "--kl-divergence", "--llama-compatible", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("without --llama-compatible", p.stderr)
         # The same window by hand: BOS (the demo vocabulary asks for none: then none) and 256 tokens.
         g_ids = json.loads(run(VOLGA, "tokenize", F16, "--json", "--no-bos", "-f", held).stdout)
         with_bos = json.loads(run(VOLGA, "tokenize", F16, "--json", "ab").stdout)

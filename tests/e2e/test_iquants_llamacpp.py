@@ -58,9 +58,9 @@ class IQuantsInLlamaCpp(unittest.TestCase):
     def check(self, ty, with_imatrix=False):
         path = os.path.join(TMP, "demo-%s%s.gguf" % (ty, "-imatrix" if with_imatrix else ""))
         if with_imatrix:
-            run(VOLGA, "quantize", "-q", "--imatrix", imatrix(), DEMO, path, ty)
+            run(VOLGA, "quantize", "-q", "--imatrix", imatrix(), DEMO, path, "--type", ty)
         else:
-            run(VOLGA, "quantize", "-q", "--without-imatrix", DEMO, path, ty)
+            run(VOLGA, "quantize", "-q", "--without-imatrix", DEMO, path, "--type", ty)
         for prompt in PROMPTS:
             out = json.loads(run(VOLGA, "run", path, "-p", prompt, "-n", str(N), "--temperature", "0",
                                  "--ignore-eos", "--json", "-t", "1"))

@@ -5,6 +5,8 @@ project never commits it); these tests run only when VOLGA_LLAMA_QUANTIZE
 names that binary, and report SKIPPED otherwise. llama-perplexity is taken
 from VOLGA_LLAMA_PERPLEXITY or from beside llama-quantize.
 
+- Mix names are read alike: lower-case names and llama-quantize's aliases
+  (q2_k, Q4_K, ...) give the same types per tensor in both tools.
 - Same type for every tensor: each named mix, on the demo model and on
   synthetic F16 qwen2, deepseek2 and qwen3moe models, quantized by
   llama-quantize; the types in its file must be those `volga quantize
@@ -13,10 +15,11 @@ from VOLGA_LLAMA_PERPLEXITY or from beside llama-quantize.
   mixes need one, and some rules depend on whether one is given); on the
   demo model the mixes that need none are compared without one as well.
 - Files written by llama-quantize load in Volga: its perplexity of each on a
-  text, relative to its perplexity of the F16 input, is within 1% of
-  llama-perplexity's relative figure on the same files, and (when
+  text (volga perplexity --llama-compatible, the windows llama-perplexity
+  scores) is within 0.5% of llama-perplexity's on the same file, and (when
   bench/peer/run.sh has installed node-llama-cpp) Volga continues a prompt
-  greedily with the same tokens as llama.cpp.
+  greedily with the same tokens as llama.cpp, or parts from it only at a
+  near-tie (as e2e.iquants_llamacpp allows).
 
 Run with Debian's /usr/bin/python3 (numpy)."""
 import json
@@ -26,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import unittest
+
+import numpy as np
 
 ROOT = os.environ.get("VOLGA_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 VOLGA = os.environ.get("VOLGA_BIN", os.path.join(ROOT, "build", "bin", "volga"))
@@ -126,13 +131,30 @@ class SameTypesAsLlamaQuantize(unittest.TestCase):
     def test_qwen3moe(self):
         self.compare("qwen3moe", True)
 
+    def test_names_in_any_case_and_aliases(self):
+        """llama-quantize reads its type argument as a mix in any case, with
+        Q3_K/Q4_K/Q5_K standing for the _M mixes; volga quantize must read
+        the same names the same way (so "q2_k" is the mix, not q2_k everywhere)."""
+        path, im = model("demo")
+        for name in ("q2_k", "q3_k", "Q4_K", "q5_k", "iq2_s", "q4_0", "q4_k_s"):
+            with self.subTest(name=name):
+                out = os.path.join(TMP, "llq-name-%s.gguf" % name)
+                theirs = llama_quantize(path, name, im, out)
+                os.remove(out)
+                self.assertEqual(announced(path, name, im), theirs)
+
 
 def llama_perplexity(path, ctx, chunks):
-    p = run(PERPLEXITY, "-m", path, "-f", TEXT, "-c", str(ctx), "--chunks", str(chunks), "-b", str(ctx), "-t", "2")
-    m = re.search(r"Final estimate: PPL = ([0-9.]+)", p.stdout + p.stderr)
-    if not m:
-        raise AssertionError("no final estimate from llama-perplexity: " + (p.stdout + p.stderr)[-2000:])
-    return float(m.group(1))
+    # llama-perplexity's log thread sometimes exits before printing its last lines
+    # (seen on the busy machine): the last chunk's running figure is the same number,
+    # else run it again.
+    for _ in range(3):
+        p = run(PERPLEXITY, "-m", path, "-f", TEXT, "-c", str(ctx), "--chunks", str(chunks), "-b", str(ctx), "-t", "2")
+        m = re.search(r"Final estimate: PPL = ([0-9.]+)", p.stdout + p.stderr)
+        m = m or re.search(r"\[%d\]([0-9.]+),\s*$" % chunks, p.stdout)
+        if m:
+            return float(m.group(1))
+    raise AssertionError("no final estimate from llama-perplexity: " + (p.stdout + p.stderr)[-2000:])
 
 
 @unittest.skipUnless(QUANTIZE and os.path.exists(QUANTIZE),
@@ -142,27 +164,20 @@ class LlamaQuantizeFilesInVolga(unittest.TestCase):
 
     def test_perplexity_and_greedy_tokens(self):
         path, im = model("demo")
-        # Both engines' perplexity of a file relative to their own of the F16 input: on README.md
-        # Volga's absolute figures run a constant ~1.3% above llama-perplexity's on every file
-        # (measured: 1.21-1.30% on six mixes; the windows or BOS handling differ, not yet
-        # explained), which says nothing about reading the file.
-        base = json.loads(run(VOLGA, "perplexity", path, TEXT, "--ctx-size", "256", "--max-windows", "12",
-                              "--json", "-q", "-t", "2").stdout)
-        base_theirs = None
-        if PERPLEXITY and os.path.exists(PERPLEXITY):
-            base_theirs = llama_perplexity(path, 256, base["windows"])
+        # Both engines score the same windows (--llama-compatible); their kernels round
+        # activations differently (llama.cpp per 256 values for k-quants, Volga per 32),
+        # hence 0.5% rather than the 0.1% of e2e.llama_perplexity on F16/Q8_0 files.
         for mix in self.MIXES:
             with self.subTest(mix=mix):
                 out = os.path.join(TMP, "llq-eval-%s.gguf" % mix)
                 llama_quantize(path, mix, im, out)
                 ours = json.loads(run(VOLGA, "perplexity", out, TEXT, "--ctx-size", "256", "--max-windows", "12",
-                                      "--json", "-q", "-t", "2").stdout)
+                                      "--llama-compatible", "--json", "-q", "-t", "2").stdout)
                 if PERPLEXITY and os.path.exists(PERPLEXITY):
                     theirs = llama_perplexity(out, 256, ours["windows"])
-                    rel_ours, rel_theirs = ours["perplexity"] / base["perplexity"], theirs / base_theirs
-                    print("%s: perplexity volga %.4f (x%.4f of F16), llama-perplexity %.4f (x%.4f)" % (
-                        mix, ours["perplexity"], rel_ours, theirs, rel_theirs))
-                    self.assertLess(abs(rel_ours / rel_theirs - 1), 0.01, mix)
+                    print("%s: perplexity volga %.4f, llama-perplexity %.4f (%+.3f%%)" % (
+                        mix, ours["perplexity"], theirs, 100 * (ours["perplexity"] / theirs - 1)))
+                    self.assertLess(abs(ours["perplexity"] / theirs - 1), 0.005, mix)
                 if os.path.exists(LLAMA_CPP):
                     prompt = "The old man said to the sea"
                     got = json.loads(run(VOLGA, "run", out, "-p", prompt, "-n", "16", "--temperature", "0",
@@ -170,7 +185,25 @@ class LlamaQuantizeFilesInVolga(unittest.TestCase):
                     script = os.path.join(ROOT, "tests", "e2e", "llamacpp_greedy.mjs")
                     want = json.loads(run("node", script, LLAMA_CPP, out, ",".join(map(str, got["prompt_ids"])),
                                           "16").stdout.strip().splitlines()[-1])
-                    self.assertEqual(got["ids"][:-1] if got["stopped"] else got["ids"], want, mix)
+                    self.check_greedy(out, got, want, mix)
+
+    def check_greedy(self, path, got, want, mix):
+        """Token for token, except that the two engines may part at a near-tie: where
+        they differ, llama.cpp's token must be in Volga's top 2 there, within 1% of the
+        largest logit (llama.cpp rounds activations per 256 values for k-quants, Volga
+        per 32), as in e2e.iquants_llamacpp."""
+        ours = got["ids"][:-1] if got["stopped"] else got["ids"]
+        step = next((i for i, (a, b) in enumerate(zip(ours, want)) if a != b), None)
+        if step is None:
+            self.assertEqual(len(ours), len(want), mix)
+            return
+        npy = os.path.join(TMP, "logits.npy")
+        run(VOLGA, "logits", path, "--ids", ",".join(map(str, got["prompt_ids"] + ours[:step])), "-o", npy)
+        row = np.load(npy)[-1]
+        top2 = np.sort(row)[-2:]
+        self.assertIn(want[step], np.argsort(row)[-2:], "%s step %d: llama.cpp's token is not Volga's top 2" % (mix, step))
+        self.assertLess(top2[1] - top2[0], 1e-2 * np.abs(row).max(), "%s step %d: parted at a clear gap" % (mix, step))
+        print("note: %s parts from llama.cpp at a near-tie, step %d" % (mix, step))
 
 
 if __name__ == "__main__":

@@ -205,21 +205,21 @@ class LlamaCppQuantMix(unittest.TestCase):
 
     def test_quantize_q2_k_names_its_fallbacks(self):
         # Rows of 896 cannot hold q2_k's 256-element super-blocks: llama.cpp
-        # stores such matrices as iq4_nl, and `volga quantize` says so per
+        # (September 2026) stores such matrices as q4_0, and `volga quantize` says so per
         # matrix (and, with -q, in one line) and closes with the type mix.
         src = synth("qwen2-896-f32", "--arch", "qwen2", "--type", "f32", "--n-embd", "896", "--n-head", "14",
                     "--n-head-kv", "2", "--head-dim", "64", "--n-ff", "1024", "--n-layer", "2")
         out = os.path.join(TMP, "qwen2-896-q2_k.gguf")
         p = run(VOLGA, "quantize", src, out, "q2_k", "--pure")
-        self.assertRegex(p.stderr, r"token_embd\.weight \[896, \d+\] f32 -> iq4_nl, [0-9.]+ MiB; fallback: 896 columns "
+        self.assertRegex(p.stderr, r"token_embd\.weight \[896, \d+\] f32 -> q4_0, [0-9.]+ MiB; fallback: 896 columns "
                                    r"are not a multiple of 256 \(q2_k's block\)")
         self.assertRegex(p.stderr, r"blk\.0\.ffn_down\.weight \[1024, 896\] f32 -> q2_k, [0-9.]+ MiB\n")  # 1024 holds q2_k
         self.assertRegex(p.stderr, r"\n  q2_k +2 ")  # the summary: two q2_k tensors
-        self.assertRegex(p.stderr, r"\n  iq4_nl +\d+ ")
+        self.assertRegex(p.stderr, r"\n  q4_0 +\d+ ")
         quiet = run(VOLGA, "quantize", "-q", src, out, "q2_k", "--pure")
         self.assertIn("fallback", quiet.stderr)  # said even with -q
         info = run(VOLGA, "info", out).stdout
-        for t in ("q2_k x", "iq4_nl x"):
+        for t in ("q2_k x", "q4_0 x"):
             self.assertIn(t, info)
         ReferenceAgreement.check_model(self, out, n_greedy=8)
 

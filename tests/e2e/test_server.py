@@ -483,5 +483,54 @@ class HybridModel(unittest.TestCase):
         self.assertEqual(health["prefix_cache"]["hit_tokens"], 0)
 
 
+
+class HybridPrefixReuse(unittest.TestCase):
+    """Prefix reuse on a qwen35 hybrid through the openai client: the second
+    turn of a chat starts from the recurrent-state snapshot at the last whole
+    cached block of the first turn, reports those tokens as cached (usage and
+    /metrics), and gets exactly what a cold server gives."""
+
+    SYSTEM = PrefixReuse.SYSTEM
+
+    def chat(self, server, messages):
+        params = {"model": "x", "messages": messages, "max_tokens": 8, "temperature": 0.9, "seed": 5,
+                  "logprobs": True, "top_logprobs": 3}
+        r = server.client([{"kind": "chat", "params": params}])[0]
+        self.assertNotIn("error", r, r)
+        return (r["text"], r["logprobs"]["content"]), r["usage"]
+
+    def test_second_turn_reuses_the_first_and_gives_the_cold_result(self):
+        model = hybrid_model_path()
+        system = {"role": "system", "content": self.SYSTEM}
+        turn1 = [system, {"role": "user", "content": "Где находится Волга?"}]
+        warm = ServerProcess("--parallel", "1", "-c", "512", model=model)
+        self.addCleanup(warm.stop)
+        (reply1, _), usage1 = self.chat(warm, turn1)
+        turn2 = turn1 + [{"role": "assistant", "content": reply1}, {"role": "user", "content": "А Дон?"}]
+        second, usage2 = self.chat(warm, turn2)
+        metrics = warm.request("GET", "/metrics")[1]
+        cold = ServerProcess("--parallel", "1", "-c", "512", model=model)
+        self.addCleanup(cold.stop)
+        expected, usage_cold = self.chat(cold, turn2)
+        self.assertEqual(second, expected)
+        self.assertEqual(usage2["prompt_tokens"], usage_cold["prompt_tokens"])
+        self.assertEqual(usage1["prompt_tokens_details"]["cached_tokens"], 0)
+        self.assertEqual(usage_cold["prompt_tokens_details"]["cached_tokens"], 0)
+        cached = usage2["prompt_tokens_details"]["cached_tokens"]
+        # Snapshots sit at 32-position block boundaries; the first turn's prefill left one at
+        # the last boundary before its last prompt token. Never the whole second prompt.
+        self.assertGreaterEqual(cached, (usage1["prompt_tokens"] - 1) // 32 * 32)
+        self.assertEqual(cached % 32, 0)
+        self.assertLess(cached, usage2["prompt_tokens"])
+
+        def metric(name):
+            line = [l for l in metrics.splitlines() if l.startswith(name + " ")]
+            self.assertEqual(len(line), 1, metrics)
+            return int(line[0].split()[1])
+        self.assertEqual(metric("volga_prefix_cache_lookups_total"), 2)
+        self.assertEqual(metric("volga_prefix_cache_hit_tokens_total"), cached)
+        self.assertEqual(metric("volga_prefix_cache_prompt_tokens_total"),
+                         usage1["prompt_tokens"] + usage2["prompt_tokens"])
+
 if __name__ == "__main__":
     unittest.main()

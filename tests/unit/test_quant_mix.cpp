@@ -163,6 +163,29 @@ TEST(QuantMix, OverridesPureAndRefusals) {
   EXPECT_EQ(find_quant_mix("Q9_K_Z"), nullptr);
 }
 
+TEST(QuantMix, NamesAreMixesInAnyCaseWithLlamaQuantizesAliases) {
+  // llama-quantize upper-cases its type argument and looks it up among its
+  // mixes only: "q2_k" is the mix Q2_K (not q2_k everywhere), "iq2_s" the mix
+  // IQ2_S (whose base type is iq2_xs), and Q3_K/Q4_K/Q5_K stand for the _M
+  // mixes. (e2e.llama_quantize checks the per-tensor types against the tool.)
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"q2_k", "Q2_K"},   {"Q2_k", "Q2_K"},     {"q4_k_m", "Q4_K_M"}, {"q3_k", "Q3_K_M"},
+      {"Q4_K", "Q4_K_M"}, {"q5_k", "Q5_K_M"},   {"iq2_s", "IQ2_S"},   {"q8_0", "Q8_0"},
+      {"f16", "F16"},     {"Iq4_Xs", "IQ4_XS"}, {"q6_k", "Q6_K"}};
+  for (const auto& [name, mix] : want) {
+    const QuantMix* q = find_quant_mix(name);
+    ASSERT_NE(q, nullptr) << name;
+    EXPECT_EQ(std::string(q->name), mix) << name;
+  }
+  EXPECT_EQ(std::string(find_quant_mix("iq2_s")->base_type), "iq2_xs");
+  for (const char* bad : {"", "q4", "q4_k_x", "Q4_K_M ", "q3_k_xl", "15"}) EXPECT_EQ(find_quant_mix(bad), nullptr) << bad;
+  // Every alias names a mix, and no alias shadows a mix of its own.
+  for (const auto& [alias, target] : quant_mix_aliases()) {
+    ASSERT_NE(find_quant_mix(target), nullptr) << target;
+    for (const QuantMix& m : quant_mixes()) EXPECT_NE(std::string(m.name), std::string(alias));
+  }
+}
+
 TEST(QuantMix, RoutersNormsAndOneDimensionalTensorsAreKept) {
   std::vector<MixTensor> t = {{"blk.0.ffn_gate_inp.weight", {2048, 64}, DType::F32},
                               {"blk.0.ffn_gate_inp_shexp.weight", {2048, 1}, DType::F32},

@@ -164,8 +164,10 @@ TEST(TypeTraits, TypeForRowsFollowsLlamaCppFallbacks) {
   EXPECT_EQ(type_for_rows(DType::Q5_K, 96), DType::Q5_1);
   EXPECT_EQ(type_for_rows(DType::Q6_K, 96), DType::Q8_0);
   EXPECT_EQ(type_for_rows(DType::Q4_K, 100), DType::F16);
-  EXPECT_EQ(type_for_rows(DType::Q2_K, 96), DType::IQ4_NL);  // as iq4_xs and the iq types
-  EXPECT_EQ(type_for_rows(DType::Q3_K, 96), DType::IQ4_NL);
+  // llama.cpp (September 2026, tensor_type_fallback): q2_k and q3_k fall back to
+  // q4_0, the i-quants and iq4_xs to iq4_nl; e2e.llama_quantize checks it against the tool.
+  EXPECT_EQ(type_for_rows(DType::Q2_K, 96), DType::Q4_0);
+  EXPECT_EQ(type_for_rows(DType::Q3_K, 96), DType::Q4_0);
   EXPECT_EQ(type_for_rows(DType::Q3_K, 100), DType::F16);
   EXPECT_EQ(type_for_rows(DType::Q8_0, 100), DType::F16);
   EXPECT_EQ(type_for_rows(DType::Q4_0, 64), DType::Q4_0);

@@ -18,7 +18,7 @@ for t in f32 f16 q8_0 q6_k q5_k q4_k q4_0; do
   case $t in
     f32) f="$WORK/volga-demo-f32.gguf" ;;
     f16|q8_0) f="$ROOT/models/volga-demo-$t.gguf" ;;
-    *) f="$WORK/volga-demo-$t.gguf"; "$VOLGA" quantize -q "$WORK/volga-demo-f32.gguf" "$f" "$t" ;;
+    *) f="$WORK/volga-demo-$t.gguf"; "$VOLGA" quantize -q "$WORK/volga-demo-f32.gguf" "$f" --type "$t" ;;
   esac
   json=$("$VOLGA" perplexity "$f" "$TEXT" --ctx-size "$CTX" --json -q)
   [ -n "$base" ] || base=$json
