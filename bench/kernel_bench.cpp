@@ -6,6 +6,7 @@
 // disturbed by the host).
 //
 //   build/bin/volga-kernel-bench [--rows R] [--cols K] [--tokens T] [--isa avx512|avx2] [--reps N]
+//                                [--types iq2_xxs,iq3_s,...]
 //
 // rows x cols larger than the caches measures from memory (the default,
 // 8192 x 4864, is 20-40 MB); small ones measure from L2.
@@ -75,13 +76,23 @@ int main(int argc, char** argv) {
   int64_t rows = 8192, cols = 4864, tokens = 1;
   int reps = 20;
   std::string isa_name_arg = "avx512";
+  std::vector<std::string> type_names;
   app.add_option("--rows", rows, "Weight rows")->check(CLI::Range(int64_t{8}, int64_t{1} << 22));
   app.add_option("--cols", cols, "Weight columns (a multiple of 256 for the k-quants, else 32)")
       ->check(CLI::Range(int64_t{32}, int64_t{1} << 20));
   app.add_option("--tokens", tokens, "Activation rows (tokens)")->check(CLI::Range(1, 512));
   app.add_option("--isa", isa_name_arg, "Kernel set: avx512 (VNNI) or avx2")->check(CLI::IsMember({"avx512", "avx2"}));
   app.add_option("--reps", reps, "Repetitions; the best is reported")->check(CLI::Range(1, 1000));
+  app.add_option("--types", type_names, "Only these types (comma-separated names, as volga quantize takes them)")
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
+  std::vector<DType> only;
+  try {
+    for (const std::string& n : type_names) only.push_back(parse_dtype(n));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "volga-kernel-bench: %s\n", e.what());
+    return 2;
+  }
   if (cols % 32 != 0) {
     std::fprintf(stderr, "volga-kernel-bench: --cols must be a multiple of 32\n");
     return 2;
@@ -111,6 +122,7 @@ int main(int argc, char** argv) {
   std::printf("| type | MB | plain read GB/s | in place GB/s | panel GB/s |\n|---|---|---|---|---|\n");
   for (DType type : kSupportedTypes) {  // every type the integer products take
     if (!int8_type(traits(type)) || cols % traits(type).block_size != 0) continue;
+    if (!only.empty() && std::find(only.begin(), only.end(), type) == only.end()) continue;
     std::vector<uint8_t> w;
     const WeightMatrix wm = random_weights(type, rows, cols, rng, w);
     std::vector<float> y(static_cast<size_t>(rows * tokens));

@@ -17,6 +17,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <vector>
 
@@ -113,6 +114,19 @@ void iq_sub_block(const BlockIQ1_S& b, int j, int8_t* q, float* scale) {
   const int delta = qh & 0x8000 ? -1 : 1;
   for (int l = 0; l < 4; ++l) iq1_integers(kIq1sGrid[b.qs[4 * j + l] | (((qh >> (3 * l)) & 7) << 8)], delta, q + 8 * l);
   scale[0] = odd_scale(fp16_to_fp32(b.d), (qh >> 12) & 7, 0.125f);
+}
+
+const uint64_t* iq1s_grid_biased() {
+  static const std::vector<uint64_t> table = [] {
+    std::vector<uint64_t> t(std::size(kIq1sGrid));
+    for (size_t e = 0; e < t.size(); ++e)
+      for (int k = 0; k < 8; ++k) {
+        const int n = 8 * static_cast<int8_t>(grid_byte(kIq1sGrid[e], k)) + 129;
+        t[e] |= static_cast<uint64_t>(n) << (8 * k);
+      }
+    return t;
+  }();
+  return table.data();
 }
 
 uint16_t iq1m_d_bits(const BlockIQ1_M& b) {

@@ -29,6 +29,11 @@ void iq_sub_block(const BlockIQ3_S& b, int j, int8_t* q, float* scale);
 void iq_sub_block(const BlockIQ1_S& b, int j, int8_t* q, float* scale);
 void iq_sub_block(const BlockIQ1_M& b, int j, int8_t* q, float* scale);
 
+// kIq1sGrid with every byte g replaced by 8 g + 129: the integer 8 g + 1 of
+// a positive delta plus 128, the unsigned form the SIMD products multiply
+// (a negative delta is 2 less). Built once from the format's grid.
+const uint64_t* iq1s_grid_biased();
+
 // The fp16 bits of an iq1_m super-block's scale, from the top nibbles of its four scale words.
 uint16_t iq1m_d_bits(const BlockIQ1_M& b);
 

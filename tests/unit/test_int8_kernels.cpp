@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -216,6 +217,40 @@ TEST(Int8Kernels, ProductIsBitIdenticalToReferenceOnEveryIsa) {
               }
           }
         }
+  }
+}
+
+// The lattice i-quants from random bytes: every grid index (with its high
+// bits), sign pattern and scale field occurs, not only those the quantizers
+// pick. Only each super-block's scale d is set to a finite fp16 (iq1_m: in
+// the top nibbles of its scale words). Every ISA, 1 token to panels.
+TEST(Int8Kernels, LatticeBlocksOfRandomBytesMatchReferenceOnEveryIsa) {
+  const KernelTable& ref = ref_kernels();
+  std::mt19937 rng(77);
+  for (DType t : {DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S, DType::IQ3_XXS, DType::IQ3_S, DType::IQ1_S, DType::IQ1_M}) {
+    const int64_t bs = traits(t).block_size, rows = 23, cols = 3 * bs, bb = traits(t).block_bytes, stride = row_bytes(t, cols);
+    std::vector<uint8_t> bytes(static_cast<size_t>(stride * rows));  // no slack after the last row
+    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+    for (int64_t blk = 0; blk < rows * (cols / bs); ++blk) {
+      uint8_t* b = bytes.data() + blk * bb;
+      const uint16_t d = static_cast<uint16_t>(0x3000 + rng() % 0x0C00);  // 0.125 .. 1.5
+      if (t == DType::IQ1_M) {
+        for (int k = 0; k < 4; ++k) b[48 + 2 * k + 1] = static_cast<uint8_t>((b[48 + 2 * k + 1] & 0x0F) | (((d >> (4 * k)) & 0xF) << 4));
+      } else {
+        std::memcpy(b, &d, 2);
+      }
+    }
+    const WeightMatrix w{t, rows, cols, stride, bytes.data()};
+    for (Isa isa : available_isas())
+      for (int64_t tokens : {1, 2, 3, 8, 9, 17}) {
+        auto x = random_floats(static_cast<size_t>(tokens * cols), static_cast<uint32_t>(tokens + 3));
+        const Acts a = quantize(ref, x.data(), cols, tokens);
+        std::vector<float> want(static_cast<size_t>(tokens * rows)), got(want.size());
+        ref.matmul_rows_int8(w, 0, rows, a.view, want.data(), rows);
+        kernel_table(isa).matmul_rows_int8(w, 0, rows, a.view, got.data(), rows);
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_EQ(got[i], want[i]) << isa_name(isa) << " " << dtype_name(t) << " tokens=" << tokens << " at " << i;
+      }
   }
 }
 

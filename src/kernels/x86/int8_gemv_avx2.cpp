@@ -128,6 +128,29 @@ inline void k_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* ac
   for (int t = 0; t < NT; ++t) k_finish<T>(I[t], M[t], ks.d, ks.dmin, tk.d[t][u], acc[t]);
 }
 
+#include "kernels/x86/int8_gemv_lattice_avx2.inc"
+
+// Super-block u of a lattice i-quant: sub-block by sub-block, the 8 rows
+// decoded at once (int8_gemv_lattice_avx2.inc).
+template <DType T, int NT>
+inline void lattice_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
+  const int64_t o = u * kFacts<T>.block_bytes;
+  const __m256 d = lattice::super_d<T>(rs, o);
+  for (int j = 0; j < 8; ++j) {
+    __m256i q[kRows], wa[kRows];
+    __m256 sc0, sc1;
+    lattice::sub_block8<T>(rs, o, d, j, q, &sc0, &sc1);
+    for (int i = 0; i < kRows; ++i) wa[i] = _mm256_abs_epi8(q[i]);
+    const int64_t c = 8 * u + j;
+    for (int t = 0; t < NT; ++t) {
+      __m256i l0, l1;
+      row_sums(q, wa, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tk.q[t] + 32 * c)), &l0, &l1);
+      if constexpr (kFacts<T>.int8_scale_group == 32) l0 = _mm256_add_epi32(l0, l1);
+      accumulate<T>(l0, l1, tk.d[t][c], tk.s[t][c], sc0, sc1, _mm256_setzero_ps(), acc[t]);
+    }
+  }
+}
+
 // Unit u of the block-32 types: one block of the legacy types, a
 // super-block of iq4_xs and the lattice types.
 template <DType T, int NT>
@@ -157,6 +180,7 @@ inline void block32_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m2
 template <DType T, int NT>
 inline void gemv_unit(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
   if constexpr (kBlock256<T>) k_unit<T, NT>(rs, u, tk, acc);
+  else if constexpr (kFacts<T>.lattice) lattice_unit<T, NT>(rs, u, tk, acc);
   else block32_unit<T, NT>(rs, u, tk, acc);
 }
 

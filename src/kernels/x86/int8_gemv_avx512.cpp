@@ -363,25 +363,7 @@ inline void iq4xs_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m25
   }
 }
 
-// Super-block u of a lattice i-quant: each row's 8 chunks unpacked with
-// grid lookups and signs (int8_unpack.inc, as the panel kernels do), then
-// used as unsigned n = q + 128, two rows per vector.
-template <DType T, int NT>
-inline void lattice_block(const RowSet& rs, int64_t u, const Tokens<NT>& tk, __m256* acc) {
-  __m256i q[8][kRows];
-  alignas(32) float s0[8][kRows], s1[8][kRows];
-  for (int i = 0; i < kRows; ++i) unpack_lattice<T, true>(rs.p[i], u, &q[0][i], kRows, &s0[0][i], &s1[0][i], kRows);
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  for (int j = 0; j < 8; ++j) {
-    __m512i v[4];
-    for (int p = 0; p < 4; ++p)
-      v[p] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q[j][2 * p]), q[j][2 * p + 1], 1), flip);
-    const __m256 sc0 = _mm256_load_ps(s0[j]);
-    __m256 sc1 = sc0;
-    if constexpr (kFacts<T>.int8_scale_group == 16) sc1 = _mm256_load_ps(s1[j]);
-    chunk_step<T, NT>(v, 8 * u + j, tk, sc0, sc1, _mm256_setzero_ps(), acc);
-  }
-}
+#include "kernels/x86/int8_gemv_lattice_avx512.inc"
 
 }  // namespace
 
