@@ -83,9 +83,23 @@ std::shared_ptr<RequestHandle> Scheduler::submit(GenerationRequest req) {
     int free_slots = opts_.n_slots - running_;
     if (waiting >= free_slots + opts_.max_queue) throw QueueFullError("the server is busy: too many requests are waiting");
     queue_.emplace_back(std::move(req), handle);
+    live_.erase(std::remove_if(live_.begin(), live_.end(), [](const auto& w) { return w.expired(); }), live_.end());
+    live_.push_back(handle);
   }
   cv_.notify_one();
   return handle;
+}
+
+void Scheduler::fail_everything(const std::string& why) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& w : live_)
+    if (auto handle = w.lock()) {
+      TokenEvent ev;
+      ev.kind = TokenEvent::Kind::Error;
+      ev.error = why;
+      ev.unavailable = true;
+      handle->push(std::move(ev));
+    }
 }
 
 struct Scheduler::Task {

@@ -151,6 +151,11 @@ class Scheduler {
   // QueueFullError when max_queue tasks are already waiting, volga::Error
   // when the scheduler stops first. Any thread but the engine's.
   void run_on_engine(const std::function<void(Model&)>& task);
+  // Ends every request, queued or running, with an Error event marked
+  // `unavailable` (the server answers 503), without waiting for the engine
+  // thread, which may be stuck waiting for a rank of an MPI job that has
+  // died. Later events of those requests are not read. Any thread.
+  void fail_everything(const std::string& why);
   const SchedulerOptions& options() const { return opts_; }
   // Positions the KV cache pool holds in all (a request's ceiling with n_ctx).
   int64_t kv_capacity_tokens() const { return kv_capacity_; }
@@ -184,6 +189,7 @@ class Scheduler {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::pair<GenerationRequest, std::shared_ptr<RequestHandle>>> queue_;
+  std::vector<std::weak_ptr<RequestHandle>> live_;  // every submitted request not yet gone (mutex_)
   struct Task;
   std::deque<std::shared_ptr<Task>> tasks_;
   void run_one_task();  // engine thread: the oldest waiting task, if any

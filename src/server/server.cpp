@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <chrono>
@@ -273,6 +274,7 @@ class Server {
   ServerState state_;
   httplib::Server http_;
   std::atomic<bool> stopped_{false};  // listen_after_bind() has returned
+  std::atomic<bool> mpi_ended_{false};  // end_mpi_job() ran
 };
 
 void Server::served_main() {
@@ -363,7 +365,9 @@ void Server::end_mpi_job() {
                state_.active.load());
   std::fflush(stderr);
   state_.draining = true;
+  mpi_ended_ = true;
   opts_.mpi->end_job();
+  scheduler_->fail_everything("the MPI job is ending: a rank has stopped");
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);  // a client too slow to read
   while (state_.active.load() > 0 && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -516,6 +520,13 @@ int Server::run() {
     pthread_kill(signals.native_handle(), SIGTERM);
   }
   signals.join();
+  if (mpi_ended_) {
+    // The engine thread may be waiting on a rank that is gone: leave without
+    // joining it (the launcher would SIGKILL this process a moment later).
+    std::fprintf(stderr, "volga serve: stopped: the MPI job ended\n");
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
   std::fprintf(stderr, "volga serve: stopped\n");
   return 0;
 }
