@@ -2,7 +2,10 @@
 """Bounded load run on loopback: aggregate generated tokens/s of `volga serve`
 with 1 client and with N concurrent clients (greedy, fixed max_tokens).
 
-    /usr/bin/python3 bench/load_test.py MODEL.gguf [--clients 8] [--tokens 64] [--threads 2]
+    /usr/bin/python3 bench/load_test.py MODEL.gguf [--clients 8] [--tokens 64] [--threads 2] [--mpi N]
+
+--mpi N runs the server as `mpirun -np N` on loopback (docs/MULTINODE.md);
+--threads is then per rank.
 
 Prints one JSON object; the figures go to docs/PERFORMANCE.md with the command."""
 import argparse
@@ -26,13 +29,20 @@ def main():
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--volga", default=os.path.join(ROOT, "build", "bin", "volga"))
+    ap.add_argument("--mpi", type=int, default=0, help="ranks of an mpirun job on loopback (0: one process)")
     a = ap.parse_args()
+    launcher = []
+    if a.mpi > 0:
+        launcher = ["mpirun", "-np", str(a.mpi), "--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,tcp",
+                    "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
+        if os.getuid() == 0:
+            launcher.append("--allow-run-as-root")
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    proc = subprocess.Popen([a.volga, "serve", a.model, "--port", str(port), "--parallel", str(a.clients),
+    proc = subprocess.Popen([*launcher, a.volga, "serve", a.model, "--port", str(port), "--parallel", str(a.clients),
                              "-c", str(a.tokens + 64), "-t", str(a.threads)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -68,7 +78,7 @@ def main():
         tok1, dt1 = run(1)
         tokn, dtn = run(a.clients)
         single, aggregate = tok1 / dt1, tokn / dtn
-        print(json.dumps({"model": a.model, "threads": a.threads, "tokens_per_request": a.tokens,
+        print(json.dumps({"model": a.model, "ranks": max(1, a.mpi), "threads": a.threads, "tokens_per_request": a.tokens,
                           "single_client_tokens_per_s": round(single, 2), "clients": a.clients,
                           "aggregate_tokens_per_s": round(aggregate, 2), "speedup": round(aggregate / single, 2)}))
     finally:

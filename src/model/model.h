@@ -2,6 +2,7 @@
 // that picks an implementation from `general.architecture`.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,12 +60,29 @@ class Model {
   virtual void run_layers(const Batch& batch, KvCache& cache, float* x);
   virtual Logits output(const Batch& batch, const float* x);
 
+  // Forward passes in flight, for a model split across MPI ranks whose
+  // stages work on different batches at the same time: submit() starts
+  // forward(batch, cache) and may return before its logits exist (the cache
+  // is prepared and committed at once, as forward() would); collect()
+  // returns the logits of the oldest submitted pass. Passes in flight
+  // together must hold different sequences. pipeline_depth() is how many
+  // passes in flight keep every stage busy: 1 (the default) means submit()
+  // computes at once and nothing overlaps. abandon() drops every pass in
+  // flight (after an error). Engine thread only; throws as forward() does.
+  virtual int pipeline_depth() const { return 1; }
+  virtual void submit(const Batch& batch, KvCache& cache);
+  virtual Logits collect();
+  virtual void abandon() { submitted_.clear(); }
+
   // Accumulate the time of each phase of later forward passes into *times
   // (kept by the caller; nullptr: stop timing, the default).
   void time_phases(PhaseTimes* times) { phases_ = times; }
 
  protected:
   PhaseTimes* phases_ = nullptr;
+
+ private:
+  std::deque<Logits> submitted_;  // the default submit(): computed, not yet collected
 };
 
 // Checks the batch's token ids and reserves its cache blocks: what forward()

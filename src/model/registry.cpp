@@ -61,6 +61,15 @@ std::vector<float> Model::classify(const float*, int64_t) {
   throw Error("this model has no classification head (it is not a reranker)");
 }
 
+void Model::submit(const Batch& batch, KvCache& cache) { submitted_.push_back(forward(batch, cache)); }
+
+Logits Model::collect() {
+  if (submitted_.empty()) throw Error("internal: collect() without a submitted forward pass");
+  Logits l = std::move(submitted_.front());
+  submitted_.pop_front();
+  return l;
+}
+
 namespace {
 [[noreturn]] void cannot_split(const ModelSpec& s) {
   throw Error(std::string("'") + s.arch_name() + "' models cannot be split into pipeline stages (MPI) yet");

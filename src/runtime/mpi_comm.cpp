@@ -2,9 +2,14 @@
 
 #include <unistd.h>
 
+#include <sched.h>
+
+#include <chrono>
+#include <deque>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "util/error.h"
 
@@ -37,6 +42,33 @@ void check(int rc, const std::string& what) {
 
 }  // namespace
 
+// Waits for `req` by polling, so end_job() can interrupt the wait: yields
+// the core for the first millisecond, then sleeps 50 us between polls (a
+// stage's compute takes far longer than that).
+void MpiComm::wait_for(void* request, const std::string& what) {
+  MPI_Request& req = *static_cast<MPI_Request*>(request);
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    int done = 0;
+    check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), what);
+    if (done) return;
+    if (ending_.load()) {
+      MPI_Cancel(&req);
+      req = MPI_REQUEST_NULL;
+      throw UnavailableError("the MPI job is ending: a rank has stopped (" + what + ")");
+    }
+    if (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(1)) sched_yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+struct MpiComm::Pending {
+  std::deque<MPI_Request> requests;
+  std::deque<int> dest;
+};
+
+MpiComm::MpiComm() : pending_(std::make_unique<Pending>()) {}
+
 bool MpiComm::available() { return true; }
 
 std::shared_ptr<MpiComm> MpiComm::start(bool forced) {
@@ -61,15 +93,48 @@ MpiComm::~MpiComm() {
   if (clean_ || size_ == 1) MPI_Finalize();
 }
 
-void MpiComm::send(int dest, const void* data, size_t bytes) {
+void MpiComm::start_send(int dest, const void* data, size_t bytes) {
   if (bytes > static_cast<size_t>(INT_MAX)) throw Error("MPI: a message of " + std::to_string(bytes) + " bytes is too large");
-  check(MPI_Send(data, static_cast<int>(bytes), MPI_BYTE, dest, kTag, MPI_COMM_WORLD),
+  if (ending_.load()) throw UnavailableError("the MPI job is ending: a rank has stopped");
+  MPI_Request req = MPI_REQUEST_NULL;
+  check(MPI_Isend(data, static_cast<int>(bytes), MPI_BYTE, dest, kTag, MPI_COMM_WORLD, &req),
         "sending to rank " + std::to_string(dest));
+  pending_->requests.push_back(req);
+  pending_->dest.push_back(dest);
+}
+
+void MpiComm::wait_sends(size_t keep) {
+  Pending& p = *pending_;
+  while (p.requests.size() > keep) {
+    try {
+      wait_for(&p.requests.front(), "sending to rank " + std::to_string(p.dest.front()));
+    } catch (...) {
+      p.requests.clear();
+      p.dest.clear();
+      throw;
+    }
+    p.requests.pop_front();
+    p.dest.pop_front();
+  }
+}
+
+void MpiComm::send(int dest, const void* data, size_t bytes) {
+  start_send(dest, data, bytes);
+  wait_sends();
 }
 
 void MpiComm::recv(int source, std::vector<uint8_t>& into) {
+  const std::string what = "waiting for rank " + std::to_string(source);
+  const auto start = std::chrono::steady_clock::now();
   MPI_Status st;
-  check(MPI_Probe(source, kTag, MPI_COMM_WORLD, &st), "waiting for rank " + std::to_string(source));
+  for (;;) {  // MPI_Iprobe polls, so end_job() can interrupt the wait
+    int found = 0;
+    check(MPI_Iprobe(source, kTag, MPI_COMM_WORLD, &found, &st), what);
+    if (found) break;
+    if (ending_.load()) throw UnavailableError("the MPI job is ending: a rank has stopped (" + what + ")");
+    if (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(1)) sched_yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
   int count = 0;
   check(MPI_Get_count(&st, MPI_BYTE, &count), "sizing a message from rank " + std::to_string(source));
   into.resize(static_cast<size_t>(count));
@@ -100,7 +165,12 @@ std::shared_ptr<MpiComm> MpiComm::start(bool forced) {
     std::fprintf(stderr, "volga: started by mpirun, but this build has no MPI support: running as one process\n");
   return nullptr;
 }
+struct MpiComm::Pending {};
+MpiComm::MpiComm() = default;
 MpiComm::~MpiComm() = default;
+void MpiComm::wait_for(void*, const std::string&) {}
+void MpiComm::start_send(int, const void*, size_t) { throw Error("internal: MPI is not available"); }
+void MpiComm::wait_sends(size_t) {}
 void MpiComm::send(int, const void*, size_t) { throw Error("internal: MPI is not available"); }
 void MpiComm::recv(int, std::vector<uint8_t>&) { throw Error("internal: MPI is not available"); }
 std::vector<double> MpiComm::all_gather(double mine) { return {mine}; }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <sstream>
 
@@ -40,10 +41,13 @@ PipelinePlan agree_plan(MpiComm& comm, const MpiFlags& flags, const GgufFile& fi
 
 class PipelineModel final : public Model {
  public:
-  PipelineModel(std::shared_ptr<MpiComm> comm, std::unique_ptr<Model> stage, PipelinePlan plan)
-      : comm_(std::move(comm)), stage_(std::move(stage)), plan_(std::move(plan)) {}
+  PipelineModel(std::shared_ptr<MpiComm> comm, std::unique_ptr<Model> stage, PipelinePlan plan, HiddenType hidden)
+      : comm_(std::move(comm)), stage_(std::move(stage)), plan_(std::move(plan)), hidden_(hidden) {}
   ~PipelineModel() override {
+    if (comm_->ending()) return;  // the other ranks are gone or going: nobody to tell
     try {
+      abandon();
+      report_traffic();
       const std::vector<uint8_t> stop = encode_stage_stop();
       comm_->send(1, stop.data(), stop.size());  // each stage passes it on, then exits
       comm_->mark_clean();
@@ -53,37 +57,84 @@ class PipelineModel final : public Model {
   }
 
   const ModelSpec& spec() const override { return stage_->spec(); }
-  Logits forward(const Batch& batch, KvCache& cache) override;
+  Logits forward(const Batch& batch, KvCache& cache) override {
+    submit(batch, cache);
+    return collect();
+  }
   std::vector<float> token_states(const Batch&) override {
     throw Error("embeddings are not available when the model is split across MPI ranks");
   }
+  // One pass per stage keeps every stage busy.
+  int pipeline_depth() const override { return comm_->size(); }
+  void submit(const Batch& batch, KvCache& cache) override;
+  Logits collect() override;
+  void abandon() override;
 
  private:
+  struct Pass {
+    Batch batch;
+    std::vector<float> x;        // the hidden states after rank 0's layers
+    std::vector<uint8_t> sent;   // the message to rank 1 (in flight until its send completes)
+  };
+  void report_traffic() const;
+
   std::shared_ptr<MpiComm> comm_;
   std::unique_ptr<Model> stage_;
   PipelinePlan plan_;
+  HiddenType hidden_;
+  std::deque<Pass> passes_;  // submitted, oldest first
   std::vector<uint8_t> reply_;
+  int64_t tokens_ = 0, hidden_sent_ = 0, message_bytes_ = 0;  // traffic, for the report
 };
 
-Logits PipelineModel::forward(const Batch& batch, KvCache& cache) {
+void PipelineModel::submit(const Batch& batch, KvCache& cache) {
   const ModelSpec& s = spec();
   prepare_batch(s, batch, cache);
   cache.log_block_copies(true);
-  std::vector<float> x;
-  stage_->embed(batch, x);
-  stage_->run_layers(batch, cache, x.data());
-  const std::vector<uint8_t> msg = encode_stage_forward(batch, cache, x, s.n_embd);
-  comm_->send(1, msg.data(), msg.size());
-  comm_->recv(comm_->size() - 1, reply_);
+  Pass p;
+  p.batch = batch;
+  stage_->embed(batch, p.x);
+  stage_->run_layers(batch, cache, p.x.data());
+  p.sent = encode_stage_forward(batch, cache, p.x, s.n_embd, hidden_);
+  cache.commit(batch);  // rank 0's rows are written; the other stages write theirs in submission order
+  passes_.push_back(std::move(p));
+  const Pass& q = passes_.back();
+  comm_->start_send(1, q.sent.data(), q.sent.size());
+  tokens_ += static_cast<int64_t>(batch.size());
+  hidden_sent_ += static_cast<int64_t>(q.x.size() * hidden_bytes(hidden_));
+  message_bytes_ += static_cast<int64_t>(q.sent.size());
+}
+
+Logits PipelineModel::collect() {
+  if (passes_.empty()) throw Error("internal: collect() without a submitted forward pass");
+  comm_->recv(comm_->size() - 1, reply_);  // the last stage answers in submission order
+  Pass p = std::move(passes_.front());
+  passes_.pop_front();
+  comm_->wait_sends(passes_.size());  // this pass's message has arrived: its buffer may go
   size_t rows = 0;
-  for (const BatchToken& t : batch.tokens) rows += t.want_logits;
-  const size_t E = static_cast<size_t>(s.n_embd);
-  if (reply_.size() != rows * E * sizeof(float)) throw Error("pipeline: the last stage sent a reply of the wrong size");
+  for (const BatchToken& t : p.batch.tokens) rows += t.want_logits;
+  const size_t E = static_cast<size_t>(spec().n_embd);
+  const size_t row_bytes = E * hidden_bytes(hidden_);
+  if (reply_.size() != rows * row_bytes) throw Error("pipeline: the last stage sent a reply of the wrong size");
   size_t r = 0;
-  for (size_t t = 0; t < batch.size(); ++t)
-    if (batch.tokens[t].want_logits) std::memcpy(&x[t * E], reply_.data() + (r++) * E * sizeof(float), E * sizeof(float));
-  cache.commit(batch);
-  return stage_->output(batch, x.data());
+  for (size_t t = 0; t < p.batch.size(); ++t)
+    if (p.batch.tokens[t].want_logits) read_hidden(reply_.data() + (r++) * row_bytes, &p.x[t * E], E, hidden_);
+  message_bytes_ += static_cast<int64_t>(reply_.size());
+  return stage_->output(p.batch, p.x.data());
+}
+
+void PipelineModel::abandon() {
+  while (!passes_.empty()) (void)collect();  // the stages' replies, dropped
+}
+
+// What travelled: printed when the model is unloaded (docs/MULTINODE.md).
+void PipelineModel::report_traffic() const {
+  if (tokens_ == 0) return;
+  std::fprintf(stderr,
+               "volga: pipeline traffic: %lld tokens, %.1f hidden-state bytes per token per hop (%s), "
+               "%lld bytes from rank 0 to rank 1 and back\n",
+               static_cast<long long>(tokens_), static_cast<double>(hidden_sent_) / static_cast<double>(tokens_),
+               hidden_type_name(hidden_), static_cast<long long>(message_bytes_));
 }
 
 // ---- ranks > 0 ----
@@ -97,6 +148,9 @@ class StageWorker {
 
  private:
   KvCache& cache_for(const StageHeader& h);
+  // Sends `msg` on at once (non-blocking) once the previous send has left;
+  // the next message is received and computed while this one travels.
+  void pass_on(int dest, std::vector<uint8_t>& msg);
   struct CacheEntry {
     StageHeader key;
     std::unique_ptr<KvCache> cache;
@@ -105,7 +159,7 @@ class StageWorker {
   MpiComm& comm_;
   std::unique_ptr<Model> stage_;
   StageRange range_;
-  std::vector<uint8_t> buf_;
+  std::vector<uint8_t> buf_, sending_;
   std::vector<CacheEntry> caches_;  // most recently used last
 };
 
@@ -124,29 +178,37 @@ KvCache& StageWorker::cache_for(const StageHeader& h) {
   return *caches_.back().cache;
 }
 
+void StageWorker::pass_on(int dest, std::vector<uint8_t>& msg) {
+  comm_.wait_sends();
+  std::swap(sending_, msg);
+  comm_.start_send(dest, sending_.data(), sending_.size());
+}
+
 bool StageWorker::step() {
   const int prev = comm_.rank() - 1, next = comm_.rank() + 1;
   const bool last = next == comm_.size();
   comm_.recv(prev, buf_);
   StageMessage m = decode_stage_message(buf_);
   if (m.header.op == static_cast<int64_t>(StageOp::Stop)) {
+    comm_.wait_sends();
     if (!last) comm_.send(next, buf_.data(), buf_.size());
     return false;
   }
   const size_t E = static_cast<size_t>(stage_->spec().n_embd);
   if (m.header.n_embd != stage_->spec().n_embd) throw Error("pipeline: rank 0 runs a model of another width");
+  const HiddenType hidden = static_cast<HiddenType>(m.header.hidden_type);
   KvCache& cache = cache_for(m.header);
   mirror_into(m, cache);
   stage_->run_layers(m.batch, cache, m.x.data());
   if (!last) {
-    std::memcpy(buf_.data() + m.x_offset, m.x.data(), m.x.size() * sizeof(float));
-    comm_.send(next, buf_.data(), buf_.size());
+    write_hidden(buf_.data() + m.x_offset, m.x.data(), m.x.size(), hidden);
+    pass_on(next, buf_);
     return true;
   }
-  std::vector<float> rows;
+  std::vector<uint8_t> rows;
   for (size_t t = 0; t < m.batch.size(); ++t)
-    if (m.batch.tokens[t].want_logits) rows.insert(rows.end(), &m.x[t * E], &m.x[t * E] + E);
-  comm_.send(0, rows.data(), rows.size() * sizeof(float));
+    if (m.batch.tokens[t].want_logits) put_hidden(rows, &m.x[t * E], E, hidden);
+  pass_on(0, rows);
   return true;
 }
 
@@ -167,7 +229,7 @@ std::unique_ptr<Model> MpiLaunch::load(const GgufFile& file, ThreadPool& pool) {
   if (!architecture_splits(spec)) (void)load_model_stage(file, pool, plan.stages[0]);  // throws, naming it
   std::fprintf(stderr, "volga: pipeline over %d MPI ranks:\n%s", comm_->size(), describe_plan(plan).c_str());
   std::unique_ptr<Model> stage = load_model_stage(file, pool, plan.stages[0]);
-  return std::make_unique<PipelineModel>(comm_, std::move(stage), std::move(plan));
+  return std::make_unique<PipelineModel>(comm_, std::move(stage), std::move(plan), parse_hidden_type(flags_.hidden));
 }
 
 int MpiLaunch::serve_stage(const GgufFile& file, ThreadPool& pool) {

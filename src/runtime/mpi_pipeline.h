@@ -32,6 +32,7 @@ class ThreadPool;
 struct MpiFlags {
   bool forced = false;      // --mpi: start MPI even without a launcher's environment
   std::string layer_split;  // --layer-split 20,22,19 (empty: in proportion to each rank's memory)
+  std::string hidden = "f32";  // --mpi-hidden: f32 (exact), bf16, f16 on the wire
 };
 
 class MpiLaunch {
@@ -42,6 +43,14 @@ class MpiLaunch {
   // Whether this process is a later pipeline stage (rank > 0): it runs
   // serve_stage() instead of the command.
   bool is_worker() const { return comm_ && comm_->rank() > 0; }
+  // Whether the model is split across several ranks.
+  bool pipelined() const { return comm_ && comm_->size() > 1; }
+  // The launcher is ending the job (a rank died, or mpirun was stopped):
+  // rank 0's waits for other ranks end with UnavailableError (the server
+  // answers 503) instead of waiting for ranks that are gone. Any thread.
+  void end_job() {
+    if (comm_) comm_->end_job();
+  }
   // Rank 0 or a single process: the model to run (a pipeline when the job
   // has several ranks, else load_model()). A collective call with the
   // workers' serve_stage().

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "tensor/half.h"
 #include "util/error.h"
 
 namespace volga {
@@ -38,8 +39,50 @@ constexpr int64_t kMaxCount = int64_t{1} << 28;
 
 }  // namespace
 
+HiddenType parse_hidden_type(const std::string& name) {
+  if (name == "f32") return HiddenType::F32;
+  if (name == "f16") return HiddenType::F16;
+  if (name == "bf16") return HiddenType::BF16;
+  throw Error("--mpi-hidden '" + name + "': use f32 (exact), bf16 or f16");
+}
+
+const char* hidden_type_name(HiddenType t) {
+  return t == HiddenType::F16 ? "f16" : t == HiddenType::BF16 ? "bf16" : "f32";
+}
+
+size_t hidden_bytes(HiddenType t) { return t == HiddenType::F32 ? 4 : 2; }
+
+void write_hidden(uint8_t* at, const float* x, size_t n, HiddenType t) {
+  if (t == HiddenType::F32) {
+    if (n) std::memcpy(at, x, n * sizeof(float));
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t h = t == HiddenType::F16 ? fp32_to_fp16(x[i]) : fp32_to_bf16(x[i]);
+    std::memcpy(at + 2 * i, &h, 2);
+  }
+}
+
+void put_hidden(std::vector<uint8_t>& out, const float* x, size_t n, HiddenType t) {
+  const size_t at = out.size();
+  out.resize(at + n * hidden_bytes(t));
+  write_hidden(out.data() + at, x, n, t);
+}
+
+void read_hidden(const uint8_t* from, float* x, size_t n, HiddenType t) {
+  if (t == HiddenType::F32) {
+    if (n) std::memcpy(x, from, n * sizeof(float));
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, from + 2 * i, 2);
+    x[i] = t == HiddenType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
+  }
+}
+
 std::vector<uint8_t> encode_stage_forward(const Batch& batch, KvCache& cache, const std::vector<float>& x,
-                                          int64_t n_embd) {
+                                          int64_t n_embd, HiddenType type) {
   StageHeader h;
   h.op = static_cast<int64_t>(StageOp::Forward);
   h.cache_key = reinterpret_cast<uintptr_t>(&cache);
@@ -50,6 +93,7 @@ std::vector<uint8_t> encode_stage_forward(const Batch& batch, KvCache& cache, co
   h.type_v = static_cast<int64_t>(cache.type_v());
   h.n_tokens = static_cast<int64_t>(batch.size());
   h.n_embd = n_embd;
+  h.hidden_type = static_cast<int64_t>(type);
   std::vector<int32_t> tables;
   std::vector<bool> seen(static_cast<size_t>(cache.n_seq()), false);
   for (const BatchToken& t : batch.tokens) {
@@ -73,7 +117,7 @@ std::vector<uint8_t> encode_stage_forward(const Batch& batch, KvCache& cache, co
     const int32_t pair[2] = {from, to};
     put(buf, pair, 2);
   }
-  put(buf, x.data(), x.size());
+  put_hidden(buf, x.data(), x.size(), type);
   return buf;
 }
 
@@ -96,7 +140,7 @@ StageMessage decode_stage_message(const std::vector<uint8_t>& bytes) {
   if (h.n_tokens <= 0 || h.n_tokens > kMaxCount || h.n_table_ints < 0 || h.n_table_ints > kMaxCount ||
       h.n_copies < 0 || h.n_copies > kMaxCount || h.n_embd <= 0 || h.n_embd > (1 << 20) || h.n_seq <= 0 ||
       h.n_seq > (1 << 20) || h.n_ctx <= 0 || h.n_ctx > (1 << 26) || h.n_blocks <= 0 || h.n_blocks > INT32_MAX ||
-      h.type_k < 0 || h.type_k > 255 || h.type_v < 0 || h.type_v > 255)
+      h.type_k < 0 || h.type_k > 255 || h.type_v < 0 || h.type_v > 255 || h.hidden_type < 0 || h.hidden_type > 2)
     bad("sizes");
   m.batch.tokens.resize(static_cast<size_t>(h.n_tokens));
   in.get(m.batch.tokens.data(), m.batch.tokens.size());
@@ -117,10 +161,11 @@ StageMessage decode_stage_message(const std::vector<uint8_t>& bytes) {
     c = {pair[0], pair[1]};
   }
   m.x_offset = in.offset();
-  if ((bytes.size() - m.x_offset) / sizeof(float) != static_cast<size_t>(h.n_tokens * h.n_embd)) bad("hidden states");
-  m.x.resize(static_cast<size_t>(h.n_tokens * h.n_embd));
-  in.get(m.x.data(), m.x.size());
-  if (!in.done()) bad("trailing bytes");
+  const HiddenType type = static_cast<HiddenType>(h.hidden_type);
+  const size_t n = static_cast<size_t>(h.n_tokens * h.n_embd);
+  if (bytes.size() - m.x_offset != n * hidden_bytes(type)) bad("hidden states");
+  m.x.resize(n);
+  read_hidden(bytes.data() + m.x_offset, m.x.data(), n, type);
   return m;
 }
 

@@ -35,6 +35,7 @@ struct Scheduler::Slot {
   std::vector<int32_t> generated;
   int32_t next_token = -1;   // sampled, not yet in the cache
   bool lookup = false;       // look for cached blocks before computing `work`
+  bool busy = false;         // in a forward pass in flight (pipelines)
   uint64_t admitted = 0;     // admission number: higher is newer
 };
 
@@ -82,9 +83,23 @@ std::shared_ptr<RequestHandle> Scheduler::submit(GenerationRequest req) {
     int free_slots = opts_.n_slots - running_;
     if (waiting >= free_slots + opts_.max_queue) throw QueueFullError("the server is busy: too many requests are waiting");
     queue_.emplace_back(std::move(req), handle);
+    live_.erase(std::remove_if(live_.begin(), live_.end(), [](const auto& w) { return w.expired(); }), live_.end());
+    live_.push_back(handle);
   }
   cv_.notify_one();
   return handle;
+}
+
+void Scheduler::fail_everything(const std::string& why) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& w : live_)
+    if (auto handle = w.lock()) {
+      TokenEvent ev;
+      ev.kind = TokenEvent::Kind::Error;
+      ev.error = why;
+      ev.unavailable = true;
+      handle->push(std::move(ev));
+    }
 }
 
 struct Scheduler::Task {
@@ -175,7 +190,14 @@ void Scheduler::admit(std::vector<Slot>& slots, KvCache& cache) {
   }
 }
 
-void Scheduler::fail_all(std::vector<Slot>& slots, KvCache& cache, const std::string& error) {
+void Scheduler::fail_all(std::vector<Slot>& slots, KvCache& cache, const std::string& error, bool unavailable) {
+  if (!in_flight_.empty() && !unavailable) drain_in_flight(slots);  // the stages' replies, dropped
+  in_flight_.clear();
+  try {
+    model_.abandon();
+  } catch (const std::exception&) {
+  }
+  for (Slot& slot : slots) slot.busy = false;
   for (size_t s = 0; s < slots.size(); ++s) {
     Slot& slot = slots[s];
     cache.truncate(static_cast<int>(s), cache.length(static_cast<int>(s)));  // blocks reserved by the failed pass
@@ -183,6 +205,7 @@ void Scheduler::fail_all(std::vector<Slot>& slots, KvCache& cache, const std::st
     TokenEvent ev;
     ev.kind = TokenEvent::Kind::Error;
     ev.error = error;
+    ev.unavailable = unavailable;
     slot.handle->push(std::move(ev));
     release(slot, cache, static_cast<int>(s));
   }
@@ -204,10 +227,11 @@ void Scheduler::engine_loop() {
       step(slots, cache);
     } catch (const std::exception& e) {
       // A failure in the forward pass ends the requests in it, not the server.
-      fail_all(slots, cache, e.what());
+      fail_all(slots, cache, e.what(), dynamic_cast<const UnavailableError*>(&e) != nullptr);
     }
     publish(slots, cache);
   }
+  drain_in_flight(slots);
   for (auto& slot : slots)
     if (slot.handle) {
       TokenEvent ev;
@@ -270,7 +294,7 @@ void Scheduler::release(Slot& slot, KvCache& cache, int seq) {
 bool Scheduler::preempt_newest(std::vector<Slot>& slots, KvCache& cache, size_t requester) {
   size_t victim = slots.size();
   for (size_t s = 0; s < slots.size(); ++s)
-    if (slots[s].handle && cache.seq_blocks(static_cast<int>(s)) > 0 &&
+    if (slots[s].handle && !slots[s].busy && cache.seq_blocks(static_cast<int>(s)) > 0 &&
         (victim == slots.size() || slots[s].admitted > slots[victim].admitted))
       victim = s;
   if (victim == slots.size()) return false;
@@ -279,6 +303,7 @@ bool Scheduler::preempt_newest(std::vector<Slot>& slots, KvCache& cache, size_t 
     // The requester is the newest: it waits. If it is alone, it cannot fit at all.
     bool others = false;
     for (size_t s = 0; s < slots.size(); ++s) others = others || (s != victim && slots[s].handle);
+    others = others || !in_flight_.empty();
     if (!others) return false;
   }
   cache.truncate(static_cast<int>(victim), 0);
@@ -295,12 +320,18 @@ bool Scheduler::preempt_newest(std::vector<Slot>& slots, KvCache& cache, size_t 
 // the step's token budget, oldest request first; each takes its blocks from
 // the pool, and a sequence that finds none preempts the newest one.
 // `logits_slot` gets the slot of each logits row.
-void Scheduler::build_batch(std::vector<Slot>& slots, KvCache& cache, Batch& batch,
-                            std::vector<size_t>& logits_slot) {
+void Scheduler::build_batch(std::vector<Slot>& slots, KvCache& cache, Batch& batch, std::vector<size_t>& logits_slot,
+                            size_t max_seqs, bool may_wait) {
   std::vector<size_t> order;
   for (size_t s = 0; s < slots.size(); ++s)
-    if (slots[s].handle) order.push_back(s);
+    if (slots[s].handle && !slots[s].busy) order.push_back(s);
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return slots[a].admitted < slots[b].admitted; });
+  // The oldest sequences first; in a pipeline, those of the pass just
+  // collected (the others are in flight) up to the share of one pass.
+  std::vector<size_t> keep;
+  for (size_t s : order)
+    if (keep.size() < max_seqs && (slots[s].next_token >= 0 || static_cast<int>(slots[s].work.size()) > 0)) keep.push_back(s);
+  order = keep;
   int budget = opts_.step_tokens;
   for (size_t s : order) {
     Slot& slot = slots[s];
@@ -312,6 +343,7 @@ void Scheduler::build_batch(std::vector<Slot>& slots, KvCache& cache, Batch& bat
       room = cache.reserve(seq, cache.length(seq) + 1);
     }
     if (slot.next_token < 0) continue;
+    if (!room && may_wait) continue;  // passes in flight will give blocks back
     if (!room) {  // alone and still no block: cannot happen when submit() checked the size
       TokenEvent ev;
       ev.kind = TokenEvent::Kind::Error;
@@ -386,7 +418,8 @@ void Scheduler::deliver(Slot& slot, KvCache& cache, int seq, const float* logits
 
 void Scheduler::step(std::vector<Slot>& slots, KvCache& cache) {
   for (size_t s = 0; s < slots.size(); ++s)
-    if (slots[s].handle && slots[s].handle->cancelled()) release(slots[s], cache, static_cast<int>(s));
+    if (slots[s].handle && !slots[s].busy && slots[s].handle->cancelled()) release(slots[s], cache, static_cast<int>(s));
+  if (model_.pipeline_depth() > 1) return step_pipelined(slots, cache);
   Batch batch;
   std::vector<size_t> logits_slot;
   build_batch(slots, cache, batch, logits_slot);
@@ -405,6 +438,54 @@ void Scheduler::step(std::vector<Slot>& slots, KvCache& cache) {
     const size_t s = logits_slot[static_cast<size_t>(row)];
     deliver(slots[s], cache, static_cast<int>(s), logits.row(row), logits.n_vocab);
   }
+}
+
+}  // namespace volga
+
+namespace volga {
+
+// Fills the pipeline with up to pipeline_depth() passes, each with an equal
+// share of the running sequences, then collects the oldest pass and samples
+// its tokens; its sequences then go into the next pass while the others are
+// still in flight.
+void Scheduler::step_pipelined(std::vector<Slot>& slots, KvCache& cache) {
+  const size_t depth = static_cast<size_t>(model_.pipeline_depth());
+  size_t running = 0;
+  for (const Slot& slot : slots) running += slot.handle != nullptr;
+  const size_t share = std::max<size_t>(1, (running + depth - 1) / depth);
+  while (in_flight_.size() < depth) {
+    Batch batch;
+    InFlight pass;
+    build_batch(slots, cache, batch, pass.logits_slot, share, !in_flight_.empty());
+    if (batch.empty()) break;
+    for (const BatchToken& t : batch.tokens)
+      if (pass.slots.empty() || pass.slots.back() != static_cast<size_t>(t.seq)) pass.slots.push_back(static_cast<size_t>(t.seq));
+    model_.submit(batch, cache);
+    for (size_t s : pass.slots) slots[s].busy = true;
+    in_flight_.push_back(std::move(pass));
+  }
+  if (in_flight_.empty()) {  // every sequence waits for blocks the others hold: the newest gives way
+    preempt_newest(slots, cache, slots.size());
+    return;
+  }
+  Logits logits = model_.collect();
+  InFlight pass = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  for (size_t s : pass.slots) slots[s].busy = false;
+  if (static_cast<size_t>(logits.rows()) != pass.logits_slot.size()) throw Error("internal: a pass returned the wrong rows");
+  for (int64_t row = 0; row < logits.rows(); ++row) {
+    const size_t s = pass.logits_slot[static_cast<size_t>(row)];
+    if (slots[s].handle) deliver(slots[s], cache, static_cast<int>(s), logits.row(row), logits.n_vocab);
+  }
+}
+
+void Scheduler::drain_in_flight(std::vector<Slot>& slots) {
+  try {
+    for (; !in_flight_.empty(); in_flight_.pop_front()) (void)model_.collect();
+  } catch (const std::exception&) {
+    in_flight_.clear();
+  }
+  for (Slot& slot : slots) slot.busy = false;
 }
 
 }  // namespace volga

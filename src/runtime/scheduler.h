@@ -27,6 +27,13 @@
 // are computed with the same arithmetic whatever batch or chunk it came in,
 // a reused prefix gives the same logits, bit for bit, as computing it again.
 //
+// Pipelines: when the model keeps several forward passes in flight
+// (Model::pipeline_depth() > 1: a model split across MPI ranks), the
+// running sequences are spread over that many smaller batches ("micro-
+// batches"), each submitted as soon as its sequences are free, so the stages
+// work on different batches at once; a sequence is in one pass at a time.
+// Tokens do not change: each token's row is computed the same way in any batch.
+//
 // Thread-safety: submit(), stats() and RequestHandle's reader side may be
 // called from any thread.
 #pragma once
@@ -34,6 +41,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstddef>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -64,6 +72,7 @@ struct TokenEvent {
   std::vector<std::pair<int32_t, float>> top;  // (id, logprob), most likely first
   std::string finish_reason;                   // Done: "stop" (stop id) or "length"
   std::string error;                           // Error
+  bool unavailable = false;                    // Error: the service is down (UnavailableError), not the request
 };
 
 // The two ends of one request's event stream.
@@ -142,6 +151,11 @@ class Scheduler {
   // QueueFullError when max_queue tasks are already waiting, volga::Error
   // when the scheduler stops first. Any thread but the engine's.
   void run_on_engine(const std::function<void(Model&)>& task);
+  // Ends every request, queued or running, with an Error event marked
+  // `unavailable` (the server answers 503), without waiting for the engine
+  // thread, which may be stuck waiting for a rank of an MPI job that has
+  // died. Later events of those requests are not read. Any thread.
+  void fail_everything(const std::string& why);
   const SchedulerOptions& options() const { return opts_; }
   // Positions the KV cache pool holds in all (a request's ceiling with n_ctx).
   int64_t kv_capacity_tokens() const { return kv_capacity_; }
@@ -152,11 +166,21 @@ class Scheduler {
   // Moves queued requests into free slots (mutex_ held).
   void admit(std::vector<Slot>& slots, KvCache& cache);
   void step(std::vector<Slot>& slots, KvCache& cache);
-  void build_batch(std::vector<Slot>& slots, KvCache& cache, Batch& batch, std::vector<size_t>& logits_slot);
+  void step_pipelined(std::vector<Slot>& slots, KvCache& cache);
+  // At most `max_seqs` sequences not in flight; `may_wait`: a sequence that
+  // finds no block waits for the passes in flight instead of failing.
+  void build_batch(std::vector<Slot>& slots, KvCache& cache, Batch& batch, std::vector<size_t>& logits_slot,
+                   size_t max_seqs = SIZE_MAX, bool may_wait = false);
+  void drain_in_flight(std::vector<Slot>& slots);  // collects and drops every pass in flight
+  struct InFlight {
+    std::vector<size_t> logits_slot;  // the slot of each logits row
+    std::vector<size_t> slots;        // every slot in the pass
+  };
+  std::deque<InFlight> in_flight_;  // engine thread: submitted passes, oldest first
   bool preempt_newest(std::vector<Slot>& slots, KvCache& cache, size_t keep);
   void deliver(Slot& slot, KvCache& cache, int seq, const float* logits, int64_t n_vocab);
   void release(Slot& slot, KvCache& cache, int seq);
-  void fail_all(std::vector<Slot>& slots, KvCache& cache, const std::string& error);
+  void fail_all(std::vector<Slot>& slots, KvCache& cache, const std::string& error, bool unavailable);
   void publish(const std::vector<Slot>& slots, const KvCache& cache);
 
   Model& model_;
@@ -165,6 +189,7 @@ class Scheduler {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::pair<GenerationRequest, std::shared_ptr<RequestHandle>>> queue_;
+  std::vector<std::weak_ptr<RequestHandle>> live_;  // every submitted request not yet gone (mutex_)
   struct Task;
   std::deque<std::shared_ptr<Task>> tasks_;
   void run_one_task();  // engine thread: the oldest waiting task, if any

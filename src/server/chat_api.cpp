@@ -96,8 +96,8 @@ void respond_whole(ServerState& s, httplib::Response& res, const CompletionParam
   std::vector<OutputDelta> deltas;
   while (!rs.done()) rs.next(deltas, p.logprobs ? &lps : nullptr, 1000);
   if (!rs.error().empty()) {
-    send_json(res, 500, error_body("generation failed: " + rs.error(), "server_error"));
-    scope.finish(500);
+    send_json(res, rs.error_status(), rs.error_json());
+    scope.finish(rs.error_status());
     return;
   }
   Json choice = {{"index", 0}};
@@ -140,7 +140,7 @@ int stream_events(httplib::DataSink& sink, const CompletionParams& p, const Repl
   }
   if (!ok) return 499;
   if (!rs.error().empty()) {
-    write(sse(error_body("generation failed: " + rs.error(), "server_error")));
+    write(sse(rs.error_json()));
   } else {
     Json last = chunk_json(r, r.chat ? Json::object() : Json(""), nullptr, rs.finish_reason());
     if (!r.sources.is_null()) last["volga_sources"] = r.sources;  // the final chunk carries the citations
@@ -153,7 +153,7 @@ int stream_events(httplib::DataSink& sink, const CompletionParams& p, const Repl
   }
   write("data: [DONE]\n\n");
   sink.done();
-  return rs.error().empty() ? 200 : 500;
+  return rs.error().empty() ? 200 : rs.error_status();
 }
 
 void respond_stream(httplib::Response& res, const CompletionParams& p, const Reply& r, std::shared_ptr<ResultStream> rs,

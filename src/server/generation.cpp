@@ -225,6 +225,11 @@ Json ResultStream::logprob_entry(int32_t id, float logprob) const {
   return {{"token", sanitize_utf8(bytes)}, {"logprob", logprob}, {"bytes", b}};
 }
 
+Json ResultStream::error_json() const {
+  if (unavailable_) return error_body("service unavailable: " + error_, "server_error", "", "service_unavailable");
+  return error_body("generation failed: " + error_, "server_error");
+}
+
 bool ResultStream::next(std::vector<OutputDelta>& out, Json* logprobs, int timeout_ms) {
   if (done_) return true;
   TokenEvent ev;
@@ -242,6 +247,7 @@ bool ResultStream::next(std::vector<OutputDelta>& out, Json* logprobs, int timeo
 void ResultStream::on_event(const TokenEvent& ev, std::vector<OutputDelta>& out, Json* logprobs) {
   if (ev.kind == TokenEvent::Kind::Error) {
     error_ = ev.error;
+    unavailable_ = ev.unavailable;
     done_ = true;
     return;
   }

@@ -90,6 +90,11 @@ class ResultStream {
 
   bool done() const { return done_; }
   const std::string& error() const { return error_; }
+  // The HTTP status of error(): 503 when the service is down (a rank of the
+  // MPI job stopped), 500 otherwise.
+  int error_status() const { return unavailable_ ? 503 : 500; }
+  // The OpenAI error object of error().
+  Json error_json() const;
   // "stop", "length", or "tool_calls" when the reply is tool calls.
   std::string finish_reason() const;
   int64_t completion_tokens() const { return completion_tokens_; }
@@ -116,6 +121,7 @@ class ResultStream {
   StopMatcher stops_;
   std::unique_ptr<ChatOutputParser> parser_;  // chat only
   std::string finish_reason_, error_;
+  bool unavailable_ = false;
   bool done_ = false;
   bool single_call_ = false;  // parallel_tool_calls false
   int64_t completion_tokens_ = 0, reasoning_tokens_ = 0;

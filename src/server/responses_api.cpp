@@ -291,8 +291,10 @@ int stream_response(httplib::DataSink& sink, ResultStream& rs, ResponseBuilder& 
   if (!ok) return 499;
   int status = 200;
   if (!rs.error().empty()) {
-    status = 500;
-    write({{"type", "error"}, {"code", "server_error"}, {"message", "generation failed: " + rs.error()}, {"param", nullptr}});
+    status = rs.error_status();
+    const Json e = rs.error_json()["error"];
+    write({{"type", "error"}, {"code", status == 503 ? "service_unavailable" : "server_error"}, {"message", e["message"]},
+           {"param", nullptr}});
   } else {
     std::vector<Json> events;
     Json final_response = finish(events);
@@ -377,8 +379,8 @@ void handle_responses(ServerState& s, const httplib::Request& req, const std::st
     std::vector<OutputDelta> deltas;
     while (!rs->done()) rs->next(deltas, nullptr, 1000);
     if (!rs->error().empty()) {
-      send_json(res, 500, error_body("generation failed: " + rs->error(), "server_error"));
-      scope->finish(500);
+      send_json(res, rs->error_status(), rs->error_json());
+      scope->finish(rs->error_status());
       return;
     }
     std::vector<Json> events;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <chrono>
@@ -15,6 +16,8 @@
 #include <random>
 #include <set>
 #include <filesystem>
+#include <fstream>
+#include <unistd.h>
 
 #include "chat/chat_template.h"
 #include "format/gguf.h"
@@ -257,6 +260,8 @@ class Server {
   // POST routes read their body themselves, whatever its content type (curl
   // -d sends JSON as a form), up to the payload limit.
   void post(const std::string& path, std::function<void(const httplib::Request&, const std::string&, httplib::Response&)> fn);
+  void watch_signals(sigset_t set);
+  void end_mpi_job();  // the signal thread: the MPI job is ending under us
 
   ServerOptions opts_;
   ThreadPool pool_;
@@ -268,6 +273,8 @@ class Server {
   std::vector<AuxModel> aux_;
   ServerState state_;
   httplib::Server http_;
+  std::atomic<bool> stopped_{false};  // listen_after_bind() has returned
+  std::atomic<bool> mpi_ended_{false};  // end_mpi_job() ran
 };
 
 void Server::served_main() {
@@ -310,6 +317,61 @@ void Server::load_aux(const std::string& path, const char* role) {
                t.ctx);
   state_.models.push_back(std::move(t));
   aux_.push_back(std::move(a));
+}
+
+namespace {
+
+// Whether a signal came from the MPI launcher (mpirun, or its daemon on this
+// host): it ends the job's processes that way when a rank has died or the
+// job is cancelled.
+bool from_mpi_launcher(const siginfo_t& info) {
+  if (info.si_code != SI_USER || info.si_pid <= 0) return false;
+  if (info.si_pid == getppid()) return true;
+  std::ifstream in("/proc/" + std::to_string(info.si_pid) + "/comm");
+  std::string name;
+  std::getline(in, name);
+  return name == "mpirun" || name == "mpiexec" || name == "orterun" || name == "orted" || name == "prterun" ||
+         name == "prted";
+}
+
+}  // namespace
+
+// The signal thread. SIGINT/SIGTERM: stop taking requests, let running ones
+// finish, then stop. In an MPI job the same signals from the launcher mean
+// that the other ranks are gone or going (it ends every rank so when one has
+// died, and SIGKILLs what is left a moment later: odls_base_sigkill_timeout):
+// in-flight and new requests get 503 at once, then the server stops.
+void Server::watch_signals(sigset_t set) {
+  siginfo_t info{};
+  while (sigwaitinfo(&set, &info) < 0) {
+  }
+  if (info.si_pid == getpid() && !state_.draining && stopped_) return;  // released by run()
+  const bool pipeline = opts_.mpi && opts_.mpi->pipelined();
+  if (pipeline && from_mpi_launcher(info)) return end_mpi_job();
+  std::fprintf(stderr, "volga serve: %s received, finishing %d request(s) in flight\n",
+               info.si_signo == SIGINT ? "SIGINT" : "SIGTERM", state_.active.load());
+  state_.draining = true;
+  const timespec tick = {0, 20 * 1000 * 1000};
+  while (state_.active.load() > 0) {
+    if (sigtimedwait(&set, &info, &tick) > 0 && pipeline && from_mpi_launcher(info)) return end_mpi_job();
+  }
+  http_.stop();
+}
+
+void Server::end_mpi_job() {
+  std::fprintf(stderr,
+               "volga serve: the MPI launcher is ending the job (a rank has stopped, or mpirun was stopped; mpirun "
+               "names the rank): answering the %d request(s) in flight and new ones with 503, then exiting\n",
+               state_.active.load());
+  std::fflush(stderr);
+  state_.draining = true;
+  mpi_ended_ = true;
+  opts_.mpi->end_job();
+  scheduler_->fail_everything("the MPI job is ending: a rank has stopped");
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);  // a client too slow to read
+  while (state_.active.load() > 0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  http_.stop();
 }
 
 bool Server::authorized(const httplib::Request& req, httplib::Response& res) {
@@ -447,24 +509,24 @@ int Server::run() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  std::thread signals([this, set] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    std::fprintf(stderr, "volga serve: %s received, finishing %d request(s) in flight\n",
-                 sig == SIGINT ? "SIGINT" : "SIGTERM", state_.active.load());
-    state_.draining = true;
-    while (state_.active.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    http_.stop();
-  });
+  std::thread signals([this, set] { watch_signals(set); });
   std::fprintf(stderr, "volga serve: %s on http://%s:%d (%d parallel sequences, context %d tokens%s)\n", state_.name.c_str(),
                opts_.host.c_str(), opts_.port, opts_.parallel, state_.model.ctx,
                opts_.api_keys.empty() ? ", no API key" : ", API key required");
   std::fflush(stderr);
   http_.listen_after_bind();
+  stopped_ = true;
   if (!state_.draining) {  // stopped for another reason: release the signal thread
     pthread_kill(signals.native_handle(), SIGTERM);
   }
   signals.join();
+  if (mpi_ended_) {
+    // The engine thread may be waiting on a rank that is gone: leave without
+    // joining it (the launcher would SIGKILL this process a moment later).
+    std::fprintf(stderr, "volga serve: stopped: the MPI job ended\n");
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
   std::fprintf(stderr, "volga serve: stopped\n");
   return 0;
 }

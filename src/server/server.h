@@ -51,6 +51,9 @@ struct ServerOptions {
 };
 
 // Runs until SIGINT/SIGTERM, then finishes in-flight requests and returns 0.
+// Rank 0 of an MPI job whose launcher sends the signal (a rank has died)
+// answers in-flight and new requests with 503 instead and exits with status 1
+// (docs/MULTINODE.md, "Failures").
 // Throws volga::Error when the model cannot be loaded or the port bound.
 int run_server(const ServerOptions& opts);
 

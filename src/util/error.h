@@ -13,4 +13,11 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// The service cannot answer now, through no fault of the request (e.g. a rank
+// of the MPI job serving the model has stopped): the server answers 503.
+class UnavailableError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace volga

@@ -8,6 +8,7 @@ reference by test_reference) and, for serving, the official `openai` client.
 Skips with a visible SKIPPED message (exit 77 under ctest) when mpirun is
 absent or volga was built without MPI. Run through ctest (VOLGA_BIN,
 VOLGA_SYNTH, VOLGA_ROOT) with Debian's /usr/bin/python3."""
+import http.client
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -117,6 +119,27 @@ class PipelineExactness(unittest.TestCase):
     def test_qwen3moe(self):
         self.check_arch("qwen3moe")
 
+    def test_hidden_states_in_sixteen_bits_halve_the_bytes(self):
+        # --mpi-hidden f32 (the default) stays exact; bf16 runs and sends half the bytes per hop.
+        path = synth("llama", *MODELS["llama"])
+        alone = generate([], path, "--temperature", "0")
+        traffic = {}
+        for hidden in ("f32", "bf16"):
+            out = run([*mpirun_args(2), VOLGA, "run", path, "-p", PROMPT, "-n", "24", "--json", "-t", "1",
+                       "--ignore-eos", "--temperature", "0", "--mpi-hidden", hidden])
+            got = json.loads(out.stdout.strip().splitlines()[-1])
+            self.assertEqual(len(got["ids"]), 24)
+            if hidden == "f32":
+                self.assertEqual(got["ids"], alone["ids"])
+            m = re.search(r"pipeline traffic: (\d+) tokens, ([\d.]+) hidden-state bytes per token per hop \((\w+)\)",
+                          out.stderr)
+            self.assertIsNotNone(m, out.stderr[-2000:])
+            self.assertEqual(m.group(3), hidden)
+            traffic[hidden] = float(m.group(2))
+        n_embd = int(re.search(r"^embedding:\s+(\d+)", run([VOLGA, "info", path]).stdout, re.M).group(1))
+        self.assertEqual(traffic["f32"], 4 * n_embd)
+        self.assertEqual(traffic["bf16"], traffic["f32"] / 2)
+
     def test_bench_runs_split(self):
         path = synth("qwen3moe", *MODELS["qwen3moe"])
         out = run([*mpirun_args(3), VOLGA, "bench", path, "-p", "8", "-n", "4", "-r", "1", "-t", "1", "--json"])
@@ -190,9 +213,9 @@ def rank_pids(launcher_pid):
 
 
 class MpiServer:
-    def __init__(self, n, path, *extra):
+    def __init__(self, n, path, *extra, mpi_extra=()):
         self.port = free_port()
-        self.proc = subprocess.Popen([*mpirun_args(n), VOLGA, "serve", path, "--port", str(self.port), "-t", "1",
+        self.proc = subprocess.Popen([*mpirun_args(n), *mpi_extra, VOLGA, "serve", path, "--port", str(self.port), "-t", "1",
                                       *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -245,20 +268,45 @@ class PipelineServing(unittest.TestCase):
             if server.proc.poll() is None:
                 server.proc.kill()
 
-    def test_killed_rank_ends_the_job_with_a_message(self):
+    def test_killed_rank_gets_503_and_ends_the_job(self):
+        """kill -9 of rank 1 while a stream and a plain request run: the stream ends with a
+        service_unavailable error event, the plain request gets HTTP 503 JSON, and the job ends."""
         path = synth("llama", *MODELS["llama"])
-        server = MpiServer(3, path)
+        # odls_base_sigkill_timeout: the launcher's grace between SIGTERM and SIGKILL (default 1 s),
+        # so a busy 2-core CI machine still lets rank 0 answer before it is killed.
+        server = MpiServer(3, path, "--parallel", "2", mpi_extra=["--mca", "odls_base_sigkill_timeout", "5"])
         try:
             pids = rank_pids(server.proc.pid)
             self.assertEqual(sorted(pids), [0, 1, 2])
+            body = {"model": "x", "prompt": "Tell me a story", "max_tokens": 3000, "temperature": 1.0, "seed": 3}
+            results = {}
+            threads = [threading.Thread(target=post_json, args=(server.port, dict(body, stream=True), results, "stream")),
+                       threading.Thread(target=post_json, args=(server.port, body, results, "plain"))]
+            for t in threads:
+                t.start()
+            deadline = time.time() + 60
+            while "stream_first" not in results and time.time() < deadline:
+                time.sleep(0.01)
+            self.assertIn("stream_first", results, results)
             t0 = time.time()
             os.kill(pids[1], signal.SIGKILL)
-            rc = server.proc.wait(timeout=90)
-            self.assertLess(time.time() - t0, 90)
+            rc = server.proc.wait(timeout=60)
+            self.assertLess(time.time() - t0, 30)
+            for t in threads:
+                t.join(timeout=30)
             err = server.proc.stderr.read().decode()
             server.proc.stderr.close()
             self.assertNotEqual(rc, 0)
             self.assertRegex(err, r"rank 1|process rank 1|signal 9|Killed")
+            self.assertIn("the MPI launcher is ending the job", err)
+            status, events = results["stream"]
+            self.assertEqual(status, 200)  # the stream had started; it ends with an error event
+            errors = [e["error"] for e in events if isinstance(e, dict) and "error" in e]
+            self.assertEqual(len(errors), 1, events[-3:])
+            self.assertEqual(errors[0]["code"], "service_unavailable")
+            status, reply = results["plain"]
+            self.assertEqual(status, 503, reply)
+            self.assertEqual(reply["error"]["code"], "service_unavailable")
             for pid in pids.values():  # no rank is left behind (zombies are reaped by their parent)
                 try:
                     with open("/proc/%d/stat" % pid) as f:
@@ -270,6 +318,29 @@ class PipelineServing(unittest.TestCase):
             if server.proc.poll() is None:
                 server.proc.kill()
 
+
+def post_json(port, body, results, key):
+    """POST /v1/completions; results[key] = (status, JSON reply or list of SSE events);
+    results[key + '_first'] is set when the first streamed event arrives."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        if not body.get("stream") or resp.status != 200:
+            results[key] = (resp.status, json.loads(resp.read() or b"null"))
+            return
+        events = []
+        for line in resp:
+            line = line.decode().strip()
+            if not line.startswith("data: "):
+                continue
+            results[key + "_first"] = True
+            events.append(line[6:] if line[6:] == "[DONE]" else json.loads(line[6:]))
+        results[key] = (resp.status, events)
+    except (OSError, http.client.HTTPException) as e:
+        results[key] = (None, repr(e))
+    finally:
+        conn.close()
 
 RSS_WRAPPER = ("import os, resource, subprocess, sys\n"
                "rc = subprocess.call(sys.argv[1:])\n"

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
@@ -153,6 +154,41 @@ TEST(PipelineMessage, MalformedMessagesAreRefused) {
   StageMessage bad_block = m;
   bad_block.tables = {1, 0, 1, 9999};
   EXPECT_THROW(mirror_into(bad_block, other), Error);
+}
+
+// --mpi-hidden: f32 travels exactly; bf16 and f16 take half the bytes and
+// round each value to their precision (8 and 11 significant bits).
+TEST(PipelineMessage, SixteenBitHiddenStatesHalveTheBytes) {
+  ModelSpec spec;
+  spec.n_layer = 2;
+  spec.n_embd = 4;
+  spec.n_head = spec.n_head_kv = 1;
+  spec.head_dim_k = spec.head_dim_v = 32;
+  spec.n_vocab = 10;
+  KvCache cache(spec, 2, 64);
+  Batch b;
+  b.add(3, 0, 1, true);
+  b.add(4, 1, 1, false);
+  cache.prepare(b);
+  const std::vector<float> x = {0.5f, -3.0f, 1.0f / 3.0f, 1234.567f, 1e-3f, -2.75f, 0.1f, 65504.0f};
+  const std::vector<uint8_t> f32 = encode_stage_forward(b, cache, x, 4, HiddenType::F32);
+  EXPECT_EQ(decode_stage_message(f32).x, x);
+  for (HiddenType t : {HiddenType::BF16, HiddenType::F16}) {
+    const std::vector<uint8_t> half = encode_stage_forward(b, cache, x, 4, t);
+    EXPECT_EQ(half.size(), f32.size() - x.size() * 2);
+    const StageMessage m = decode_stage_message(half);
+    EXPECT_EQ(m.header.hidden_type, static_cast<int64_t>(t));
+    const double tol = t == HiddenType::BF16 ? 1.0 / 256 : 1.0 / 2048;
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(m.x[i], x[i], std::abs(x[i]) * tol) << hidden_type_name(t) << " " << i;
+    EXPECT_EQ(m.x[0], 0.5f);  // exactly representable values stay exact
+    EXPECT_EQ(m.x[1], -3.0f);
+  }
+  std::vector<uint8_t> bad = f32;  // an unknown wire type
+  const int64_t nine = 9;
+  std::memcpy(bad.data() + offsetof(StageHeader, hidden_type), &nine, sizeof nine);
+  EXPECT_THROW(decode_stage_message(bad), Error);
+  EXPECT_EQ(parse_hidden_type("bf16"), HiddenType::BF16);
+  EXPECT_THROW(parse_hidden_type("f8"), Error);
 }
 
 TEST(PipelinePlan, ProportionalContiguousAndValidated) {

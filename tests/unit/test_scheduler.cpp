@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <tuple>
 
 #include "format/gguf.h"
@@ -250,6 +252,81 @@ TEST_P(SchedulerTest, EngineTasksRunBetweenStepsAndLeaveGenerationsUnchanged) {
     EXPECT_STREQ(e.what(), "task failed on purpose");
   }
   expect_same(run(*s, prompt, 24), alone);  // the engine goes on
+}
+
+// A model with forward passes in flight, as a pipeline over MPI ranks
+// presents itself (Model::pipeline_depth() > 1): each pass is computed when
+// submitted and returned when collected, later. It checks what the
+// scheduler promises: passes in flight hold different sequences.
+class InFlightModel final : public Model {
+ public:
+  InFlightModel(Model& inner, int depth) : inner_(inner), depth_(depth) {}
+  const ModelSpec& spec() const override { return inner_.spec(); }
+  Logits forward(const Batch& batch, KvCache& cache) override { return inner_.forward(batch, cache); }
+  int pipeline_depth() const override { return depth_; }
+  void submit(const Batch& batch, KvCache& cache) override {
+    std::vector<int> seqs;
+    for (const BatchToken& t : batch.tokens) seqs.push_back(t.seq);
+    for (const auto& pass : passes_)
+      for (int s : pass.second)
+        if (std::find(seqs.begin(), seqs.end(), s) != seqs.end()) ADD_FAILURE() << "sequence " << s << " in two passes";
+    passes_.emplace_back(inner_.forward(batch, cache), seqs);
+    max_in_flight = std::max(max_in_flight, passes_.size());
+  }
+  Logits collect() override {
+    Logits l = std::move(passes_.front().first);
+    passes_.pop_front();
+    return l;
+  }
+  void abandon() override { passes_.clear(); }
+  size_t max_in_flight = 0;
+
+ private:
+  Model& inner_;
+  int depth_;
+  std::deque<std::pair<Logits, std::vector<int>>> passes_;
+};
+
+// Eight streams spread over three passes in flight: each gets its solo output.
+TEST_P(SchedulerTest, PassesInFlightGiveTheSoloOutputs) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 8; ++i) prompts.push_back(seq(13 * i + 1, 10 + 7 * i));
+  std::vector<Output> solo;
+  for (auto& p : prompts) solo.push_back(cold(p, 12));
+  InFlightModel pipelined(*model_, 3);
+  SchedulerOptions o;
+  o.n_slots = 8;
+  o.n_ctx = 160;
+  o.step_tokens = 24;
+  o.type_k = o.type_v = type();
+  {
+    Scheduler s(pipelined, o);
+    std::vector<std::shared_ptr<RequestHandle>> handles;
+    for (auto& p : prompts) handles.push_back(s.submit(request(p, 12)));
+    for (size_t i = 0; i < handles.size(); ++i) expect_same(collect(*handles[i]), solo[i]);
+  }
+  EXPECT_GE(pipelined.max_in_flight, 2u);
+  EXPECT_LE(pipelined.max_in_flight, 3u);
+}
+
+// A pool too small for three requests with passes in flight: preemption
+// takes only sequences that are not in flight, and every output is exact.
+TEST_P(SchedulerTest, PassesInFlightSurvivePreemption) {
+  const std::vector<std::vector<int32_t>> prompts = {seq(11, 40), seq(22, 37), seq(33, 45)};
+  std::vector<Output> solo;
+  for (auto& p : prompts) solo.push_back(cold(p, 40));
+  InFlightModel pipelined(*model_, 2);
+  SchedulerOptions o;
+  o.n_slots = 3;
+  o.n_ctx = 160;
+  o.step_tokens = 24;
+  o.kv_blocks = 7;
+  o.type_k = o.type_v = type();
+  Scheduler s(pipelined, o);
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (auto& p : prompts) handles.push_back(s.submit(request(p, 40)));
+  for (size_t i = 0; i < handles.size(); ++i) expect_same(collect(*handles[i]), solo[i]);
+  EXPECT_GT(s.stats().preemptions, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, SchedulerTest,
