@@ -150,7 +150,6 @@ int main(int argc, char** argv) {
     std::vector<uint8_t> w;
     const WeightMatrix wm = random_weights(type, rows, cols, rng, w);
     std::vector<float> y(static_cast<size_t>(rows * tokens));
-    const Int8Acts& acts = int8_acts_block(type) == 256 ? acts256.view : acts32.view;
     const double t = best_seconds(reps, [&] { k.matmul_rows(wm, 0, rows, xf.data(), tokens, y.data(), rows); });
     std::printf("| %s | %.1f | %.1f | %.0f%% |\n", dtype_name(type), static_cast<double>(w.size()) / 1e6,
                 flops / t / 1e9, 100 * flops / t / peak);
