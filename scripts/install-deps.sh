@@ -13,6 +13,7 @@ packages=(
   clang libclang-rt-14-dev
   libopenmpi-dev openmpi-bin
   chromium
+  qemu-user
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,10 +6,12 @@
 #include "chat/chat_format.h"
 #include "cli/commands.h"
 #include "format/gguf.h"
+#include "kernels/dispatch.h"
 #include "tokenizer/tokenizer.h"
 #include "model/arch.h"
 #include "model/model.h"
 #include "runtime/pipeline_plan.h"
+#include "util/cpu_features.h"
 #include "util/error.h"
 
 namespace volga::cli {
@@ -61,6 +63,8 @@ Command add_info(CLI::App& app) {
     std::printf("format:        GGUF v%u, %zu tensors, %zu metadata keys, alignment %llu\n", f->version(),
                 f->tensors().size(), f->metadata().size(), static_cast<unsigned long long>(f->alignment()));
     std::printf("size:          %s\n", human_bytes(static_cast<double>(f->file_size())).c_str());
+    std::printf("kernels:       %s (this CPU: %s; VOLGA_ISA=ref|avx2|avx512 chooses)\n", kernels::active_kernels().name,
+                cpu_features().describe().c_str());
     std::string arch = f->get_string_opt("general.architecture").value_or("(none)");
     std::printf("architecture:  %s\n", arch.c_str());
     if (auto name = f->get_string_opt("general.name")) std::printf("name:          %s\n", name->c_str());

@@ -59,6 +59,10 @@
 #include "kernels/dispatch.h"
 
 namespace volga::kernels::tiled {
+// Internal linkage: the reference and each SIMD kernel file compile their own
+// copy of these functions with their own ISA flags, so the linker can never
+// keep an AVX-compiled copy for the reference path.
+namespace {
 
 inline constexpr int kB = kKvBlockTokens;
 
@@ -234,4 +238,5 @@ void attend(const AttendTile& a, float* scratch) {
   finish<Ops>(a, acc);
 }
 
+}  // namespace
 }  // namespace volga::kernels::tiled

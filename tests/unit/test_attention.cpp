@@ -31,9 +31,10 @@ struct PagedCopy {
   std::vector<float> floats;
   PagedRows rows;
 };
-PagedCopy make_paged(const std::vector<float>& src, int n_pos, int64_t width, DType type, uint32_t seed) {
+PagedCopy make_paged(const std::vector<float>& src, int n_pos, int64_t width, DType type, uint32_t seed,
+                     int64_t pad = 32) {
   PagedCopy c;
-  const int64_t first = 32, row_w = first + width + 32;  // the head sits between two other heads
+  const int64_t first = pad, row_w = first + width + pad;  // the head sits between other heads
   const int64_t rb = row_bytes(type, row_w), n_blocks = (n_pos + kKvBlockTokens - 1) / kKvBlockTokens + 2;
   const int64_t block_bytes = kKvBlockTokens * rb + 64;
   c.pool.assign(static_cast<size_t>(n_blocks * block_bytes), 0xAB);
@@ -62,6 +63,7 @@ struct Case {
   int group;
   int64_t dk, dv;
   int n_tokens, n_pos0;
+  int64_t pad = 32;  // elements of other heads on each side of the head in a cache row
 };
 
 // Queries, cache and the float64 answer of one case.
@@ -73,8 +75,8 @@ struct Problem {
   Problem(const Case& cs, uint32_t seed) : c(cs) {
     const int n_pos = c.n_pos0 + c.n_tokens - 1;
     q = random_floats(static_cast<size_t>(c.n_tokens * c.group * c.dk), seed, 2.0f);
-    keys = make_paged(random_floats(static_cast<size_t>(n_pos * c.dk), seed + 1, 2.0f), n_pos, c.dk, c.type, seed);
-    values = make_paged(random_floats(static_cast<size_t>(n_pos * c.dv), seed + 2), n_pos, c.dv, c.type, seed + 7);
+    keys = make_paged(random_floats(static_cast<size_t>(n_pos * c.dk), seed + 1, 2.0f), n_pos, c.dk, c.type, seed, c.pad);
+    values = make_paged(random_floats(static_cast<size_t>(n_pos * c.dv), seed + 2), n_pos, c.dv, c.type, seed + 7, c.pad);
   }
   float scale() const { return 1.0f / std::sqrt(static_cast<float>(c.dk)); }
 
@@ -180,6 +182,27 @@ TEST(Attention, TiledKernelIsBitIdenticalAcrossIsas) {
       ASSERT_EQ(0, std::memcmp(got.data(), want.data(), sizeof(float) * want.size())) << isa_name(isa) << " " << label(c);
     }
   }
+}
+
+// Rows holding many heads (an encoder's [token][n_embd] keys: 12 heads of 32
+// in BGE-small; a KV cache row of many key/value heads) are far wider than a
+// head: the few-query path that reads rows in place must touch only the
+// head's elements (it once cleared a whole row's bytes in head-sized scratch).
+TEST(Attention, WideRowsOfManyHeadsOnEveryIsa) {
+  uint32_t seed = 900;
+  for (DType type : {DType::F32, DType::F16, DType::BF16, DType::Q8_0})
+    for (int n_pos0 : {9, 40})
+      for (int n_tokens : {1, 3}) {
+        const Case c{type, 1, 32, 32, n_tokens, n_pos0, 6 * 32};
+        Problem pr(c, seed++);
+        const std::vector<float> want = pr.run(ref_kernels());
+        const std::vector<double> exact = pr.exact();
+        for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(want[i], exact[i], 1e-4) << label(c);
+        for (Isa isa : available_isas()) {
+          const std::vector<float> got = pr.run(kernel_table(isa));
+          ASSERT_EQ(0, std::memcmp(got.data(), want.data(), sizeof(float) * want.size())) << isa_name(isa) << " " << label(c);
+        }
+      }
 }
 
 // A query's result does not depend on the tile it is computed in: each
