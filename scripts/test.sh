@@ -5,9 +5,11 @@
 #      checked too; e2e.mpi then reports skipped, the pipeline's stage logic runs
 #      in-process in test_pipeline): the same tests, except the per-architecture
 #      sweeps over every weight type against the NumPy oracle (e2e.llama ...
-#      e2e.qwen35moe) and the i-quant greedy comparison with llama.cpp (e2e.iquants_llamacpp):
-#      numerics are checked in step 1, and the kernels' memory
-#      safety under ASan by the cross-ISA unit tests and e2e.IsaPaths
+#      e2e.qwen35moe, e2e.Int8Activations, e2e.IsaPaths), the i-quant greedy
+#      comparison with llama.cpp (e2e.iquants_llamacpp) and the emulated older
+#      CPUs (e2e.older_cpus: qemu-user does not run ASan binaries): numerics are
+#      checked in step 1, and the kernels' memory safety under ASan by the
+#      cross-ISA unit tests (every type, odd sizes, every ISA, bitwise)
 #   3. the fuzzers (GGUF, safetensors, Jinja, grammar, JSON Schema, tool output, imatrix,
 #      document index, pipeline messages, ...) under ASan
 #      for a bounded time (FUZZ_SECONDS, default 60)
@@ -26,7 +28,7 @@ echo "== AddressSanitizer + UndefinedBehaviorSanitizer build =="
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVOLGA_SANITIZE=ON -DVOLGA_MPI=OFF >/dev/null
 cmake --build build-asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -j "$jobs" -E '^e2e\.(llama|qwen2|qwen3|qwen3moe|deepseek2|qwen35|qwen35moe|iquants_llamacpp)$' 
+  ctest --test-dir build-asan --output-on-failure -j "$jobs" -E '^e2e\.(llama|qwen2|qwen3|qwen3moe|deepseek2|qwen35|qwen35moe|Int8Activations|IsaPaths|iquants_llamacpp|older_cpus)$'
 
 echo "== fuzzers =="
 scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
