@@ -22,23 +22,15 @@
 #include "tensor/dtype.h"
 #include "tensor/quant.h"
 
+#include "bench_timing.h"
+
 using namespace volga;
 using namespace volga::kernels;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-template <typename Fn>
-double best_seconds(int reps, Fn&& fn) {
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = Clock::now();
-    fn();
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  return best;
-}
+using bench::best_seconds;
+using bench::Clock;
 
 // A paged cache of n_pos random rows of `width` elements stored as `type`,
 // the blocks in reverse order.

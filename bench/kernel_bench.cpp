@@ -27,23 +27,15 @@
 #include "tensor/type_traits.h"
 #include "util/cpu_features.h"
 
+#include "bench_timing.h"
+
 using namespace volga;
 using namespace volga::kernels;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-template <typename Fn>
-double best_seconds(int reps, Fn&& fn) {
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = Clock::now();
-    fn();
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  return best;
-}
+using bench::best_seconds;
+using bench::Clock;
 
 // Sums the bytes 32 at a time (AVX2): the read rate the kernels compete with.
 __attribute__((target("avx2"))) int64_t plain_read(const uint8_t* p, size_t n) {
