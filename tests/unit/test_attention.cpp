@@ -131,6 +131,29 @@ std::string label(const Case& c) {
          " dv " + std::to_string(c.dv) + " tokens " + std::to_string(c.n_tokens) + " n_pos0 " + std::to_string(c.n_pos0);
 }
 
+// Every ISA within float rounding of the float64 attention.
+void expect_float64_attention(const Problem& pr) {
+  const Case& c = pr.c;
+  const std::vector<double> want = pr.exact();
+  double vmax = 0;
+  for (float v : pr.values.floats) vmax = std::max(vmax, static_cast<double>(std::fabs(v)));
+  for (Isa isa : available_isas()) {
+    const std::vector<float> got = pr.run(kernel_table(isa));
+    for (size_t i = 0; i < want.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], 2e-6 * vmax * std::sqrt(static_cast<double>(c.dk)))
+          << isa_name(isa) << " " << label(c) << " at " << i;
+  }
+}
+
+// Every ISA gives the reference kernels' bits.
+void expect_reference_bits(const Problem& pr) {
+  const std::vector<float> want = pr.run(ref_kernels());
+  for (Isa isa : available_isas()) {
+    const std::vector<float> got = pr.run(kernel_table(isa));
+    ASSERT_EQ(0, std::memcmp(got.data(), want.data(), sizeof(float) * want.size())) << isa_name(isa) << " " << label(pr.c);
+  }
+}
+
 std::vector<Case> cases() {
   std::vector<Case> out;
   struct Shape {
@@ -159,15 +182,7 @@ TEST(Attention, TiledKernelMatchesFloat64Attention) {
   uint32_t seed = 1;
   for (const Case& c : cases()) {
     Problem pr(c, seed++);
-    const std::vector<double> want = pr.exact();
-    double vmax = 0;
-    for (float v : pr.values.floats) vmax = std::max(vmax, static_cast<double>(std::fabs(v)));
-    for (Isa isa : available_isas()) {
-      const std::vector<float> got = pr.run(kernel_table(isa));
-      for (size_t i = 0; i < want.size(); ++i)
-        ASSERT_NEAR(got[i], want[i], 2e-6 * vmax * std::sqrt(static_cast<double>(c.dk)))
-            << isa_name(isa) << " " << label(c) << " at " << i;
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_float64_attention(pr));
   }
 }
 
@@ -176,11 +191,7 @@ TEST(Attention, TiledKernelIsBitIdenticalAcrossIsas) {
   uint32_t seed = 100;
   for (const Case& c : cases()) {
     Problem pr(c, seed++);
-    const std::vector<float> want = pr.run(ref_kernels());
-    for (Isa isa : available_isas()) {
-      const std::vector<float> got = pr.run(kernel_table(isa));
-      ASSERT_EQ(0, std::memcmp(got.data(), want.data(), sizeof(float) * want.size())) << isa_name(isa) << " " << label(c);
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_reference_bits(pr));
   }
 }
 
@@ -198,10 +209,7 @@ TEST(Attention, WideRowsOfManyHeadsOnEveryIsa) {
         const std::vector<float> want = pr.run(ref_kernels());
         const std::vector<double> exact = pr.exact();
         for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(want[i], exact[i], 1e-4) << label(c);
-        for (Isa isa : available_isas()) {
-          const std::vector<float> got = pr.run(kernel_table(isa));
-          ASSERT_EQ(0, std::memcmp(got.data(), want.data(), sizeof(float) * want.size())) << isa_name(isa) << " " << label(c);
-        }
+        ASSERT_NO_FATAL_FAILURE(expect_reference_bits(pr));
       }
 }
 
@@ -298,15 +306,7 @@ TEST(AttentionDepth, ChunkedKernelMatchesFloat64Attention) {
   for (const Case& c : deep_cases()) {
     if (c.n_tokens == 3) continue;  // the float64 loops are the slow part
     Problem pr(c, seed++);
-    const std::vector<double> want = pr.exact();
-    double vmax = 0;
-    for (float v : pr.values.floats) vmax = std::max(vmax, static_cast<double>(std::fabs(v)));
-    for (Isa isa : available_isas()) {
-      const std::vector<float> got = pr.run(kernel_table(isa));
-      for (size_t i = 0; i < want.size(); ++i)
-        ASSERT_NEAR(got[i], want[i], 2e-6 * vmax * std::sqrt(static_cast<double>(c.dk)))
-            << isa_name(isa) << " " << label(c) << " at " << i;
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_float64_attention(pr));
   }
 }
 
